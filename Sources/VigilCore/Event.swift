@@ -1,0 +1,179 @@
+/// A 128-bit idempotency key. Two events with the same key in one tenant are the same event.
+public struct EventKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var high: UInt64
+    public var low: UInt64
+
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// Builds a key from the first 16 bytes of a digest (big endian).
+    public init<C: Collection<UInt8>>(digest: C) {
+        precondition(digest.count >= 16, "an event key needs 16 bytes")
+        var h: UInt64 = 0, l: UInt64 = 0
+        for (i, b) in digest.prefix(16).enumerated() {
+            if i < 8 { h = h << 8 | UInt64(b) } else { l = l << 8 | UInt64(b) }
+        }
+        high = h
+        low = l
+    }
+
+    /// The 16 bytes, big endian: the form stored in databases.
+    public var bytes: [UInt8] {
+        var out = [UInt8](repeating: 0, count: 16)
+        for i in 0..<8 {
+            out[i] = UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64(i)))
+            out[8 + i] = UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64(i)))
+        }
+        return out
+    }
+
+    public var description: String {
+        let hex = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        for b in bytes {
+            out.append(hex[Int(b >> 4)])
+            out.append(hex[Int(b & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func < (lhs: EventKey, rhs: EventKey) -> Bool {
+        (lhs.high, lhs.low) < (rhs.high, rhs.low)
+    }
+}
+
+/// A tenant name: lower-case letters, digits, `-` and `_`, 1 to 64 characters, starting with a
+/// letter or digit. Tenant names become file names, so nothing else is allowed.
+public struct TenantName: Hashable, Sendable, CustomStringConvertible, Comparable {
+    public let rawValue: String
+
+    public init?(_ raw: String) {
+        let bytes = Array(raw.utf8)
+        guard (1...64).contains(bytes.count) else { return nil }
+        for (i, b) in bytes.enumerated() {
+            let ok = (b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) || (i > 0 && (b == 0x2D || b == 0x5F))
+            guard ok else { return nil }
+        }
+        rawValue = raw
+    }
+
+    public static let defaultTenant = TenantName("default")!
+
+    public var description: String { rawValue }
+    public static func < (lhs: TenantName, rhs: TenantName) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// A normalized event, ready to store.
+///
+/// `fields` holds the document without `@timestamp` and `event.ingested` (those live in
+/// `timestamp` and `ingested`); nested objects follow ECS (`host.name` is `{"host":{"name":..}}`).
+public struct Event: Sendable, Equatable {
+    public var tenant: TenantName
+    public var key: EventKey
+    public var timestamp: EpochMillis
+    public var ingested: EpochMillis
+    public var fields: JSONObject
+
+    public init(tenant: TenantName, key: EventKey, timestamp: EpochMillis, ingested: EpochMillis, fields: JSONObject) {
+        self.tenant = tenant
+        self.key = key
+        self.timestamp = timestamp
+        self.ingested = ingested
+        self.fields = fields
+    }
+
+    /// The full document as search returns it: `@timestamp` first, then the fields, with
+    /// `event.ingested` added under `event`.
+    public var document: JSONObject {
+        var doc = JSONObject()
+        doc.members.reserveCapacity(fields.count + 1)
+        doc.members.append(("@timestamp", .string(Timestamp.formatRFC3339(timestamp))))
+        doc.members.append(contentsOf: fields.members)
+        var eventObject = doc["event"]?.objectValue ?? JSONObject()
+        eventObject["ingested"] = .string(Timestamp.formatRFC3339(ingested))
+        doc["event"] = .object(eventObject)
+        return doc
+    }
+}
+
+/// Turns flat dotted keys into nested objects, the shape ECS documents have.
+public enum FieldNesting {
+    /// `{"host.name":"a","host":{"ip":"1"}}` becomes `{"host":{"name":"a","ip":"1"}}`.
+    /// Where a dotted key collides with a scalar (`{"a":1,"a.b":2}`) the dotted key is kept as
+    /// it is, so nothing is lost.
+    public static func nest(_ object: JSONObject) -> JSONObject {
+        var result = JSONObject()
+        result.members.reserveCapacity(object.count)
+        for (key, value) in object.members {
+            let nestedValue: JSONValue
+            if case .object(let child) = value { nestedValue = .object(nest(child)) } else { nestedValue = value }
+            if key.utf8.contains(UInt8(ascii: ".")), !key.hasPrefix("."), !key.hasSuffix("."), !key.contains("..") {
+                let parts = key.split(separator: ".").map(String.init)
+                if insert(nestedValue, path: parts[...], into: &result) { continue }
+            }
+            merge(key, nestedValue, into: &result)
+        }
+        return result
+    }
+
+    /// Sets the value at a path, creating objects on the way. Returns false on a collision.
+    static func insert(_ value: JSONValue, path: ArraySlice<String>, into object: inout JSONObject) -> Bool {
+        guard let head = path.first else { return false }
+        if path.count == 1 {
+            if let existing = object[head] {
+                if case .object(let a) = existing, case .object(let b) = value {
+                    var merged = a
+                    for (k, v) in b.members { merge(k, v, into: &merged) }
+                    object[head] = .object(merged)
+                    return true
+                }
+                return false
+            }
+            object.members.append((head, value))
+            return true
+        }
+        var child: JSONObject
+        if let existing = object[head] {
+            guard case .object(let o) = existing else { return false }
+            child = o
+        } else {
+            child = JSONObject()
+        }
+        guard insert(value, path: path.dropFirst(), into: &child) else { return false }
+        object[head] = .object(child)
+        return true
+    }
+
+    static func merge(_ key: String, _ value: JSONValue, into object: inout JSONObject) {
+        if let existing = object[key], case .object(let a) = existing, case .object(let b) = value {
+            var merged = a
+            for (k, v) in b.members { merge(k, v, into: &merged) }
+            object[key] = .object(merged)
+        } else if object[key] != nil {
+            // A duplicate key: JSON says the last one wins.
+            object[key] = value
+        } else {
+            object.members.append((key, value))
+        }
+    }
+
+    /// Sets `value` at a dotted path, replacing what is there.
+    public static func set(_ value: JSONValue, at path: String, in object: inout JSONObject) {
+        let parts = path.split(separator: ".").map(String.init)
+        setParts(value, parts[...], in: &object)
+    }
+
+    static func setParts(_ value: JSONValue, _ parts: ArraySlice<String>, in object: inout JSONObject) {
+        guard let head = parts.first else { return }
+        if parts.count == 1 {
+            object[head] = value
+            return
+        }
+        var child = object[head]?.objectValue ?? JSONObject()
+        setParts(value, parts.dropFirst(), in: &child)
+        object[head] = .object(child)
+    }
+}

@@ -1,0 +1,451 @@
+/// A JSON value that keeps object members in their original order.
+///
+/// Vigil parses every ingested line with its own parser instead of Foundation's: it is
+/// faster on Linux, never traps on hostile input, and reports the byte offset where a
+/// document stopped being JSON (used in quarantine details).
+public enum JSONValue: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    /// An integer that fits in 64 bits, kept exact.
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object(JSONObject)
+}
+
+/// An ordered JSON object. Lookups are linear: events have tens of keys, not thousands.
+public struct JSONObject: Sendable, Equatable {
+    public var members: [(key: String, value: JSONValue)]
+
+    public init() { members = [] }
+    public init(_ members: [(key: String, value: JSONValue)]) { self.members = members }
+
+    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+        guard lhs.members.count == rhs.members.count else { return false }
+        for (l, r) in zip(lhs.members, rhs.members) where l.key != r.key || l.value != r.value {
+            return false
+        }
+        return true
+    }
+
+    public var isEmpty: Bool { members.isEmpty }
+    public var count: Int { members.count }
+
+    public subscript(key: String) -> JSONValue? {
+        get { members.first(where: { $0.key == key })?.value }
+        set {
+            if let index = members.firstIndex(where: { $0.key == key }) {
+                if let newValue { members[index].value = newValue } else { members.remove(at: index) }
+            } else if let newValue {
+                members.append((key, newValue))
+            }
+        }
+    }
+
+    @discardableResult
+    public mutating func removeValue(forKey key: String) -> JSONValue? {
+        guard let index = members.firstIndex(where: { $0.key == key }) else { return nil }
+        return members.remove(at: index).value
+    }
+}
+
+extension JSONValue {
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    public var objectValue: JSONObject? {
+        if case .object(let o) = self { return o }
+        return nil
+    }
+
+    /// The value as text for indexing and comparisons: strings as they are, numbers and
+    /// booleans in their JSON spelling, `nil` for null, arrays and objects.
+    public var scalarText: String? {
+        switch self {
+        case .string(let s): return s
+        case .int(let i): return String(i)
+        case .double(let d): return JSONWriter.formatDouble(d)
+        case .bool(let b): return b ? "true" : "false"
+        case .null, .array, .object: return nil
+        }
+    }
+
+    /// Looks up a dotted path (`host.name`) in nested objects; a literal dotted key at any
+    /// level is found too, so `{"host.name": "a"}` and `{"host": {"name": "a"}}` agree.
+    public func value(atPath path: String) -> JSONValue? {
+        guard case .object(let object) = self else { return nil }
+        if let direct = object[path] { return direct }
+        var rest = Substring(path)
+        while let dot = rest.firstIndex(of: ".") {
+            let head = String(path[path.startIndex..<dot])
+            if let child = object[head], case .object = child {
+                let tail = String(path[path.index(after: dot)...])
+                if let found = child.value(atPath: tail) { return found }
+            }
+            rest = rest[rest.index(after: dot)...]
+        }
+        return nil
+    }
+}
+
+// MARK: - Parsing
+
+/// An error raised when bytes are not one valid JSON document.
+public struct JSONParseError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        case unexpectedEnd = "unexpected_end"
+        case unexpectedCharacter = "unexpected_character"
+        case invalidNumber = "invalid_number"
+        case invalidString = "invalid_string"
+        case invalidEscape = "invalid_escape"
+        case tooDeep = "too_deep"
+        case trailingData = "trailing_data"
+    }
+    public var code: Code
+    /// Byte offset where parsing stopped.
+    public var offset: Int
+
+    public init(code: Code, offset: Int) {
+        self.code = code
+        self.offset = offset
+    }
+
+    // Never includes the input: log lines carry secrets and PII.
+    public var description: String { "JSON \(String(code.rawValue.map { $0 == "_" ? " " : $0 })) at byte \(offset)" }
+}
+
+/// Parses JSON from UTF-8 bytes.
+public struct JSONParser {
+    /// Deepest nesting accepted; deeper input is refused instead of exhausting the stack.
+    public static let maxDepth = 64
+
+    /// Parses exactly one JSON document (surrounding whitespace allowed).
+    public static func parse(_ bytes: some Collection<UInt8>) throws(JSONParseError) -> JSONValue {
+        let array = Array(bytes)
+        return try array.withUnsafeBufferPointer { buffer throws(JSONParseError) in
+            var parser = Cursor(buffer: buffer)
+            parser.skipWhitespace()
+            let value = try parser.parseValue(depth: 0)
+            parser.skipWhitespace()
+            guard parser.index == buffer.count else { throw JSONParseError(code: .trailingData, offset: parser.index) }
+            return value
+        }
+    }
+
+    public static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
+        try parse(Array(text.utf8))
+    }
+
+    /// Parses a stream of concatenated JSON documents (Splunk HEC style), separated by any
+    /// whitespace or nothing at all. On failure the error tells which document (0-based) broke.
+    public static func parseConcatenated(_ bytes: [UInt8]) throws(ConcatenatedError) -> [JSONValue] {
+        try bytes.withUnsafeBufferPointer { buffer throws(ConcatenatedError) in
+            var parser = Cursor(buffer: buffer)
+            var values: [JSONValue] = []
+            parser.skipWhitespace()
+            while parser.index < buffer.count {
+                do throws(JSONParseError) {
+                    values.append(try parser.parseValue(depth: 0))
+                } catch {
+                    throw ConcatenatedError(documentIndex: values.count, error: error)
+                }
+                parser.skipWhitespace()
+            }
+            return values
+        }
+    }
+
+    public struct ConcatenatedError: Error, Sendable {
+        public var documentIndex: Int
+        public var error: JSONParseError
+    }
+
+    struct Cursor {
+        let buffer: UnsafeBufferPointer<UInt8>
+        var index = 0
+
+        init(buffer: UnsafeBufferPointer<UInt8>) { self.buffer = buffer }
+
+        @inline(__always) mutating func skipWhitespace() {
+            while index < buffer.count {
+                switch buffer[index] {
+                case 0x20, 0x0A, 0x0D, 0x09: index += 1
+                default: return
+                }
+            }
+        }
+
+        @inline(__always) func fail(_ code: JSONParseError.Code) -> JSONParseError {
+            JSONParseError(code: index >= buffer.count ? .unexpectedEnd : code, offset: index)
+        }
+
+        mutating func parseValue(depth: Int) throws(JSONParseError) -> JSONValue {
+            guard depth < JSONParser.maxDepth else { throw JSONParseError(code: .tooDeep, offset: index) }
+            guard index < buffer.count else { throw fail(.unexpectedEnd) }
+            switch buffer[index] {
+            case UInt8(ascii: "{"): return .object(try parseObject(depth: depth))
+            case UInt8(ascii: "["): return try parseArray(depth: depth)
+            case UInt8(ascii: "\""): return .string(try parseString())
+            case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
+            case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
+            case UInt8(ascii: "n"): try expectLiteral("null"); return .null
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
+            default: throw fail(.unexpectedCharacter)
+            }
+        }
+
+        mutating func expectLiteral(_ literal: StaticString) throws(JSONParseError) {
+            let count = literal.utf8CodeUnitCount
+            guard index + count <= buffer.count else { throw JSONParseError(code: .unexpectedEnd, offset: buffer.count) }
+            let start = literal.utf8Start
+            for i in 0..<count where buffer[index + i] != start[i] {
+                index += i
+                throw fail(.unexpectedCharacter)
+            }
+            index += count
+        }
+
+        mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONObject {
+            index += 1  // {
+            var object = JSONObject()
+            skipWhitespace()
+            if index < buffer.count, buffer[index] == UInt8(ascii: "}") {
+                index += 1
+                return object
+            }
+            while true {
+                skipWhitespace()
+                guard index < buffer.count, buffer[index] == UInt8(ascii: "\"") else { throw fail(.unexpectedCharacter) }
+                let key = try parseString()
+                skipWhitespace()
+                guard index < buffer.count, buffer[index] == UInt8(ascii: ":") else { throw fail(.unexpectedCharacter) }
+                index += 1
+                skipWhitespace()
+                let value = try parseValue(depth: depth + 1)
+                object.members.append((key, value))
+                skipWhitespace()
+                guard index < buffer.count else { throw fail(.unexpectedEnd) }
+                if buffer[index] == UInt8(ascii: ",") { index += 1; continue }
+                if buffer[index] == UInt8(ascii: "}") { index += 1; return object }
+                throw fail(.unexpectedCharacter)
+            }
+        }
+
+        mutating func parseArray(depth: Int) throws(JSONParseError) -> JSONValue {
+            index += 1  // [
+            var values: [JSONValue] = []
+            skipWhitespace()
+            if index < buffer.count, buffer[index] == UInt8(ascii: "]") {
+                index += 1
+                return .array(values)
+            }
+            while true {
+                skipWhitespace()
+                values.append(try parseValue(depth: depth + 1))
+                skipWhitespace()
+                guard index < buffer.count else { throw fail(.unexpectedEnd) }
+                if buffer[index] == UInt8(ascii: ",") { index += 1; continue }
+                if buffer[index] == UInt8(ascii: "]") { index += 1; return .array(values) }
+                throw fail(.unexpectedCharacter)
+            }
+        }
+
+        mutating func parseNumber() throws(JSONParseError) -> JSONValue {
+            let start = index
+            var isInteger = true
+            if buffer[index] == UInt8(ascii: "-") { index += 1 }
+            guard index < buffer.count else { throw fail(.invalidNumber) }
+            if buffer[index] == UInt8(ascii: "0") {
+                index += 1
+            } else if (UInt8(ascii: "1")...UInt8(ascii: "9")).contains(buffer[index]) {
+                while index < buffer.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buffer[index]) { index += 1 }
+            } else {
+                throw fail(.invalidNumber)
+            }
+            if index < buffer.count, buffer[index] == UInt8(ascii: ".") {
+                isInteger = false
+                index += 1
+                let digits = index
+                while index < buffer.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buffer[index]) { index += 1 }
+                guard index > digits else { throw fail(.invalidNumber) }
+            }
+            if index < buffer.count, buffer[index] | 0x20 == UInt8(ascii: "e") {
+                isInteger = false
+                index += 1
+                if index < buffer.count, buffer[index] == UInt8(ascii: "+") || buffer[index] == UInt8(ascii: "-") { index += 1 }
+                let digits = index
+                while index < buffer.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buffer[index]) { index += 1 }
+                guard index > digits else { throw fail(.invalidNumber) }
+            }
+            let text = String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<index]), as: UTF8.self)
+            if isInteger, let value = Int64(text) { return .int(value) }
+            guard let value = Double(text) else { throw JSONParseError(code: .invalidNumber, offset: start) }
+            return .double(value)
+        }
+
+        mutating func parseString() throws(JSONParseError) -> String {
+            index += 1  // opening quote
+            let start = index
+            // Fast path: no escapes.
+            while index < buffer.count {
+                let byte = buffer[index]
+                if byte == UInt8(ascii: "\"") {
+                    let slice = UnsafeBufferPointer(rebasing: buffer[start..<index])
+                    index += 1
+                    guard let string = String(validating: slice, as: UTF8.self) else {
+                        throw JSONParseError(code: .invalidString, offset: start)
+                    }
+                    return string
+                }
+                if byte == UInt8(ascii: "\\") { break }
+                if byte < 0x20 { throw fail(.invalidString) }
+                index += 1
+            }
+            var bytes = Array(UnsafeBufferPointer(rebasing: buffer[start..<index]))
+            while index < buffer.count {
+                let byte = buffer[index]
+                switch byte {
+                case UInt8(ascii: "\""):
+                    index += 1
+                    guard let string = String(validating: bytes, as: UTF8.self) else {
+                        throw JSONParseError(code: .invalidString, offset: start)
+                    }
+                    return string
+                case UInt8(ascii: "\\"):
+                    index += 1
+                    guard index < buffer.count else { throw fail(.unexpectedEnd) }
+                    let escape = buffer[index]
+                    index += 1
+                    switch escape {
+                    case UInt8(ascii: "\""): bytes.append(0x22)
+                    case UInt8(ascii: "\\"): bytes.append(0x5C)
+                    case UInt8(ascii: "/"): bytes.append(0x2F)
+                    case UInt8(ascii: "b"): bytes.append(0x08)
+                    case UInt8(ascii: "f"): bytes.append(0x0C)
+                    case UInt8(ascii: "n"): bytes.append(0x0A)
+                    case UInt8(ascii: "r"): bytes.append(0x0D)
+                    case UInt8(ascii: "t"): bytes.append(0x09)
+                    case UInt8(ascii: "u"):
+                        var scalar = try parseHex4()
+                        if (0xD800...0xDBFF).contains(scalar) {
+                            // A high surrogate must be followed by an escaped low surrogate.
+                            if index + 1 < buffer.count, buffer[index] == UInt8(ascii: "\\"), buffer[index + 1] == UInt8(ascii: "u") {
+                                index += 2
+                                let low = try parseHex4()
+                                guard (0xDC00...0xDFFF).contains(low) else { throw JSONParseError(code: .invalidEscape, offset: index - 6) }
+                                scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                            } else {
+                                throw JSONParseError(code: .invalidEscape, offset: index - 6)
+                            }
+                        } else if (0xDC00...0xDFFF).contains(scalar) {
+                            throw JSONParseError(code: .invalidEscape, offset: index - 6)
+                        }
+                        guard let unicode = Unicode.Scalar(scalar) else { throw JSONParseError(code: .invalidEscape, offset: index - 6) }
+                        bytes.append(contentsOf: Array(String(Character(unicode)).utf8))
+                    default:
+                        throw JSONParseError(code: .invalidEscape, offset: index - 1)
+                    }
+                default:
+                    if byte < 0x20 { throw fail(.invalidString) }
+                    bytes.append(byte)
+                    index += 1
+                }
+            }
+            throw fail(.unexpectedEnd)
+        }
+
+        mutating func parseHex4() throws(JSONParseError) -> UInt32 {
+            guard index + 4 <= buffer.count else { throw JSONParseError(code: .unexpectedEnd, offset: buffer.count) }
+            var value: UInt32 = 0
+            for _ in 0..<4 {
+                let byte = buffer[index]
+                let digit: UInt32
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
+                default: throw JSONParseError(code: .invalidEscape, offset: index)
+                }
+                value = value << 4 | digit
+                index += 1
+            }
+            return value
+        }
+    }
+}
+
+// MARK: - Writing
+
+/// Serializes `JSONValue`s as compact UTF-8 JSON.
+public enum JSONWriter {
+    public static func string(_ value: JSONValue) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        write(value, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func bytes(_ value: JSONValue) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        write(value, into: &out)
+        return out
+    }
+
+    public static func write(_ value: JSONValue, into out: inout [UInt8]) {
+        switch value {
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let i): out.append(contentsOf: String(i).utf8)
+        case .double(let d): out.append(contentsOf: formatDouble(d).utf8)
+        case .string(let s): writeString(s, into: &out)
+        case .array(let values):
+            out.append(UInt8(ascii: "["))
+            for (i, v) in values.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                write(v, into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let object):
+            out.append(UInt8(ascii: "{"))
+            for (i, member) in object.members.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                writeString(member.key, into: &out)
+                out.append(UInt8(ascii: ":"))
+                write(member.value, into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in s.utf8 {
+            switch byte {
+            case 0x22: out.append(0x5C); out.append(0x22)
+            case 0x5C: out.append(0x5C); out.append(0x5C)
+            case 0x0A: out.append(0x5C); out.append(UInt8(ascii: "n"))
+            case 0x0D: out.append(0x5C); out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(0x5C); out.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                out.append(contentsOf: "\\u00".utf8)
+                out.append(hexDigits[Int(byte >> 4)])
+                out.append(hexDigits[Int(byte & 0xF)])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// Formats a double the way JSON readers expect; non-finite values become `null`.
+    public static func formatDouble(_ d: Double) -> String {
+        guard d.isFinite else { return "null" }
+        if d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }
+        return "\(d)"
+    }
+}

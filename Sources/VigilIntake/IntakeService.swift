@@ -1,0 +1,243 @@
+import Crypto
+import Logging
+import Metrics
+import Synchronization
+import VigilCore
+import VigilStorage
+
+/// What happened to each decoded item of a request.
+public enum ItemStatus: Sendable, Equatable {
+    case accepted
+    case duplicate
+    case quarantined(QuarantineReason, detail: String)
+}
+
+public struct IngestOutcome: Sendable {
+    public var statuses: [ItemStatus]
+    public var accepted: Int { statuses.filter { $0 == .accepted }.count }
+    public var duplicates: Int { statuses.filter { $0 == .duplicate }.count }
+    public var quarantined: Int {
+        statuses.filter { if case .quarantined = $0 { return true } else { return false } }.count
+    }
+}
+
+/// Admission: normalizes decoded items into events, gives each its idempotency key, drops
+/// duplicates, and appends events and quarantined items durably to the intake queue.
+///
+/// Duplicate detection spans the store (`EventStore.existingKeys`) and events that are in the
+/// queue but not stored yet (`pending`), so a retry that races the pipeline is still caught.
+public final class IntakeService: Sendable {
+    let queue: any IntakeQueue
+    let store: any EventStore
+    let clock: any VigilClock
+    public let limits: IntakeLimits
+    let logger: Logger
+    /// Keys appended to the queue and not yet stored, per tenant.
+    let pending = Mutex<[TenantName: Set<EventKey>]>([:])
+
+    let receivedCounter: Counter
+    let acceptedCounter: Counter
+    let duplicateCounter: Counter
+
+    public init(queue: any IntakeQueue, store: any EventStore, clock: any VigilClock, limits: IntakeLimits, logger: Logger) {
+        self.queue = queue
+        self.store = store
+        self.clock = clock
+        self.limits = limits
+        self.logger = logger
+        receivedCounter = Counter(label: "vigil_events_received_total")
+        acceptedCounter = Counter(label: "vigil_events_accepted_total")
+        duplicateCounter = Counter(label: "vigil_events_duplicates_total")
+    }
+
+    /// Marks keys of records already in the queue as pending (called once at start-up with
+    /// what the spool still holds).
+    public func restorePending(_ records: [[UInt8]]) {
+        var restored = 0
+        pending.withLock { pending in
+            for bytes in records {
+                if case .event(let event)? = IntakeRecord.decode(bytes) {
+                    pending[event.tenant, default: []].insert(event.key)
+                    restored += 1
+                }
+            }
+        }
+        if restored > 0 { logger.info("Restored pending keys from the intake spool", metadata: ["events": "\(restored)"]) }
+    }
+
+    /// Called by the pipeline once events are stored.
+    public func markStored(_ events: [Event]) {
+        pending.withLock { pending in
+            for event in events { pending[event.tenant]?.remove(event.key) }
+        }
+    }
+
+    /// Admits a request's items for a tenant.
+    /// - Returns: the status of every item, in order.
+    /// - Throws: `IntakeError` when the queue refuses (full, disk full); then nothing was kept.
+    public func submit(tenant: TenantName, source: String, items: [DecodedItem]) async throws -> IngestOutcome {
+        let received = clock.now()
+        receivedCounter.increment(by: items.count)
+        var statuses = [ItemStatus](repeating: .accepted, count: items.count)
+        var records: [IntakeRecord] = []
+        var events: [(index: Int, event: Event)] = []
+        var ordinals: [EventKey: Int] = [:]
+        for (index, item) in items.enumerated() {
+            switch normalize(item, tenant: tenant, source: source, received: received, ordinals: &ordinals) {
+            case .event(let event):
+                events.append((index, event))
+            case .quarantine(let rejection):
+                statuses[index] = .quarantined(rejection.reason, detail: rejection.detail)
+                records.append(.quarantine(rejection))
+            }
+        }
+
+        // Reserve keys: a key already pending, or twice in this request, is a duplicate.
+        var reserved: [(index: Int, event: Event)] = []
+        pending.withLock { pending in
+            var keys = pending[tenant, default: []]
+            for candidate in events {
+                if keys.insert(candidate.event.key).inserted {
+                    reserved.append(candidate)
+                } else {
+                    statuses[candidate.index] = .duplicate
+                }
+            }
+            pending[tenant] = keys
+        }
+        let stored: Set<EventKey>
+        do {
+            stored = try await store.existingKeys(tenant: tenant, keys: reserved.map(\.event.key))
+        } catch {
+            release(tenant, reserved.map(\.event.key))
+            throw error
+        }
+        var admitted: [Event] = []
+        var alreadyStored: [EventKey] = []
+        for candidate in reserved {
+            if stored.contains(candidate.event.key) {
+                statuses[candidate.index] = .duplicate
+                alreadyStored.append(candidate.event.key)
+            } else {
+                admitted.append(candidate.event)
+                records.append(.event(candidate.event))
+            }
+        }
+        release(tenant, alreadyStored)
+        do {
+            try await queue.append(records.map { $0.encoded() })
+        } catch {
+            release(tenant, admitted.map(\.key))
+            throw error
+        }
+        let outcome = IngestOutcome(statuses: statuses)
+        acceptedCounter.increment(by: outcome.accepted)
+        duplicateCounter.increment(by: outcome.duplicates)
+        for status in statuses {
+            if case .quarantined(let reason, _) = status {
+                Counter(label: "vigil_events_quarantined_total", dimensions: [("reason", reason.rawValue)]).increment()
+            }
+        }
+        return outcome
+    }
+
+    func release(_ tenant: TenantName, _ keys: [EventKey]) {
+        guard !keys.isEmpty else { return }
+        pending.withLock { pending in
+            for key in keys { pending[tenant]?.remove(key) }
+        }
+    }
+
+    // MARK: - Normalization
+
+    func normalize(_ item: DecodedItem, tenant: TenantName, source: String, received: EpochMillis, ordinals: inout [EventKey: Int]) -> Admission {
+        func reject(_ reason: QuarantineReason, _ detail: String, _ raw: [UInt8]) -> Admission {
+            .quarantine(QuarantineItem(tenant: tenant, reason: reason, detail: detail, source: source, received: received,
+                                    raw: Array(raw.prefix(limits.quarantineRawBytes))))
+        }
+        let candidate: Candidate
+        switch item {
+        case .rejected(let reason, let detail, let raw): return reject(reason, detail, raw)
+        case .candidate(let c): candidate = c
+        }
+        var fields = FieldNesting.nest(candidate.object)
+
+        let timestamp: EpochMillis
+        switch candidate.timestamp {
+        case .absent: timestamp = received
+        case .invalid(let detail): return reject(.invalidField, detail, candidate.raw)
+        case .millis(let millis):
+            guard millis >= received - limits.maxPastMillis, millis <= received + limits.maxFutureMillis else {
+                return reject(.timestampOutOfRange, "@timestamp \(Timestamp.formatRFC3339(millis)) is outside the accepted range of \(limits.maxPastMillis / 86_400_000) days back and \(limits.maxFutureMillis / 3_600_000) hours ahead", candidate.raw)
+            }
+            timestamp = millis
+        }
+        if let message = fields["message"], message.stringValue == nil {
+            return reject(.invalidField, "message must be a string", candidate.raw)
+        }
+
+        // Identity fields move under vigil.*.
+        var vigil = fields.removeValue(forKey: "vigil")?.objectValue ?? JSONObject()
+        vigil["tenant"] = .string(tenant.rawValue)
+        let eventIDValue = fields.removeValue(forKey: "event_id")
+        var eventID = candidate.transportID
+        if eventID == nil, let eventIDValue {
+            guard let text = eventIDValue.scalarText, !text.isEmpty else {
+                return reject(.invalidField, "event_id must be a non-empty string", candidate.raw)
+            }
+            eventID = text
+        }
+        if let eventID, eventID.utf8.count > 512 {
+            return reject(.invalidField, "event_id is longer than 512 bytes", candidate.raw)
+        }
+        let sourceIDValue = fields.removeValue(forKey: "source_id")
+        let seqValue = fields.removeValue(forKey: "seq")
+        var sourceSeq: (String, Int64)?
+        if sourceIDValue != nil || seqValue != nil {
+            guard case .string(let sourceID)? = sourceIDValue, !sourceID.isEmpty, sourceID.utf8.count <= 256 else {
+                return reject(.invalidField, "source_id must be a non-empty string of at most 256 bytes when seq is given", candidate.raw)
+            }
+            guard case .int(let seq)? = seqValue, seq >= 0 else {
+                return reject(.invalidField, "seq must be a non-negative integer when source_id is given", candidate.raw)
+            }
+            sourceSeq = (sourceID, seq)
+            vigil["source_id"] = .string(sourceID)
+            vigil["seq"] = .int(seq)
+        }
+        if let eventID { vigil["event_id"] = .string(eventID) }
+
+        var key: EventKey
+        if let eventID {
+            key = Self.key(["e", tenant.rawValue, eventID])
+        } else if let (sourceID, seq) = sourceSeq {
+            key = Self.key(["s", tenant.rawValue, sourceID, String(seq)])
+        } else {
+            // Content key: the same line with the same time is the same event. The n-th
+            // identical copy inside one request gets ordinal n, so a request's own repeats
+            // are kept while a retry of the whole request is recognised.
+            var hasher = SHA256()
+            hasher.update(data: Array("h\u{0}\(tenant.rawValue)\u{0}\(timestamp)\u{0}".utf8))
+            hasher.update(data: candidate.raw)
+            key = EventKey(digest: Array(hasher.finalize()))
+            let ordinal = ordinals[key, default: 0]
+            ordinals[key] = ordinal + 1
+            if ordinal > 0 { key = Self.key(["o", tenant.rawValue, key.description, String(ordinal)]) }
+        }
+        fields["vigil"] = .object(vigil)
+        return .event(Event(tenant: tenant, key: key, timestamp: timestamp, ingested: received, fields: fields))
+    }
+
+    enum Admission {
+        case event(Event)
+        case quarantine(QuarantineItem)
+    }
+
+    static func key(_ parts: [String]) -> EventKey {
+        var hasher = SHA256()
+        for part in parts {
+            hasher.update(data: Array(part.utf8))
+            hasher.update(data: [0])
+        }
+        return EventKey(digest: Array(hasher.finalize()))
+    }
+}

@@ -1,0 +1,77 @@
+import Logging
+import Dispatch
+import Metrics
+import ServiceLifecycle
+import VigilCore
+import VigilStorage
+
+/// Moves records from the intake queue into the event store, then commits the queue.
+///
+/// Store writes are idempotent by event key, so a crash between the store commit and the
+/// queue commit only replays records that change nothing. On graceful shutdown the pipeline
+/// drains what the queue holds before returning.
+public struct PipelineService: Service {
+    let queue: any IntakeQueue
+    let store: any EventStore
+    let intake: IntakeService
+    let logger: Logger
+    public var batchRecords = 5_000
+
+    public init(queue: any IntakeQueue, store: any EventStore, intake: IntakeService, logger: Logger) {
+        self.queue = queue
+        self.store = store
+        self.intake = intake
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let storedCounter = Counter(label: "vigil_events_stored_total")
+        let writeTimer = Timer(label: "vigil_store_write_seconds")
+        let failures = Counter(label: "vigil_errors_total", dimensions: [("stage", "store"), ("error", "write_failed")])
+        await withGracefulShutdownHandler {
+            var backoffMillis: Int64 = 50
+            while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                do {
+                    guard let batch = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: false) else { continue }
+                    let start = DispatchTime.now()
+                    try await process(batch, stored: storedCounter)
+                    writeTimer.recordInterval(since: start)
+                    backoffMillis = 50
+                } catch is CancellationError {
+                    break
+                } catch {
+                    failures.increment()
+                    logger.error("Store write failed; retrying", metadata: ["error": "\(error)"])
+                    // Back off and read again from the last commit; nothing is lost.
+                    try? await Task.sleep(for: .milliseconds(backoffMillis))
+                    backoffMillis = min(backoffMillis * 2, 5_000)
+                }
+            }
+        } onGracefulShutdown: {
+            if let spool = queue as? Spool { spool.shutdown() }
+        }
+        // Drain: everything acknowledged before shutdown is stored before we return.
+        while let batch = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: true) {
+            try await process(batch, stored: storedCounter)
+        }
+        logger.info("Intake pipeline drained")
+    }
+
+    func process(_ batch: IntakeBatch, stored: Counter) async throws {
+        var events: [Event] = []
+        var quarantined: [QuarantineItem] = []
+        for bytes in batch.records {
+            switch IntakeRecord.decode(bytes) {
+            case .event(let event)?: events.append(event)
+            case .quarantine(let item)?: quarantined.append(item)
+            case nil:
+                Counter(label: "vigil_events_dropped_total", dimensions: [("stage", "pipeline"), ("reason", "undecodable_record"), ("intentional", "false")]).increment()
+                logger.error("Undecodable intake record skipped")
+            }
+        }
+        let count = try await store.write(events: events, quarantined: quarantined)
+        stored.increment(by: count)
+        try queue.commit(batch)
+        intake.markStored(events)
+    }
+}

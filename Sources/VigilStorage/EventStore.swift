@@ -1,0 +1,124 @@
+import VigilCore
+import VigilQuery
+
+/// A time-bounded, tenant-scoped search. Built only by the server's planner from an
+/// authenticated request: the tenant and the bounds are never taken from query text.
+public struct SearchRequest: Sendable {
+    public var tenant: TenantName
+    public var query: QueryNode
+    /// Inclusive lower bound on `@timestamp`.
+    public var from: EpochMillis
+    /// Exclusive upper bound on `@timestamp`.
+    public var to: EpochMillis
+    public var limit: Int
+
+    public init(tenant: TenantName, query: QueryNode, from: EpochMillis, to: EpochMillis, limit: Int) {
+        self.tenant = tenant
+        self.query = query
+        self.from = from
+        self.to = to
+        self.limit = limit
+    }
+}
+
+public struct SearchResult: Sendable {
+    /// Matching events, newest first.
+    public var events: [Event]
+    /// The exact number of matching events in the range.
+    public var total: Int
+
+    public init(events: [Event], total: Int) {
+        self.events = events
+        self.total = total
+    }
+}
+
+/// Why an event went to quarantine instead of the store.
+public enum QuarantineReason: String, Sendable, CaseIterable, Codable {
+    case malformedJSON = "malformed_json"
+    case missingTimestamp = "missing_timestamp"
+    case timestampOutOfRange = "timestamp_out_of_range"
+    case oversize
+    case invalidField = "invalid_field"
+    case unknownTenant = "unknown_tenant"
+    case unparseable
+}
+
+/// One quarantined input, kept with its reason so it can be inspected and replayed.
+public struct QuarantineItem: Sendable, Equatable {
+    public var tenant: TenantName
+    public var reason: QuarantineReason
+    /// A human explanation; never contains the raw bytes.
+    public var detail: String
+    /// The endpoint or listener it came through (`ingest`, `hec`, `bulk`, `syslog`).
+    public var source: String
+    public var received: EpochMillis
+    /// The raw input, cut to the quarantine's byte bound.
+    public var raw: [UInt8]
+
+    public init(tenant: TenantName, reason: QuarantineReason, detail: String, source: String, received: EpochMillis, raw: [UInt8]) {
+        self.tenant = tenant
+        self.reason = reason
+        self.detail = detail
+        self.source = source
+        self.received = received
+        self.raw = raw
+    }
+}
+
+/// Where normalized events are kept. Implementations: `SQLiteEventStore` (embedded).
+///
+/// Writes are idempotent by `Event.key`: writing an event whose key is already stored for
+/// its tenant changes nothing, so replaying the intake queue after a crash never duplicates.
+public protocol EventStore: Sendable {
+    /// Stores events and quarantined items; returns how many events were newly stored.
+    func write(events: [Event], quarantined: [QuarantineItem]) async throws -> Int
+    /// The subset of `keys` already stored for the tenant.
+    func existingKeys(tenant: TenantName, keys: [EventKey]) async throws -> Set<EventKey>
+    func search(_ request: SearchRequest) async throws -> SearchResult
+    /// Quarantined items of a tenant, newest first.
+    func quarantine(tenant: TenantName, reason: QuarantineReason?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [QuarantineItem]
+}
+
+/// A principal behind an API key.
+public enum Principal: Sendable, Equatable {
+    case admin
+    case tenant(TenantName)
+}
+
+/// Tenants and API keys. Keys are stored only as SHA-256 hashes.
+public protocol TenantDirectory: Sendable {
+    func tenantExists(_ tenant: TenantName) async throws -> Bool
+    /// Creates a tenant and returns a new API key for it. Throws if it exists.
+    func createTenant(_ tenant: TenantName) async throws -> String
+    func listTenants() async throws -> [TenantName]
+    /// Resolves a presented key; nil when unknown.
+    func principal(forKey key: String) async throws -> Principal?
+}
+
+/// An error from a store, with a code fit for a metric label.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        case tenantExists = "tenant_exists"
+        case unknownTenant = "unknown_tenant"
+        case unavailable
+        case interrupted
+    }
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "StoreError.\(code.rawValue): \(message)" }
+}
+
+/// A query the store refuses to plan (a field name outside the allowed alphabet, ...):
+/// the caller's mistake, answered with a 4xx.
+public struct QueryRefusal: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,306 @@
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+import VigilCore
+import VigilQuery
+import VigilStorage
+
+/// The embedded event store: one SQLite database per tenant per UTC day, in WAL mode,
+/// with normalized columns for common ECS fields, the full document as JSON, and an FTS5
+/// token index over `message`.
+///
+/// Layout under the data directory:
+/// ```
+/// events/<tenant>/<yyyymmdd>.sqlite   events of that tenant and day
+/// events/<tenant>/tenant.sqlite       idempotency keys and quarantine of that tenant
+/// ```
+/// Partitions are separate files so that retention drops a whole day with one unlink and
+/// tenants can never see each other's rows.
+public final class SQLiteEventStore: EventStore {
+    public let directory: URL
+    private let logger: Logger
+    private let partitions = Mutex<[String: DatabasePool]>([:])
+    private let tenantDatabases = Mutex<[TenantName: DatabasePool]>([:])
+
+    /// Creates the store rooted at `<dataDirectory>/events`.
+    public init(dataDirectory: URL, logger: Logger) throws {
+        directory = dataDirectory.appendingPathComponent("events", isDirectory: true)
+        self.logger = logger
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    // MARK: - Databases
+
+    static func configuration(readonly: Bool = false) -> Configuration {
+        var config = Configuration()
+        config.readonly = readonly
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            // FULL: a committed batch survives power loss, so the intake checkpoint that
+            // follows it never points past data that is not on disk.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        return config
+    }
+
+    func tenantDirectory(_ tenant: TenantName) -> URL {
+        directory.appendingPathComponent(tenant.rawValue, isDirectory: true)
+    }
+
+    func partitionURL(_ tenant: TenantName, day: Int64) -> URL {
+        tenantDirectory(tenant).appendingPathComponent("\(Timestamp.dayStamp(day)).sqlite")
+    }
+
+    /// The partition of a tenant and day, created when `create` is set; nil if it does not exist.
+    func partition(_ tenant: TenantName, day: Int64, create: Bool) throws -> DatabasePool? {
+        let key = "\(tenant.rawValue)/\(day)"
+        if let pool = partitions.withLock({ $0[key] }) { return pool }
+        let url = partitionURL(tenant, day: day)
+        if !create, !FileManager.default.fileExists(atPath: url.path) { return nil }
+        try FileManager.default.createDirectory(at: tenantDirectory(tenant), withIntermediateDirectories: true)
+        let pool = try DatabasePool(path: url.path, configuration: Self.configuration())
+        try Self.partitionMigrator.migrate(pool)
+        return partitions.withLock { cache in
+            if let existing = cache[key] { return existing }
+            cache[key] = pool
+            return pool
+        }
+    }
+
+    func tenantDatabase(_ tenant: TenantName) throws -> DatabasePool {
+        if let pool = tenantDatabases.withLock({ $0[tenant] }) { return pool }
+        try FileManager.default.createDirectory(at: tenantDirectory(tenant), withIntermediateDirectories: true)
+        let url = tenantDirectory(tenant).appendingPathComponent("tenant.sqlite")
+        let pool = try DatabasePool(path: url.path, configuration: Self.configuration())
+        try Self.tenantMigrator.migrate(pool)
+        return tenantDatabases.withLock { cache in
+            if let existing = cache[tenant] { return existing }
+            cache[tenant] = pool
+            return pool
+        }
+    }
+
+    /// Days that have a partition file for the tenant, ascending.
+    func existingDays(_ tenant: TenantName) -> [Int64] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: tenantDirectory(tenant).path)) ?? []
+        return names.compactMap { name -> Int64? in
+            guard name.hasSuffix(".sqlite") else { return nil }
+            return Timestamp.day(fromStamp: String(name.dropLast(7)))
+        }.sorted()
+    }
+
+    // Shipped migrations never change: add new ones instead.
+    static let partitionMigrator: DatabaseMigrator = {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE event (
+                    id INTEGER PRIMARY KEY,
+                    ts INTEGER NOT NULL,
+                    ingested INTEGER NOT NULL,
+                    key BLOB NOT NULL UNIQUE,
+                    dataset TEXT,
+                    host_name TEXT,
+                    source_ip TEXT,
+                    source_port INTEGER,
+                    destination_ip TEXT,
+                    destination_port INTEGER,
+                    network_transport TEXT,
+                    user_name TEXT,
+                    event_action TEXT,
+                    event_outcome TEXT,
+                    observer_vendor TEXT,
+                    message TEXT,
+                    doc TEXT NOT NULL
+                );
+                CREATE INDEX event_ts ON event(ts);
+                CREATE VIRTUAL TABLE event_fts USING fts5(
+                    message, content='event', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+                );
+                """)
+        }
+        return migrator
+    }()
+
+    static let tenantMigrator: DatabaseMigrator = {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE event_key (key BLOB PRIMARY KEY, day INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE TABLE quarantine (
+                    id INTEGER PRIMARY KEY,
+                    received INTEGER NOT NULL,
+                    reason TEXT NOT NULL,
+                    detail TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    raw BLOB NOT NULL
+                );
+                CREATE INDEX quarantine_received ON quarantine(received);
+                """)
+        }
+        return migrator
+    }()
+
+    // MARK: - Writing
+
+    public func write(events: [Event], quarantined: [QuarantineItem]) async throws -> Int {
+        var stored = 0
+        let eventsByTenant = Dictionary(grouping: events, by: \.tenant)
+        let quarantineByTenant = Dictionary(grouping: quarantined, by: \.tenant)
+        for tenant in Set(eventsByTenant.keys).union(quarantineByTenant.keys).sorted() {
+            let tenantEvents = eventsByTenant[tenant] ?? []
+            for (day, dayEvents) in Dictionary(grouping: tenantEvents, by: { Timestamp.day(of: $0.timestamp) }) {
+                guard let pool = try partition(tenant, day: day, create: true) else { continue }
+                let rows = dayEvents.map(EventRow.init)
+                stored += try await pool.write { db in try Self.insert(rows, into: db) }
+            }
+            let keyRows = tenantEvents.map { (Data($0.key.bytes), Timestamp.day(of: $0.timestamp)) }
+            let items = quarantineByTenant[tenant] ?? []
+            let tenantDB = try tenantDatabase(tenant)
+            try await tenantDB.write { db in
+                let keyStatement = try db.cachedStatement(sql: "INSERT OR IGNORE INTO event_key (key, day) VALUES (?, ?)")
+                for (key, day) in keyRows {
+                    try keyStatement.execute(arguments: [key, day])
+                }
+                let quarantineStatement = try db.cachedStatement(
+                    sql: "INSERT INTO quarantine (received, reason, detail, source, raw) VALUES (?, ?, ?, ?, ?)")
+                for item in items {
+                    try quarantineStatement.execute(arguments: [item.received, item.reason.rawValue, item.detail, item.source, Data(item.raw)])
+                }
+            }
+        }
+        return stored
+    }
+
+    /// The columns of one event, computed outside the write transaction.
+    struct EventRow: Sendable {
+        var arguments: StatementArguments
+        var message: String?
+
+        init(_ event: Event) {
+            var fields = event.fields
+            let message = fields.removeValue(forKey: "message")
+            let messageText: String? = message.flatMap { $0.scalarText }
+            if let message, messageText == nil {
+                // A non-string message is kept in the document as it came.
+                fields["message"] = message
+            }
+            let doc = JSONValue.object(fields)
+            func text(_ path: String) -> (any DatabaseValueConvertible)? { doc.value(atPath: path)?.scalarText }
+            func int(_ path: String) -> (any DatabaseValueConvertible)? {
+                switch doc.value(atPath: path) {
+                case .int(let i): return i
+                case .string(let s): return Int64(s)
+                default: return nil
+                }
+            }
+            let values: [(any DatabaseValueConvertible)?] = [
+                event.timestamp, event.ingested, Data(event.key.bytes),
+                text("event.dataset"), text("host.name"), text("source.ip"), int("source.port"),
+                text("destination.ip"), int("destination.port"), text("network.transport"), text("user.name"),
+                text("event.action"), text("event.outcome"), text("observer.vendor"),
+                messageText, JSONWriter.string(doc),
+            ]
+            arguments = StatementArguments(values)
+            self.message = messageText
+        }
+    }
+
+    static func insert(_ rows: [EventRow], into db: Database) throws -> Int {
+        let insertEvent = try db.cachedStatement(sql: """
+            INSERT OR IGNORE INTO event (ts, ingested, key, dataset, host_name, source_ip, source_port,
+                destination_ip, destination_port, network_transport, user_name, event_action, event_outcome,
+                observer_vendor, message, doc)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        let insertText = try db.cachedStatement(sql: "INSERT INTO event_fts (rowid, message) VALUES (?, ?)")
+        var stored = 0
+        for row in rows {
+            try insertEvent.execute(arguments: row.arguments)
+            // An ignored insert is a replay of an event already stored: index nothing.
+            guard db.changesCount > 0 else { continue }
+            stored += 1
+            if let message = row.message {
+                try insertText.execute(arguments: [db.lastInsertedRowID, message])
+            }
+        }
+        return stored
+    }
+
+    public func existingKeys(tenant: TenantName, keys: [EventKey]) async throws -> Set<EventKey> {
+        guard !keys.isEmpty else { return [] }
+        let pool = try tenantDatabase(tenant)
+        return try await pool.read { db in
+            var found = Set<EventKey>()
+            let statement = try db.cachedStatement(sql: "SELECT 1 FROM event_key WHERE key = ?")
+            for key in keys {
+                if try Bool.fetchOne(statement, arguments: [Data(key.bytes)]) != nil {
+                    found.insert(key)
+                }
+            }
+            return found
+        }
+    }
+
+    // MARK: - Reading
+
+    public func search(_ request: SearchRequest) async throws -> SearchResult {
+        guard request.to > request.from else { return SearchResult(events: [], total: 0) }
+        let plan = try SQLitePlanner.plan(request.query)
+        let firstDay = Timestamp.day(of: request.from)
+        let lastDay = Timestamp.day(of: request.to - 1)
+        let days = existingDays(request.tenant).filter { $0 >= firstDay && $0 <= lastDay }.reversed()
+        var events: [Event] = []
+        var total = 0
+        for day in days {
+            guard let pool = try partition(request.tenant, day: day, create: false) else { continue }
+            let remaining = request.limit - events.count
+            let tenant = request.tenant
+            let (count, dayEvents) = try await pool.read { db -> (Int, [Event]) in
+                let bounds: [(any DatabaseValueConvertible)?] = [request.from, request.to]
+                let arguments = StatementArguments(bounds + plan.arguments.map { $0 as (any DatabaseValueConvertible)? })
+                let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE ts >= ? AND ts < ? AND (\(plan.sql))", arguments: arguments) ?? 0
+                guard remaining > 0, count > 0 else { return (count, []) }
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT ts, ingested, key, message, doc FROM event
+                    WHERE ts >= ? AND ts < ? AND (\(plan.sql))
+                    ORDER BY ts DESC, id DESC LIMIT \(remaining)
+                    """, arguments: arguments)
+                return (count, rows.compactMap { Self.event(from: $0, tenant: tenant) })
+            }
+            total += count
+            events.append(contentsOf: dayEvents)
+        }
+        return SearchResult(events: events, total: total)
+    }
+
+    static func event(from row: Row, tenant: TenantName) -> Event? {
+        let keyData: Data = row["key"]
+        guard keyData.count == 16, let docText: String = row["doc"],
+              case .object(var fields) = (try? JSONParser.parse(Array(docText.utf8))) ?? .null
+        else { return nil }
+        if let message: String = row["message"] {
+            fields.members.insert(("message", .string(message)), at: 0)
+        }
+        return Event(tenant: tenant, key: EventKey(digest: keyData), timestamp: row["ts"], ingested: row["ingested"], fields: fields)
+    }
+
+    public func quarantine(tenant: TenantName, reason: QuarantineReason?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [QuarantineItem] {
+        let pool = try tenantDatabase(tenant)
+        return try await pool.read { db in
+            var sql = "SELECT received, reason, detail, source, raw FROM quarantine WHERE received >= ? AND received < ?"
+            var arguments: [(any DatabaseValueConvertible)?] = [from, to]
+            if let reason {
+                sql += " AND reason = ?"
+                arguments.append(reason.rawValue)
+            }
+            sql += " ORDER BY received DESC, id DESC LIMIT \(max(0, limit))"
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).compactMap { row in
+                guard let reason = QuarantineReason(rawValue: row["reason"]) else { return nil }
+                let raw: Data = row["raw"]
+                return QuarantineItem(tenant: tenant, reason: reason, detail: row["detail"], source: row["source"], received: row["received"], raw: Array(raw))
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+import VigilCore
+import VigilIntake
+import VigilServer
+import VigilStorage
+import VigilStorageSQLite
+
+/// `vigil serve`: the whole single-node deployment.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the Vigil server (embedded SQLite store, on-disk intake spool).")
+
+    @Option(help: "A JSON settings file (keys like data_dir, http_address).") var config: String?
+    @Option(help: "Where data lives. Env VIGIL_DATA_DIR. Default ./data") var dataDir: String?
+    @Option(help: "HTTP listen address host:port (port 0 = any free port). Env VIGIL_HTTP_ADDRESS. Default 127.0.0.1:8080") var httpAddress: String?
+    @Option(help: "Syslog TCP listen address. Env VIGIL_SYSLOG_TCP_ADDRESS. Default 127.0.0.1:5514") var syslogTcpAddress: String?
+    @Option(help: "Syslog UDP listen address. Env VIGIL_SYSLOG_UDP_ADDRESS. Default 127.0.0.1:5514") var syslogUdpAddress: String?
+    @Option(help: "Largest request body after decompression, bytes. Env VIGIL_MAX_BODY_BYTES") var maxBodyBytes: String?
+    @Option(help: "Largest event line, bytes. Env VIGIL_MAX_LINE_BYTES") var maxLineBytes: String?
+    @Option(help: "Spool size that makes ingest answer 503, bytes. Env VIGIL_SPOOL_MAX_BYTES") var spoolMaxBytes: String?
+    @Option(help: "Oldest accepted @timestamp, seconds back. Env VIGIL_MAX_EVENT_AGE_SECS") var maxEventAgeSecs: String?
+    @Option(help: "Newest accepted @timestamp, seconds ahead. Env VIGIL_MAX_EVENT_FUTURE_SECS") var maxEventFutureSecs: String?
+    @Option(help: "trace, debug, info, notice, warning, error or critical. Env VIGIL_LOG_LEVEL") var logLevel: String?
+
+    var flags: [String: String] {
+        var flags: [String: String] = [:]
+        let pairs: [(String, String?)] = [
+            ("data_dir", dataDir), ("http_address", httpAddress), ("syslog_tcp_address", syslogTcpAddress),
+            ("syslog_udp_address", syslogUdpAddress), ("max_body_bytes", maxBodyBytes), ("max_line_bytes", maxLineBytes),
+            ("spool_max_bytes", spoolMaxBytes), ("max_event_age_secs", maxEventAgeSecs),
+            ("max_event_future_secs", maxEventFutureSecs), ("log_level", logLevel),
+        ]
+        for (key, value) in pairs { if let value { flags[key] = value } }
+        return flags
+    }
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let settings: Settings
+        do {
+            settings = try Settings.resolve(file: config ?? environment["VIGIL_CONFIG"], environment: environment, flags: flags)
+        } catch let problems as Settings.Problems {
+            FileHandle.standardError.write(Data(("invalid settings:\n" + problems.description + "\n").utf8))
+            throw ExitCode(2)
+        }
+        let level = Logger.Level(rawValue: settings.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger: Logger = {
+            var logger = Logger(label: "vigil")
+            logger.logLevel = level
+            return logger
+        }()
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
+        let dataURL = URL(fileURLWithPath: settings.dataDir, isDirectory: true).standardizedFileURL
+        try FileManager.default.createDirectory(at: dataURL, withIntermediateDirectories: true)
+        let clock = SystemClock()
+        let store = try SQLiteEventStore(dataDirectory: dataURL, logger: logger)
+        let tenants = try SQLiteTenantDirectory(dataDirectory: dataURL)
+        if let generated = try tenants.bootstrap(presetAdminKey: environment["VIGIL_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }, now: clock.now()) {
+            // Printed once, on first start; only its hash is kept.
+            FileHandle.standardOutput.write(Data("Vigil admin API key (shown only once, keep it safe): \(generated)\n".utf8))
+        }
+        var spoolConfiguration = SpoolConfiguration(directory: dataURL.appendingPathComponent("spool", isDirectory: true))
+        spoolConfiguration.maxBytes = settings.spoolMaxBytes
+        let spool = try Spool(configuration: spoolConfiguration)
+        var limits = IntakeLimits()
+        limits.maxBodyBytes = settings.maxBodyBytes
+        limits.maxLineBytes = settings.maxLineBytes
+        limits.maxPastMillis = settings.maxEventAgeSecs * 1000
+        limits.maxFutureMillis = settings.maxEventFutureSecs * 1000
+        let intake = IntakeService(queue: spool, store: store, clock: clock, limits: limits, logger: logger)
+        intake.restorePending(try spool.uncommittedRecords())
+        let pipeline = PipelineService(queue: spool, store: store, intake: intake, logger: logger)
+        let deps = ServerDependencies(intake: intake, queue: spool, store: store, tenants: tenants, clock: clock,
+                                      limits: limits, metrics: registry, logger: logger)
+        let runDirectory = dataURL.appendingPathComponent("run", isDirectory: true)
+        let http = settings.httpAddress
+        let app = buildApplication(deps, host: http.host, port: http.port) { port in
+            let bound = SocketAddress(host: http.host, port: port)
+            // Syslog listeners arrive with the syslog issue; their settings are validated now.
+            let addresses: [String: String] = ["http": bound.description]
+            do {
+                try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
+                let json = try JSONSerialization.data(withJSONObject: addresses, options: [.sortedKeys])
+                let tmp = runDirectory.appendingPathComponent("addresses.json.tmp")
+                try json.write(to: tmp)
+                guard rename(tmp.path, runDirectory.appendingPathComponent("addresses.json").path) == 0 else {
+                    throw CocoaError(.fileWriteUnknown)
+                }
+            } catch {
+                logger.error("Cannot write addresses.json", metadata: ["error": "\(error)"])
+            }
+            logger.info("Vigil is listening", metadata: ["http": "\(bound)", "data_dir": "\(dataURL.path)"])
+        }
+        // Shut down in reverse order: HTTP stops taking requests first, then the pipeline
+        // drains what was acknowledged.
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: pipeline), .init(service: app)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        try await group.run()
+        logger.info("Vigil stopped cleanly")
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+
+/// A `vigil serve` child process on port 0 with a temporary data directory, for gates and
+/// benchmarks that are not pointed at a running server.
+final class ServerProcess {
+    let process = Process()
+    let dataDirectory: URL
+    let adminToken: String
+    private(set) var baseURL: URL?
+
+    init(extraEnvironment: [String: String] = [:]) throws {
+        dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-\(UUID().uuidString.prefix(8))", isDirectory: true)
+        try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
+        adminToken = "vgl_admin_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["serve", "--data-dir", dataDirectory.path, "--http-address", "127.0.0.1:0",
+                             "--syslog-tcp-address", "127.0.0.1:0", "--syslog-udp-address", "127.0.0.1:0", "--log-level", "warning"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["VIGIL_ADMIN_TOKEN"] = adminToken
+        for (key, value) in extraEnvironment { environment[key] = value }
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// Starts the server and polls for `run/addresses.json`, then for `/readyz`.
+    func start(timeoutSeconds: Double = 60) async throws -> URL {
+        try process.run()
+        let addresses = dataDirectory.appendingPathComponent("run/addresses.json")
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while Date() < deadline {
+            guard process.isRunning else { throw VigilHTTPClient.Failure(description: "vigil serve exited with status \(process.terminationStatus)") }
+            if let data = FileManager.default.contents(atPath: addresses.path),
+               let object = try? JSONSerialization.jsonObject(with: data) as? [String: String], let http = object["http"],
+               let url = URL(string: "http://\(http)") {
+                let client = VigilHTTPClient(baseURL: url, connections: 1)
+                if let reply = try? await client.send("GET", "/readyz"), reply.status == 200 {
+                    baseURL = url
+                    return url
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))  // readiness polling, not a timed wait
+        }
+        throw VigilHTTPClient.Failure(description: "vigil serve did not become ready in \(Int(timeoutSeconds)) s")
+    }
+
+    /// Peak resident memory of the server, from /proc.
+    func peakRSSBytes() -> Int64? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let digits = line.split(separator: " ").compactMap { Int64($0) }.first
+            return digits.map { $0 * 1024 }
+        }
+        return nil
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: dataDirectory)
+    }
+}
