@@ -1,0 +1,138 @@
+import Testing
+@testable import VigilCore
+
+struct JSONParserTests {
+    @Test func parsesNestedDocumentKeepingKeyOrder() throws {
+        let value = try JSONParser.parse(#"{"b":1,"a":[true,null,-2.5e3,"x\n\u00e9\ud83d\ude00"],"c":{"d":9223372036854775807}}"#)
+        guard case .object(let object) = value else { Issue.record("not an object"); return }
+        #expect(object.members.map(\.key) == ["b", "a", "c"])
+        #expect(object["b"] == .int(1))
+        #expect(object["a"] == .array([.bool(true), .null, .double(-2500), .string("x\né😀")]))
+        #expect(value.value(atPath: "c.d") == .int(Int64.max))
+    }
+
+    @Test(arguments: [
+        ("{", JSONParseError.Code.unexpectedEnd, 1),
+        ("{\"a\" 1}", .unexpectedCharacter, 5),
+        ("[1,]", .unexpectedCharacter, 3),
+        ("01", .trailingData, 1),
+        ("\"\\x\"", .invalidEscape, 2),
+        ("\"\\ud800\"", .invalidEscape, 1),
+        ("{} {}", .trailingData, 3),
+        ("-", .unexpectedEnd, 1),
+        ("1.", .unexpectedEnd, 2),
+        ("tru", .unexpectedEnd, 3),
+    ])
+    func reportsCodeAndOffsetOfBadInput(_ input: String, _ code: JSONParseError.Code, _ offset: Int) {
+        #expect(throws: JSONParseError(code: code, offset: offset)) { try JSONParser.parse(input) }
+    }
+
+    @Test func refusesDeepNestingInsteadOfOverflowingTheStack() {
+        let deep = String(repeating: "[", count: 100_000)
+        #expect(throws: JSONParseError(code: .tooDeep, offset: JSONParser.maxDepth)) { try JSONParser.parse(deep) }
+    }
+
+    @Test func refusesInvalidUTF8InStrings() {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse([0x22, 0xFF, 0xFE, 0x22]) }
+    }
+
+    @Test func roundTripsThroughTheWriter() throws {
+        let text = #"{"message":"a \"quoted\"\ttab \u0001","n":[1,2.5,-3],"o":{}}"#
+        let value = try JSONParser.parse(text)
+        #expect(try JSONParser.parse(JSONWriter.string(value)) == value)
+        #expect(JSONWriter.string(value) == #"{"message":"a \"quoted\"\ttab \u0001","n":[1,2.5,-3],"o":{}}"#)
+    }
+
+    @Test func parsesConcatenatedDocumentsAndNamesTheBrokenOne() throws {
+        let values = try JSONParser.parseConcatenated(Array(#"{"a":1}{"a":2}  {"a":3}"#.utf8))
+        #expect(values.count == 3)
+        do {
+            _ = try JSONParser.parseConcatenated(Array(#"{"a":1}{"a":}"#.utf8))
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.documentIndex == 1)
+        }
+    }
+
+    @Test func neverTrapsOnRandomBytes() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array(#"{}[]":,.-+eE0123456789truefalsnl\u "#.utf8) + [0x00, 0xFF, 0xC3]
+        for _ in 0..<20_000 {
+            let length = Int.random(in: 0..<40, using: &generator)
+            let bytes = (0..<length).map { _ in alphabet.randomElement(using: &generator)! }
+            _ = try? JSONParser.parse(bytes)
+            _ = try? JSONParser.parseConcatenated(bytes)
+        }
+    }
+}
+
+struct TimestampTests {
+    @Test(arguments: [
+        ("1970-01-01T00:00:00Z", Int64(0)),
+        ("2026-11-24T10:00:00.123Z", Int64(1_795_514_400_123)),
+        ("2026-11-24T12:00:00.123456+02:00", Int64(1_795_514_400_123)),
+        ("2026-11-24 10:00:00Z", Int64(1_795_514_400_000)),
+        ("2024-02-29T00:00:00-0100", Int64(1_709_168_400_000)),
+        ("1969-12-31T23:59:59.999Z", Int64(-1)),
+    ])
+    func parsesRFC3339(_ text: String, _ millis: Int64) {
+        #expect(Timestamp.parseRFC3339(text) == millis)
+    }
+
+    @Test(arguments: ["", "2026-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2026-11-24T10:00:00", "2026-11-24T25:00:00Z",
+                      "2026-11-24T10:00:00.Z", "2026-11-24T10:00:00Zjunk", "yesterday"])
+    func rejectsInvalidTimes(_ text: String) {
+        #expect(Timestamp.parseRFC3339(text) == nil)
+    }
+
+    @Test func formatsAndParsesBack() {
+        for millis: Int64 in [0, 1, 999, 86_399_999, 1_795_514_400_123, -86_400_001, 4_102_444_800_000] {
+            #expect(Timestamp.parseRFC3339(Timestamp.formatRFC3339(millis)) == millis)
+        }
+        #expect(Timestamp.formatRFC3339(1_795_514_400_123) == "2026-11-24T10:00:00.123Z")
+    }
+
+    @Test func dayStampsRoundTrip() {
+        let day = Timestamp.day(of: 1_795_514_400_123)
+        #expect(Timestamp.dayStamp(day) == "20261124")
+        #expect(Timestamp.day(fromStamp: "20261124") == day)
+        #expect(Timestamp.day(fromStamp: "20261340") == nil)
+    }
+
+    @Test func manualClockMovesOnlyWhenTold() {
+        let clock = ManualClock(1_000)
+        #expect(clock.now() == 1_000)
+        clock.advance(byMillis: 500)
+        #expect(clock.now() == 1_500)
+    }
+}
+
+struct FieldNestingTests {
+    @Test func nestsDottedKeysAndMergesWithObjects() throws {
+        let input = try JSONParser.parse(#"{"host.name":"a","host":{"ip":"1.2.3.4"},"source.port":22,"message":"m"}"#).objectValue!
+        let nested = FieldNesting.nest(input)
+        #expect(JSONWriter.string(.object(nested)) == #"{"host":{"name":"a","ip":"1.2.3.4"},"source":{"port":22},"message":"m"}"#)
+    }
+
+    @Test func keepsCollidingDottedKeysLiterally() throws {
+        let input = try JSONParser.parse(#"{"a":1,"a.b":2,".x":3,"y..z":4}"#).objectValue!
+        let nested = FieldNesting.nest(input)
+        #expect(nested["a"] == .int(1))
+        #expect(nested["a.b"] == .int(2))
+        #expect(nested[".x"] == .int(3))
+        #expect(nested["y..z"] == .int(4))
+    }
+
+    @Test func tenantNamesAreSafeFileNames() {
+        #expect(TenantName("acme-corp_1") != nil)
+        for bad in ["", "Acme", "../etc", "a/b", "-lead", String(repeating: "a", count: 65), "acmé"] {
+            #expect(TenantName(bad) == nil)
+        }
+    }
+
+    @Test func eventKeyBytesRoundTrip() {
+        let key = EventKey(high: 0x0102_0304_0506_0708, low: 0x090A_0B0C_0D0E_0F10)
+        #expect(EventKey(digest: key.bytes) == key)
+        #expect(key.description == "0102030405060708090a0b0c0d0e0f10")
+    }
+}

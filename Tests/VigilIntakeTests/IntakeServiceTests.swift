@@ -1,0 +1,143 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import VigilCore
+import VigilQuery
+import VigilStorage
+@testable import VigilIntake
+
+/// An in-memory store for the admission logic; the SQLite store has its own tests.
+final class InMemoryEventStore: EventStore {
+    let events = Mutex<[Event]>([])
+    let quarantined = Mutex<[QuarantineItem]>([])
+
+    func write(events new: [Event], quarantined items: [QuarantineItem]) async throws -> Int {
+        quarantined.withLock { $0.append(contentsOf: items) }
+        return events.withLock { events in
+            var stored = 0
+            for event in new where !events.contains(where: { $0.tenant == event.tenant && $0.key == event.key }) {
+                events.append(event)
+                stored += 1
+            }
+            return stored
+        }
+    }
+
+    func existingKeys(tenant: TenantName, keys: [EventKey]) async throws -> Set<EventKey> {
+        let stored = Set(events.withLock { $0.filter { $0.tenant == tenant }.map(\.key) })
+        return Set(keys.filter(stored.contains))
+    }
+
+    func search(_ request: SearchRequest) async throws -> SearchResult {
+        let matching = events.withLock { $0.filter { $0.tenant == request.tenant && $0.timestamp >= request.from && $0.timestamp < request.to } }
+        return SearchResult(events: Array(matching.prefix(request.limit)), total: matching.count)
+    }
+
+    func quarantine(tenant: TenantName, reason: QuarantineReason?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [QuarantineItem] {
+        quarantined.withLock { $0.filter { $0.tenant == tenant && (reason == nil || $0.reason == reason) } }
+    }
+}
+
+struct IntakeServiceTests {
+    let now: EpochMillis = 1_795_514_400_000
+    let tenant = TenantName("acme")!
+
+    func makeService() throws -> (IntakeService, Spool, InMemoryEventStore) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("intake-\(UUID().uuidString)")
+        let spool = try Spool(configuration: SpoolConfiguration(directory: dir))
+        let store = InMemoryEventStore()
+        let service = IntakeService(queue: spool, store: store, clock: ManualClock(now), limits: IntakeLimits(), logger: Logger(label: "test"))
+        return (service, spool, store)
+    }
+
+    func lines(_ text: String) -> [DecodedItem] { NativeDecoder.decode(Array(text.utf8), limits: IntakeLimits()) }
+
+    /// Moves everything in the spool into the store, as the pipeline does.
+    func drain(_ spool: Spool, _ store: InMemoryEventStore, _ service: IntakeService) async throws {
+        while let batch = try await spool.nextBatch(maxRecords: 1000, drainOnly: true) {
+            let records = batch.records.compactMap(IntakeRecord.decode)
+            let events = records.compactMap { if case .event(let e) = $0 { return e } else { return nil } }
+            let items = records.compactMap { if case .quarantine(let q) = $0 { return q } else { return nil } }
+            _ = try await store.write(events: events, quarantined: items)
+            try spool.commit(batch)
+            service.markStored(events)
+        }
+    }
+
+    @Test func countsAcceptedDuplicatesAndQuarantined() async throws {
+        let (service, spool, store) = try makeService()
+        let outcome = try await service.submit(tenant: tenant, source: "test", items: lines("""
+        {"event_id":"a","message":"one"}
+        {"event_id":"a","message":"one again"}
+        {"message":5}
+        {"@timestamp":"2020-01-01T00:00:00Z","message":"old"}
+        {"message":"no id"}
+        """))
+        #expect(outcome.accepted == 2)
+        #expect(outcome.duplicates == 1)
+        #expect(outcome.quarantined == 2)
+        #expect(outcome.statuses[2] == .quarantined(.invalidField, detail: "message must be a string"))
+        guard case .quarantined(.timestampOutOfRange, _) = outcome.statuses[3] else { Issue.record("expected out of range"); return }
+        try await drain(spool, store, service)
+        #expect(store.events.withLock { $0.count } == 2)
+        #expect(store.quarantined.withLock { $0.map(\.reason) } == [.invalidField, .timestampOutOfRange])
+    }
+
+    @Test func aRetriedBatchIsAllDuplicatesBeforeAndAfterStorage() async throws {
+        let (service, spool, store) = try makeService()
+        let batch = """
+        {"@timestamp":"2026-11-24T09:00:00Z","message":"same line"}
+        {"@timestamp":"2026-11-24T09:00:00Z","message":"same line"}
+        {"source_id":"agent-1","seq":7,"message":"x"}
+        """
+        #expect(try await service.submit(tenant: tenant, source: "test", items: lines(batch)).accepted == 3)
+        // Before the pipeline stored anything: caught by the pending keys.
+        #expect(try await service.submit(tenant: tenant, source: "test", items: lines(batch)).duplicates == 3)
+        try await drain(spool, store, service)
+        // After: caught by the store.
+        #expect(try await service.submit(tenant: tenant, source: "test", items: lines(batch)).duplicates == 3)
+        #expect(store.events.withLock { $0.count } == 3)
+        // Another tenant is independent.
+        #expect(try await service.submit(tenant: TenantName("other")!, source: "test", items: lines(batch)).accepted == 3)
+    }
+
+    @Test func identityFieldsMoveUnderVigil() async throws {
+        let (service, spool, store) = try makeService()
+        _ = try await service.submit(tenant: tenant, source: "test", items: lines(#"{"event_id":"e1","source_id":"s","seq":3,"message":"m","host.name":"h"}"#))
+        try await drain(spool, store, service)
+        let event = try #require(store.events.withLock { $0.first })
+        let doc = JSONValue.object(event.fields)
+        #expect(doc.value(atPath: "vigil.event_id") == .string("e1"))
+        #expect(doc.value(atPath: "vigil.seq") == .int(3))
+        #expect(doc.value(atPath: "vigil.tenant") == .string("acme"))
+        #expect(doc.value(atPath: "host.name") == .string("h"))
+        #expect(event.fields["event_id"] == nil)
+        #expect(event.timestamp == now)
+    }
+
+    @Test(arguments: [
+        #"{"source_id":"s","message":"m"}"#,
+        #"{"seq":1,"message":"m"}"#,
+        #"{"source_id":"s","seq":-1,"message":"m"}"#,
+        #"{"event_id":"","message":"m"}"#,
+        #"{"@timestamp":true,"message":"m"}"#,
+    ])
+    func quarantinesInvalidIdentityFields(_ line: String) async throws {
+        let (service, _, _) = try makeService()
+        let outcome = try await service.submit(tenant: tenant, source: "test", items: lines(line))
+        guard case .quarantined(.invalidField, _) = outcome.statuses[0] else { Issue.record("expected invalid_field for \(line)"); return }
+    }
+
+    @Test func aRefusedAppendReleasesItsKeys() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("intake-\(UUID().uuidString)")
+        var configuration = SpoolConfiguration(directory: dir)
+        configuration.maxBytes = 10
+        let spool = try Spool(configuration: configuration)
+        let service = IntakeService(queue: spool, store: InMemoryEventStore(), clock: ManualClock(now), limits: IntakeLimits(), logger: Logger(label: "test"))
+        await #expect(throws: IntakeError.self) {
+            _ = try await service.submit(tenant: tenant, source: "test", items: lines(#"{"event_id":"a","message":"m"}"#))
+        }
+        #expect(service.pending.withLock { $0[tenant]?.isEmpty ?? true })
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Logging
+import Testing
+import VigilCore
+import VigilQuery
+import VigilStorage
+@testable import VigilStorageSQLite
+
+struct SQLiteEventStoreTests {
+    let acme = TenantName("acme")!
+    let other = TenantName("other")!
+    let day: EpochMillis = 1_795_478_400_000  // 2026-11-24T00:00:00Z
+
+    func makeStore() throws -> (SQLiteEventStore, URL) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)", isDirectory: true)
+        return (try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test")), dir)
+    }
+
+    func event(_ tenant: TenantName, _ n: UInt64, at timestamp: EpochMillis, _ message: String, _ extra: [(String, JSONValue)] = []) -> Event {
+        var fields = JSONObject([("message", .string(message))])
+        for (key, value) in extra { FieldNesting.set(value, at: key, in: &fields) }
+        return Event(tenant: tenant, key: EventKey(high: 0, low: n), timestamp: timestamp, ingested: timestamp + 1, fields: fields)
+    }
+
+    func search(_ store: SQLiteEventStore, _ tenant: TenantName, _ query: String, limit: Int = 100) async throws -> SearchResult {
+        try await store.search(SearchRequest(tenant: tenant, query: try QueryParser().parse(query), from: day - 86_400_000, to: day + 2 * 86_400_000, limit: limit))
+    }
+
+    @Test func storesPartitionsPerTenantAndDayAndSearchesAcrossThem() async throws {
+        let (store, dir) = try makeStore()
+        let stored = try await store.write(events: [
+            event(acme, 1, at: day + 1000, "failed password for root", [("host.name", .string("web-1"))]),
+            event(acme, 2, at: day + 86_400_000 + 5, "accepted password for alice", [("host.name", .string("web-2")), ("source.port", .int(22))]),
+            event(other, 3, at: day + 2000, "failed password for bob"),
+        ], quarantined: [])
+        #expect(stored == 3)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("events/acme").path).filter { $0.hasSuffix(".sqlite") }.sorted()
+        #expect(files == ["20261124.sqlite", "20261125.sqlite", "tenant.sqlite"])
+
+        let all = try await search(store, acme, "*")
+        #expect(all.total == 2)
+        #expect(all.events.map(\.key.low) == [2, 1])  // newest first
+        #expect(all.events[1].fields["message"] == .string("failed password for root"))
+        #expect(JSONValue.object(all.events[1].fields).value(atPath: "host.name") == .string("web-1"))
+
+        #expect(try await search(store, acme, "failed").total == 1)
+        #expect(try await search(store, acme, #""password for alice""#).total == 1)
+        #expect(try await search(store, acme, "host.name:web-2").total == 1)
+        #expect(try await search(store, acme, "source.port:22").total == 1)
+        #expect(try await search(store, other, "*").total == 1)
+        #expect(try await search(store, acme, "*", limit: 1).events.count == 1)
+        #expect(try await search(store, acme, "*", limit: 1).total == 2)
+    }
+
+    @Test func rewritingTheSameEventChangesNothing() async throws {
+        let (store, _) = try makeStore()
+        let batch = [event(acme, 1, at: day, "one"), event(acme, 2, at: day, "two")]
+        #expect(try await store.write(events: batch, quarantined: []) == 2)
+        #expect(try await store.write(events: batch, quarantined: []) == 0)
+        #expect(try await search(store, acme, "*").total == 2)
+        #expect(try await search(store, acme, "one").total == 1)  // the FTS row was not duplicated either
+        #expect(try await store.existingKeys(tenant: acme, keys: [EventKey(high: 0, low: 1), EventKey(high: 0, low: 9)]) == [EventKey(high: 0, low: 1)])
+        #expect(try await store.existingKeys(tenant: other, keys: [EventKey(high: 0, low: 1)]).isEmpty)
+    }
+
+    @Test func jsonFieldsMatchByTypeAndNamesAreChecked() async throws {
+        let (store, _) = try makeStore()
+        _ = try await store.write(events: [
+            event(acme, 1, at: day, "a", [("gate.count", .int(42)), ("gate.flag", .bool(true)), ("user.name", .string("o'brien"))]),
+        ], quarantined: [])
+        #expect(try await search(store, acme, "gate.count:42").total == 1)
+        #expect(try await search(store, acme, "gate.flag:true").total == 1)
+        #expect(try await search(store, acme, #"user.name:"o'brien""#).total == 1)
+        #expect(try await search(store, acme, "gate.count:43").total == 0)
+        await #expect(throws: QueryRefusal.self) { _ = try await search(store, acme, "doc')--:x") }
+    }
+
+    @Test func quarantineIsKeptPerTenantWithItsReason() async throws {
+        let (store, _) = try makeStore()
+        _ = try await store.write(events: [], quarantined: [
+            QuarantineItem(tenant: acme, reason: .malformedJSON, detail: "line 1", source: "ingest", received: day, raw: Array("{".utf8)),
+            QuarantineItem(tenant: acme, reason: .oversize, detail: "big", source: "hec", received: day + 1, raw: []),
+        ])
+        let all = try await store.quarantine(tenant: acme, reason: nil, from: day - 1, to: day + 10, limit: 10)
+        #expect(all.map(\.reason) == [.oversize, .malformedJSON])
+        #expect(try await store.quarantine(tenant: acme, reason: .malformedJSON, from: day - 1, to: day + 10, limit: 10).first?.raw == Array("{".utf8))
+        #expect(try await store.quarantine(tenant: other, reason: nil, from: day - 1, to: day + 10, limit: 10).isEmpty)
+    }
+
+    @Test func tenantKeysAreStoredAsHashesAndResolve() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("catalog-\(UUID().uuidString)", isDirectory: true)
+        let directory = try SQLiteTenantDirectory(dataDirectory: dir)
+        let admin = try #require(try directory.bootstrap(presetAdminKey: nil, now: day))
+        #expect(try directory.bootstrap(presetAdminKey: nil, now: day) == nil)  // printed once only
+        let key = try await directory.createTenant(acme)
+        await #expect(throws: StoreError.self) { _ = try await directory.createTenant(acme) }
+        #expect(try await directory.principal(forKey: admin) == .admin)
+        #expect(try await directory.principal(forKey: key) == .tenant(acme))
+        #expect(try await directory.principal(forKey: "vgl_nope") == nil)
+        let catalog = try Data(contentsOf: dir.appendingPathComponent("catalog.sqlite"))
+        #expect(catalog.range(of: Data(key.utf8)) == nil)
+        #expect(try await directory.listTenants() == [acme, .defaultTenant])
+    }
+}
