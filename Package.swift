@@ -46,6 +46,7 @@ let package = Package(
             dependencies: [
                 "VigilCore", "VigilQuery", "VigilStorage",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -9,11 +9,16 @@ public struct EventKey: Hashable, Sendable, Comparable, CustomStringConvertible 
     }
 
     /// Builds a key from the first 16 bytes of a digest (big endian).
-    public init<C: Collection<UInt8>>(digest: C) {
-        precondition(digest.count >= 16, "an event key needs 16 bytes")
+    public init(digest: some Sequence<UInt8>) {
+        self.init(bytes: Array(digest.prefix(16)))
+    }
+
+    /// Builds a key from 16 bytes (big endian); missing bytes count as zero.
+    public init(bytes: [UInt8]) {
         var h: UInt64 = 0, l: UInt64 = 0
-        for (i, b) in digest.prefix(16).enumerated() {
-            if i < 8 { h = h << 8 | UInt64(b) } else { l = l << 8 | UInt64(b) }
+        for i in 0..<16 {
+            let b = i < bytes.count ? UInt64(bytes[i]) : 0
+            if i < 8 { h = h << 8 | b } else { l = l << 8 | b }
         }
         high = h
         low = l
@@ -105,18 +110,44 @@ public enum FieldNesting {
     /// Where a dotted key collides with a scalar (`{"a":1,"a.b":2}`) the dotted key is kept as
     /// it is, so nothing is lost.
     public static func nest(_ object: JSONObject) -> JSONObject {
+        // Most shippers already send nested documents: leave those untouched.
+        guard needsNesting(object) else { return object }
         var result = JSONObject()
         result.members.reserveCapacity(object.count)
         for (key, value) in object.members {
             let nestedValue: JSONValue
             if case .object(let child) = value { nestedValue = .object(nest(child)) } else { nestedValue = value }
-            if key.utf8.contains(UInt8(ascii: ".")), !key.hasPrefix("."), !key.hasSuffix("."), !key.contains("..") {
+            if isNestableDottedKey(key) {
                 let parts = key.split(separator: ".").map(String.init)
                 if insert(nestedValue, path: parts[...], into: &result) { continue }
             }
             merge(key, nestedValue, into: &result)
         }
         return result
+    }
+
+    static func needsNesting(_ object: JSONObject) -> Bool {
+        for (key, value) in object.members {
+            if key.utf8.contains(UInt8(ascii: ".")) { return true }
+            if case .object(let child) = value, needsNesting(child) { return true }
+        }
+        return false
+    }
+
+    /// A key like `a.b` (not `.a`, `a.` or `a..b`).
+    static func isNestableDottedKey(_ key: String) -> Bool {
+        var sawDot = false
+        var previousWasDot = true  // a leading dot is not nestable
+        for byte in key.utf8 {
+            if byte == UInt8(ascii: ".") {
+                if previousWasDot { return false }
+                sawDot = true
+                previousWasDot = true
+            } else {
+                previousWasDot = false
+            }
+        }
+        return sawDot && !previousWasDot
     }
 
     /// Sets the value at a path, creating objects on the way. Returns false on a collision.

@@ -77,6 +77,7 @@ extension JSONValue {
     /// level is found too, so `{"host.name": "a"}` and `{"host": {"name": "a"}}` agree.
     public func value(atPath path: String) -> JSONValue? {
         guard case .object(let object) = self else { return nil }
+        if let nested = value(atKeys: path.split(separator: ".").map(String.init)) { return nested }
         if let direct = object[path] { return direct }
         var rest = Substring(path)
         while let dot = rest.firstIndex(of: ".") {
@@ -88,6 +89,20 @@ extension JSONValue {
             rest = rest[rest.index(after: dot)...]
         }
         return nil
+    }
+}
+
+extension JSONValue {
+    /// Follows nested objects by key (no literal dotted keys): the fast, common case, used
+    /// with key lists split once (`["host", "name"]`).
+    public func value(atKeys keys: [String]) -> JSONValue? {
+        var current = self
+        for key in keys {
+            guard case .object(let object) = current else { return nil }
+            guard let next = object.members.first(where: { $0.key == key })?.value else { return nil }
+            current = next
+        }
+        return current
     }
 }
 

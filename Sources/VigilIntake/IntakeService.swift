@@ -66,7 +66,7 @@ public final class IntakeService: Sendable {
     }
 
     /// Called by the pipeline once events are stored.
-    public func markStored(_ events: [Event]) {
+    public func markStored(_ events: [StoredEvent]) {
         pending.withLock { pending in
             for event in events { pending[event.tenant]?.remove(event.key) }
         }
@@ -95,15 +95,14 @@ public final class IntakeService: Sendable {
         // Reserve keys: a key already pending, or twice in this request, is a duplicate.
         var reserved: [(index: Int, event: Event)] = []
         pending.withLock { pending in
-            var keys = pending[tenant, default: []]
+            // Mutated in place: copying the set out of the dictionary would copy every key.
             for candidate in events {
-                if keys.insert(candidate.event.key).inserted {
+                if pending[tenant, default: []].insert(candidate.event.key).inserted {
                     reserved.append(candidate)
                 } else {
                     statuses[candidate.index] = .duplicate
                 }
             }
-            pending[tenant] = keys
         }
         let stored: Set<EventKey>
         do {
@@ -120,7 +119,7 @@ public final class IntakeService: Sendable {
                 alreadyStored.append(candidate.event.key)
             } else {
                 admitted.append(candidate.event)
-                records.append(.event(candidate.event))
+                records.append(.event(StoredEvent(candidate.event)))
             }
         }
         release(tenant, alreadyStored)

@@ -58,7 +58,8 @@ public struct PipelineService: Service {
     }
 
     func process(_ batch: IntakeBatch, stored: Counter) async throws {
-        var events: [Event] = []
+        let started = DispatchTime.now()
+        var events: [StoredEvent] = []
         var quarantined: [QuarantineItem] = []
         for bytes in batch.records {
             switch IntakeRecord.decode(bytes) {
@@ -69,9 +70,17 @@ public struct PipelineService: Service {
                 logger.error("Undecodable intake record skipped")
             }
         }
+        let decoded = DispatchTime.now()
         let count = try await store.write(events: events, quarantined: quarantined)
+        let written = DispatchTime.now()
         stored.increment(by: count)
         try queue.commit(batch)
         intake.markStored(events)
+        logger.debug("Stored intake batch", metadata: [
+            "records": "\(batch.records.count)", "stored": "\(count)",
+            "decode_ms": "\((decoded.uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000)",
+            "store_ms": "\((written.uptimeNanoseconds - decoded.uptimeNanoseconds) / 1_000_000)",
+            "commit_ms": "\((DispatchTime.now().uptimeNanoseconds - written.uptimeNanoseconds) / 1_000_000)",
+        ])
     }
 }

@@ -72,7 +72,7 @@ public struct QuarantineItem: Sendable, Equatable {
 /// its tenant changes nothing, so replaying the intake queue after a crash never duplicates.
 public protocol EventStore: Sendable {
     /// Stores events and quarantined items; returns how many events were newly stored.
-    func write(events: [Event], quarantined: [QuarantineItem]) async throws -> Int
+    func write(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> Int
     /// The subset of `keys` already stored for the tenant.
     func existingKeys(tenant: TenantName, keys: [EventKey]) async throws -> Set<EventKey>
     func search(_ request: SearchRequest) async throws -> SearchResult

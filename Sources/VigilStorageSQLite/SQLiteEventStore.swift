@@ -40,6 +40,10 @@ public final class SQLiteEventStore: EventStore {
             // FULL: a committed batch survives power loss, so the intake checkpoint that
             // follows it never points past data that is not on disk.
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Index pages of random idempotency keys are touched all over: keep them in
+            // memory (the cache grows only as pages are used) and read through mmap.
+            try db.execute(sql: "PRAGMA cache_size = -32768")
+            try db.execute(sql: "PRAGMA mmap_size = 268435456")
         }
         return config
     }
@@ -144,85 +148,78 @@ public final class SQLiteEventStore: EventStore {
 
     // MARK: - Writing
 
-    public func write(events: [Event], quarantined: [QuarantineItem]) async throws -> Int {
+    public func write(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> Int {
         var stored = 0
         let eventsByTenant = Dictionary(grouping: events, by: \.tenant)
         let quarantineByTenant = Dictionary(grouping: quarantined, by: \.tenant)
         for tenant in Set(eventsByTenant.keys).union(quarantineByTenant.keys).sorted() {
             let tenantEvents = eventsByTenant[tenant] ?? []
+            // The key table and the day partitions are separate files: write them at the same
+            // time. Both writes are idempotent, so a crash between them is repaired by replay.
+            async let keysWritten: Void = writeTenantRows(tenant, events: tenantEvents, quarantined: quarantineByTenant[tenant] ?? [])
             for (day, dayEvents) in Dictionary(grouping: tenantEvents, by: { Timestamp.day(of: $0.timestamp) }) {
                 guard let pool = try partition(tenant, day: day, create: true) else { continue }
-                let rows = dayEvents.map(EventRow.init)
-                stored += try await pool.write { db in try Self.insert(rows, into: db) }
+                stored += try await pool.write { db in try Self.insert(dayEvents, into: db) }
             }
-            let keyRows = tenantEvents.map { (Data($0.key.bytes), Timestamp.day(of: $0.timestamp)) }
-            let items = quarantineByTenant[tenant] ?? []
-            let tenantDB = try tenantDatabase(tenant)
-            try await tenantDB.write { db in
-                let keyStatement = try db.cachedStatement(sql: "INSERT OR IGNORE INTO event_key (key, day) VALUES (?, ?)")
-                for (key, day) in keyRows {
-                    try keyStatement.execute(arguments: [key, day])
-                }
-                let quarantineStatement = try db.cachedStatement(
-                    sql: "INSERT INTO quarantine (received, reason, detail, source, raw) VALUES (?, ?, ?, ?, ?)")
-                for item in items {
-                    try quarantineStatement.execute(arguments: [item.received, item.reason.rawValue, item.detail, item.source, Data(item.raw)])
-                }
-            }
+            try await keysWritten
         }
         return stored
     }
 
-    /// The columns of one event, computed outside the write transaction.
-    struct EventRow: Sendable {
-        var arguments: StatementArguments
-        var message: String?
-
-        init(_ event: Event) {
-            var fields = event.fields
-            let message = fields.removeValue(forKey: "message")
-            let messageText: String? = message.flatMap { $0.scalarText }
-            if let message, messageText == nil {
-                // A non-string message is kept in the document as it came.
-                fields["message"] = message
+    /// Records the tenant's idempotency keys and quarantined items.
+    func writeTenantRows(_ tenant: TenantName, events: [StoredEvent], quarantined items: [QuarantineItem]) async throws {
+        let tenantDB = try tenantDatabase(tenant)
+        try await tenantDB.write { db in
+            let raw = RawStatement(try db.cachedStatement(sql: "INSERT OR IGNORE INTO event_key (key, day) VALUES (?, ?)"))
+            for event in events {
+                raw.bind(1, event.key)
+                raw.bind(2, Timestamp.day(of: event.timestamp))
+                try raw.run(db)
             }
-            let doc = JSONValue.object(fields)
-            func text(_ path: String) -> (any DatabaseValueConvertible)? { doc.value(atPath: path)?.scalarText }
-            func int(_ path: String) -> (any DatabaseValueConvertible)? {
-                switch doc.value(atPath: path) {
-                case .int(let i): return i
-                case .string(let s): return Int64(s)
-                default: return nil
-                }
+            let quarantineStatement = try db.cachedStatement(
+                sql: "INSERT INTO quarantine (received, reason, detail, source, raw) VALUES (?, ?, ?, ?, ?)")
+            for item in items {
+                try quarantineStatement.execute(arguments: [item.received, item.reason.rawValue, item.detail, item.source, Data(item.raw)])
             }
-            let values: [(any DatabaseValueConvertible)?] = [
-                event.timestamp, event.ingested, Data(event.key.bytes),
-                text("event.dataset"), text("host.name"), text("source.ip"), int("source.port"),
-                text("destination.ip"), int("destination.port"), text("network.transport"), text("user.name"),
-                text("event.action"), text("event.outcome"), text("observer.vendor"),
-                messageText, JSONWriter.string(doc),
-            ]
-            arguments = StatementArguments(values)
-            self.message = messageText
         }
     }
 
-    static func insert(_ rows: [EventRow], into db: Database) throws -> Int {
-        let insertEvent = try db.cachedStatement(sql: """
+    /// Inserts a day's events with direct SQLite binds: this is the hot path of the pipeline.
+    static func insert(_ events: [StoredEvent], into db: Database) throws -> Int {
+        let insertEvent = RawStatement(try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO event (ts, ingested, key, dataset, host_name, source_ip, source_port,
                 destination_ip, destination_port, network_transport, user_name, event_action, event_outcome,
                 observer_vendor, message, doc)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        let insertText = try db.cachedStatement(sql: "INSERT INTO event_fts (rowid, message) VALUES (?, ?)")
+            """))
+        let insertText = RawStatement(try db.cachedStatement(sql: "INSERT INTO event_fts (rowid, message) VALUES (?, ?)"))
         var stored = 0
-        for row in rows {
-            try insertEvent.execute(arguments: row.arguments)
+        for event in events {
+            let c = event.columns
+            insertEvent.bind(1, event.timestamp)
+            insertEvent.bind(2, event.ingested)
+            insertEvent.bind(3, event.key)
+            insertEvent.bind(4, c.dataset)
+            insertEvent.bind(5, c.hostName)
+            insertEvent.bind(6, c.sourceIP)
+            insertEvent.bind(7, c.sourcePort)
+            insertEvent.bind(8, c.destinationIP)
+            insertEvent.bind(9, c.destinationPort)
+            insertEvent.bind(10, c.networkTransport)
+            insertEvent.bind(11, c.userName)
+            insertEvent.bind(12, c.eventAction)
+            insertEvent.bind(13, c.eventOutcome)
+            insertEvent.bind(14, c.observerVendor)
+            insertEvent.bind(15, event.message)
+            insertEvent.bindText(16, event.document)
+            try insertEvent.run(db)
             // An ignored insert is a replay of an event already stored: index nothing.
             guard db.changesCount > 0 else { continue }
             stored += 1
-            if let message = row.message {
-                try insertText.execute(arguments: [db.lastInsertedRowID, message])
+            if let message = event.message {
+                insertText.bind(1, db.lastInsertedRowID)
+                insertText.bind(2, message)
+                try insertText.run(db)
             }
         }
         return stored
@@ -277,13 +274,10 @@ public final class SQLiteEventStore: EventStore {
 
     static func event(from row: Row, tenant: TenantName) -> Event? {
         let keyData: Data = row["key"]
-        guard keyData.count == 16, let docText: String = row["doc"],
-              case .object(var fields) = (try? JSONParser.parse(Array(docText.utf8))) ?? .null
-        else { return nil }
-        if let message: String = row["message"] {
-            fields.members.insert(("message", .string(message)), at: 0)
-        }
-        return Event(tenant: tenant, key: EventKey(digest: keyData), timestamp: row["ts"], ingested: row["ingested"], fields: fields)
+        guard keyData.count == 16, let docText: String = row["doc"] else { return nil }
+        let stored = StoredEvent(tenant: tenant, key: EventKey(bytes: Array(keyData)), timestamp: row["ts"], ingested: row["ingested"],
+                                 columns: IndexedColumns(), message: row["message"], document: Array(docText.utf8))
+        return stored.event()
     }
 
     public func quarantine(tenant: TenantName, reason: QuarantineReason?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [QuarantineItem] {

@@ -71,11 +71,11 @@ struct GateContext: Sendable {
     }
 
     /// Polls search until it reports `total` events or the deadline passes.
-    func waitForTotal(_ total: Int, query: String, key: String, from: String, to: String, timeoutSeconds: Double = 30) async throws -> [String: Any] {
+    func waitForTotal(_ total: Int, query: String, key: String, from: String, to: String, timeoutSeconds: Double = 30, limit: Int = 1000) async throws -> [String: Any] {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         var last: Any = "nothing"
         while Date() < deadline {
-            let reply = try await client.json("POST", "/api/v1/search", token: key, ["query": query, "from": from, "to": to, "limit": 1000])
+            let reply = try await client.json("POST", "/api/v1/search", token: key, ["query": query, "from": from, "to": to, "limit": limit])
             if reply.status == 200, let object = reply.json as? [String: Any] {
                 last = object["total"] ?? "no total"
                 if (object["total"] as? Int) == total { return object }

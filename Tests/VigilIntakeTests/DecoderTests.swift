@@ -95,8 +95,10 @@ struct DecoderTests {
     }
 
     @Test func intakeRecordsRoundTrip() {
-        let event = Event(tenant: TenantName("acme")!, key: EventKey(high: 1, low: 2), timestamp: 5, ingested: 6,
-                          fields: JSONObject([("message", .string("m")), ("n", .int(-1))]))
+        let event = StoredEvent(Event(tenant: TenantName("acme")!, key: EventKey(high: 1, low: 2), timestamp: 5, ingested: 6,
+                                      fields: JSONObject([("message", .string("m")), ("n", .int(-1)), ("source", .object(JSONObject([("port", .int(22))])))])))
+        #expect(event.columns.sourcePort == 22)
+        #expect(event.message == "m")
         #expect(IntakeRecord.decode(IntakeRecord.event(event).encoded()) == .event(event))
         let item = QuarantineItem(tenant: TenantName("acme")!, reason: .oversize, detail: "d", source: "ingest", received: 7, raw: [0, 1, 255])
         #expect(IntakeRecord.decode(IntakeRecord.quarantine(item).encoded()) == .quarantine(item))

@@ -9,10 +9,10 @@ import VigilStorage
 
 /// An in-memory store for the admission logic; the SQLite store has its own tests.
 final class InMemoryEventStore: EventStore {
-    let events = Mutex<[Event]>([])
+    let events = Mutex<[StoredEvent]>([])
     let quarantined = Mutex<[QuarantineItem]>([])
 
-    func write(events new: [Event], quarantined items: [QuarantineItem]) async throws -> Int {
+    func write(events new: [StoredEvent], quarantined items: [QuarantineItem]) async throws -> Int {
         quarantined.withLock { $0.append(contentsOf: items) }
         return events.withLock { events in
             var stored = 0
@@ -31,7 +31,7 @@ final class InMemoryEventStore: EventStore {
 
     func search(_ request: SearchRequest) async throws -> SearchResult {
         let matching = events.withLock { $0.filter { $0.tenant == request.tenant && $0.timestamp >= request.from && $0.timestamp < request.to } }
-        return SearchResult(events: Array(matching.prefix(request.limit)), total: matching.count)
+        return SearchResult(events: matching.prefix(request.limit).compactMap { $0.event() }, total: matching.count)
     }
 
     func quarantine(tenant: TenantName, reason: QuarantineReason?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [QuarantineItem] {
@@ -106,7 +106,7 @@ struct IntakeServiceTests {
         let (service, spool, store) = try makeService()
         _ = try await service.submit(tenant: tenant, source: "test", items: lines(#"{"event_id":"e1","source_id":"s","seq":3,"message":"m","host.name":"h"}"#))
         try await drain(spool, store, service)
-        let event = try #require(store.events.withLock { $0.first })
+        let event = try #require(store.events.withLock { $0.first }?.event())
         let doc = JSONValue.object(event.fields)
         #expect(doc.value(atPath: "vigil.event_id") == .string("e1"))
         #expect(doc.value(atPath: "vigil.seq") == .int(3))

@@ -28,11 +28,11 @@ struct SQLiteEventStoreTests {
 
     @Test func storesPartitionsPerTenantAndDayAndSearchesAcrossThem() async throws {
         let (store, dir) = try makeStore()
-        let stored = try await store.write(events: [
+        let stored = try await store.write(events: [StoredEvent]([
             event(acme, 1, at: day + 1000, "failed password for root", [("host.name", .string("web-1"))]),
             event(acme, 2, at: day + 86_400_000 + 5, "accepted password for alice", [("host.name", .string("web-2")), ("source.port", .int(22))]),
             event(other, 3, at: day + 2000, "failed password for bob"),
-        ], quarantined: [])
+        ].map(StoredEvent.init)), quarantined: [])
         #expect(stored == 3)
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("events/acme").path).filter { $0.hasSuffix(".sqlite") }.sorted()
         #expect(files == ["20261124.sqlite", "20261125.sqlite", "tenant.sqlite"])
@@ -54,7 +54,7 @@ struct SQLiteEventStoreTests {
 
     @Test func rewritingTheSameEventChangesNothing() async throws {
         let (store, _) = try makeStore()
-        let batch = [event(acme, 1, at: day, "one"), event(acme, 2, at: day, "two")]
+        let batch = [event(acme, 1, at: day, "one"), event(acme, 2, at: day, "two")].map(StoredEvent.init)
         #expect(try await store.write(events: batch, quarantined: []) == 2)
         #expect(try await store.write(events: batch, quarantined: []) == 0)
         #expect(try await search(store, acme, "*").total == 2)
@@ -65,9 +65,9 @@ struct SQLiteEventStoreTests {
 
     @Test func jsonFieldsMatchByTypeAndNamesAreChecked() async throws {
         let (store, _) = try makeStore()
-        _ = try await store.write(events: [
+        _ = try await store.write(events: [StoredEvent]([
             event(acme, 1, at: day, "a", [("gate.count", .int(42)), ("gate.flag", .bool(true)), ("user.name", .string("o'brien"))]),
-        ], quarantined: [])
+        ].map(StoredEvent.init)), quarantined: [])
         #expect(try await search(store, acme, "gate.count:42").total == 1)
         #expect(try await search(store, acme, "gate.flag:true").total == 1)
         #expect(try await search(store, acme, #"user.name:"o'brien""#).total == 1)

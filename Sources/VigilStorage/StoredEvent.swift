@@ -1,0 +1,238 @@
+import VigilCore
+
+/// The ECS fields every backend keeps in columns of their own.
+public struct IndexedColumns: Sendable, Equatable {
+    public var dataset: String?
+    public var hostName: String?
+    public var sourceIP: String?
+    public var sourcePort: Int64?
+    public var destinationIP: String?
+    public var destinationPort: Int64?
+    public var networkTransport: String?
+    public var userName: String?
+    public var eventAction: String?
+    public var eventOutcome: String?
+    public var observerVendor: String?
+
+    public init() {}
+
+    /// The dotted ECS name of each column, in storage order.
+    public static let fieldNames = [
+        "event.dataset", "host.name", "source.ip", "source.port", "destination.ip", "destination.port",
+        "network.transport", "user.name", "event.action", "event.outcome", "observer.vendor",
+    ]
+
+    static let keyPaths: [[String]] = fieldNames.map { $0.split(separator: ".").map(String.init) }
+
+    /// Reads the columns from a nested (ECS-shaped) document.
+    init(_ doc: JSONValue) {
+        let paths = Self.keyPaths
+        func text(_ i: Int) -> String? { doc.value(atKeys: paths[i])?.scalarText }
+        func int(_ i: Int) -> Int64? {
+            switch doc.value(atKeys: paths[i]) {
+            case .int(let value)?: return value
+            case .string(let text)?: return Int64(text)
+            default: return nil
+            }
+        }
+        dataset = text(0)
+        hostName = text(1)
+        sourceIP = text(2)
+        sourcePort = int(3)
+        destinationIP = text(4)
+        destinationPort = int(5)
+        networkTransport = text(6)
+        userName = text(7)
+        eventAction = text(8)
+        eventOutcome = text(9)
+        observerVendor = text(10)
+    }
+}
+
+/// An event encoded for storage: its columns extracted and its document serialized once, at
+/// admission, so the pipeline stores it without parsing JSON again.
+public struct StoredEvent: Sendable, Equatable {
+    public var tenant: TenantName
+    public var key: EventKey
+    public var timestamp: EpochMillis
+    public var ingested: EpochMillis
+    public var columns: IndexedColumns
+    /// `message` when it is a string (it has a column and the token index of its own).
+    public var message: String?
+    /// The JSON document without `message`.
+    public var document: [UInt8]
+
+    public init(tenant: TenantName, key: EventKey, timestamp: EpochMillis, ingested: EpochMillis,
+                columns: IndexedColumns, message: String?, document: [UInt8]) {
+        self.tenant = tenant
+        self.key = key
+        self.timestamp = timestamp
+        self.ingested = ingested
+        self.columns = columns
+        self.message = message
+        self.document = document
+    }
+
+    public init(_ event: Event) {
+        var fields = event.fields
+        var message: String?
+        if case .string(let text)? = fields["message"] {
+            message = text
+            fields.removeValue(forKey: "message")
+        }
+        let doc = JSONValue.object(fields)
+        self.init(tenant: event.tenant, key: event.key, timestamp: event.timestamp, ingested: event.ingested,
+                  columns: IndexedColumns(doc), message: message, document: JSONWriter.bytes(doc))
+    }
+
+    /// The event back, for search results; nil when the document is damaged.
+    public func event() -> Event? {
+        guard case .object(var fields) = (try? JSONParser.parse(document)) ?? .null else { return nil }
+        if let message { fields.members.insert(("message", .string(message)), at: 0) }
+        return Event(tenant: tenant, key: key, timestamp: timestamp, ingested: ingested, fields: fields)
+    }
+
+    // MARK: - Binary form (intake spool)
+
+    /// Appends the binary form: `str tenant, 16 key bytes, i64 timestamp, i64 ingested,
+    /// 11 columns (u8 present + str, or + i64 for ports), u8 present + str message, bytes document`.
+    public func encode(into out: inout [UInt8]) {
+        var writer = BinaryWriter(out: out)
+        writer.string(tenant.rawValue)
+        writer.raw(key.bytes)
+        writer.int64(timestamp)
+        writer.int64(ingested)
+        let c = columns
+        writer.optionalString(c.dataset)
+        writer.optionalString(c.hostName)
+        writer.optionalString(c.sourceIP)
+        writer.optionalInt64(c.sourcePort)
+        writer.optionalString(c.destinationIP)
+        writer.optionalInt64(c.destinationPort)
+        writer.optionalString(c.networkTransport)
+        writer.optionalString(c.userName)
+        writer.optionalString(c.eventAction)
+        writer.optionalString(c.eventOutcome)
+        writer.optionalString(c.observerVendor)
+        writer.optionalString(message)
+        writer.bytes(document)
+        out = writer.out
+    }
+
+    public static func decode(_ reader: inout BinaryReader) -> StoredEvent? {
+        guard let tenantText = reader.string(), let tenant = TenantName(tenantText), let keyBytes = reader.raw(16),
+              let timestamp = reader.int64(), let ingested = reader.int64()
+        else { return nil }
+        var c = IndexedColumns()
+        guard let dataset = reader.optionalString(), let hostName = reader.optionalString(), let sourceIP = reader.optionalString(),
+              let sourcePort = reader.optionalInt64(), let destinationIP = reader.optionalString(),
+              let destinationPort = reader.optionalInt64(), let transport = reader.optionalString(),
+              let userName = reader.optionalString(), let action = reader.optionalString(), let outcome = reader.optionalString(),
+              let vendor = reader.optionalString(), let message = reader.optionalString(), let document = reader.bytes()
+        else { return nil }
+        (c.dataset, c.hostName, c.sourceIP, c.sourcePort) = (dataset, hostName, sourceIP, sourcePort)
+        (c.destinationIP, c.destinationPort, c.networkTransport, c.userName) = (destinationIP, destinationPort, transport, userName)
+        (c.eventAction, c.eventOutcome, c.observerVendor) = (action, outcome, vendor)
+        return StoredEvent(tenant: tenant, key: EventKey(bytes: keyBytes), timestamp: timestamp, ingested: ingested,
+                           columns: c, message: message, document: document)
+    }
+}
+
+/// Little-endian binary writing for spool records.
+public struct BinaryWriter {
+    public var out: [UInt8]
+
+    public init(out: [UInt8] = []) { self.out = out }
+
+    public mutating func raw(_ bytes: [UInt8]) { out.append(contentsOf: bytes) }
+
+    public mutating func int64(_ value: Int64) {
+        let bits = UInt64(bitPattern: value)
+        for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift))) }
+    }
+
+    public mutating func bytes(_ bytes: [UInt8]) {
+        let count = UInt32(bytes.count)
+        for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8(truncatingIfNeeded: count >> UInt32(shift))) }
+        out.append(contentsOf: bytes)
+    }
+
+    public mutating func string(_ text: String) {
+        let count = UInt32(text.utf8.count)
+        for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8(truncatingIfNeeded: count >> UInt32(shift))) }
+        out.append(contentsOf: text.utf8)
+    }
+
+    public mutating func optionalString(_ text: String?) {
+        guard let text else { out.append(0); return }
+        out.append(1)
+        string(text)
+    }
+
+    public mutating func optionalInt64(_ value: Int64?) {
+        guard let value else { out.append(0); return }
+        out.append(1)
+        int64(value)
+    }
+}
+
+/// Reads what `BinaryWriter` wrote; every read returns nil past the end instead of trapping.
+/// Optional reads return `.some(nil)` for an absent value and nil for damaged input.
+public struct BinaryReader {
+    let input: [UInt8]
+    var index = 0
+
+    public init(_ bytes: [UInt8]) { input = bytes }
+
+    public mutating func byte() -> UInt8? {
+        guard index < input.count else { return nil }
+        defer { index += 1 }
+        return input[index]
+    }
+
+    public mutating func raw(_ count: Int) -> [UInt8]? {
+        guard count >= 0, count <= input.count - index else { return nil }
+        defer { index += count }
+        return Array(input[index..<(index + count)])
+    }
+
+    public mutating func int64() -> Int64? {
+        guard 8 <= input.count - index else { return nil }
+        var bits: UInt64 = 0
+        for i in 0..<8 { bits |= UInt64(input[index + i]) << UInt64(8 * i) }
+        index += 8
+        return Int64(bitPattern: bits)
+    }
+
+    mutating func length() -> Int? {
+        guard 4 <= input.count - index else { return nil }
+        let count = Int(input[index]) | Int(input[index + 1]) << 8 | Int(input[index + 2]) << 16 | Int(input[index + 3]) << 24
+        index += 4
+        return count
+    }
+
+    public mutating func bytes() -> [UInt8]? {
+        guard let count = length() else { return nil }
+        return raw(count)
+    }
+
+    public mutating func string() -> String? {
+        guard let count = length(), count <= input.count - index else { return nil }
+        defer { index += count }
+        return String(decoding: input[index..<(index + count)], as: UTF8.self)
+    }
+
+    public mutating func optionalString() -> String?? {
+        guard let flag = byte() else { return nil }
+        if flag == 0 { return .some(nil) }
+        guard flag == 1, let text = string() else { return nil }
+        return .some(text)
+    }
+
+    public mutating func optionalInt64() -> Int64?? {
+        guard let flag = byte() else { return nil }
+        if flag == 0 { return .some(nil) }
+        guard flag == 1, let value = int64() else { return nil }
+        return .some(value)
+    }
+}

@@ -1,0 +1,55 @@
+import GRDB
+import GRDBSQLite
+import VigilCore
+
+/// Binds and steps a GRDB-prepared statement through the SQLite C API, skipping the
+/// per-value boxing of `StatementArguments` on the ingest hot path.
+struct RawStatement {
+    let statement: Statement
+    var handle: OpaquePointer { statement.sqliteStatement }
+
+    init(_ statement: Statement) { self.statement = statement }
+
+    // SQLITE_TRANSIENT: SQLite copies the value before the call returns.
+    static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    func bind(_ index: Int32, _ value: Int64?) {
+        if let value { sqlite3_bind_int64(handle, index, value) } else { sqlite3_bind_null(handle, index) }
+    }
+
+    func bind(_ index: Int32, _ value: String?) {
+        guard let value else { sqlite3_bind_null(handle, index); return }
+        var copy = value
+        copy.withUTF8 { buffer in
+            bindUTF8(index, UnsafeRawBufferPointer(buffer))
+        }
+    }
+
+    func bindText(_ index: Int32, _ utf8: [UInt8]) {
+        utf8.withUnsafeBytes { raw in bindUTF8(index, raw) }
+    }
+
+    private func bindUTF8(_ index: Int32, _ raw: UnsafeRawBufferPointer) {
+        if let base = raw.baseAddress, raw.count > 0 {
+            sqlite3_bind_text(handle, index, base.assumingMemoryBound(to: CChar.self), Int32(raw.count), Self.transient)
+        } else {
+            "".withCString { _ = sqlite3_bind_text(handle, index, $0, 0, Self.transient) }
+        }
+    }
+
+    func bind(_ index: Int32, _ key: EventKey) {
+        key.bytes.withUnsafeBytes { raw in
+            _ = sqlite3_bind_blob(handle, index, raw.baseAddress, Int32(raw.count), Self.transient)
+        }
+    }
+
+    /// Steps the statement to completion and resets it for the next row.
+    func run(_ db: Database) throws {
+        let code = sqlite3_step(handle)
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+        guard code == SQLITE_DONE || code == SQLITE_ROW else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        }
+    }
+}
