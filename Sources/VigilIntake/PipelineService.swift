@@ -15,7 +15,7 @@ public struct PipelineService: Service {
     let store: any EventStore
     let intake: IntakeService
     let logger: Logger
-    public var batchRecords = 5_000
+    public var batchRecords = 20_000
 
     public init(queue: any IntakeQueue, store: any EventStore, intake: IntakeService, logger: Logger) {
         self.queue = queue

@@ -44,6 +44,9 @@ public final class SQLiteEventStore: EventStore {
             // memory (the cache grows only as pages are used) and read through mmap.
             try db.execute(sql: "PRAGMA cache_size = -32768")
             try db.execute(sql: "PRAGMA mmap_size = 268435456")
+            // Checkpoint the WAL every ~32 MiB rather than every 4 MiB: ingest batches are
+            // megabytes each, and each checkpoint copies and syncs pages again.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192")
         }
         return config
     }
