@@ -60,29 +60,30 @@ public final class SQLiteEventStore: EventStore {
     }
 
     /// The partition of a tenant and day, created when `create` is set; nil if it does not exist.
+    ///
+    /// Opening happens under one lock, so a search and the pipeline never open the same file
+    /// twice or see it before its schema exists.
     func partition(_ tenant: TenantName, day: Int64, create: Bool) throws -> DatabasePool? {
         let key = "\(tenant.rawValue)/\(day)"
-        if let pool = partitions.withLock({ $0[key] }) { return pool }
-        let url = partitionURL(tenant, day: day)
-        if !create, !FileManager.default.fileExists(atPath: url.path) { return nil }
-        try FileManager.default.createDirectory(at: tenantDirectory(tenant), withIntermediateDirectories: true)
-        let pool = try DatabasePool(path: url.path, configuration: Self.configuration())
-        try Self.partitionMigrator.migrate(pool)
-        return partitions.withLock { cache in
-            if let existing = cache[key] { return existing }
+        return try partitions.withLock { cache throws -> DatabasePool? in
+            if let pool = cache[key] { return pool }
+            let url = partitionURL(tenant, day: day)
+            if !create, !FileManager.default.fileExists(atPath: url.path) { return nil }
+            try FileManager.default.createDirectory(at: tenantDirectory(tenant), withIntermediateDirectories: true)
+            let pool = try DatabasePool(path: url.path, configuration: Self.configuration())
+            try Self.partitionMigrator.migrate(pool)
             cache[key] = pool
             return pool
         }
     }
 
     func tenantDatabase(_ tenant: TenantName) throws -> DatabasePool {
-        if let pool = tenantDatabases.withLock({ $0[tenant] }) { return pool }
-        try FileManager.default.createDirectory(at: tenantDirectory(tenant), withIntermediateDirectories: true)
-        let url = tenantDirectory(tenant).appendingPathComponent("tenant.sqlite")
-        let pool = try DatabasePool(path: url.path, configuration: Self.configuration())
-        try Self.tenantMigrator.migrate(pool)
-        return tenantDatabases.withLock { cache in
-            if let existing = cache[tenant] { return existing }
+        try tenantDatabases.withLock { cache throws -> DatabasePool in
+            if let pool = cache[tenant] { return pool }
+            try FileManager.default.createDirectory(at: tenantDirectory(tenant), withIntermediateDirectories: true)
+            let url = tenantDirectory(tenant).appendingPathComponent("tenant.sqlite")
+            let pool = try DatabasePool(path: url.path, configuration: Self.configuration())
+            try Self.tenantMigrator.migrate(pool)
             cache[tenant] = pool
             return pool
         }

@@ -59,8 +59,8 @@ struct Search: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Search events through a running server.")
 
     @Argument(help: "The query, e.g. 'host.name:web-1 failed'.") var query: String = "*"
-    @Option(help: "Start: RFC 3339, epoch ms, 'now' or relative like -1h.") var from: String = "-1h"
-    @Option(help: "End: as --from. Default now.") var to: String = "now"
+    @Option(parsing: .unconditional, help: "Start: RFC 3339, epoch ms, 'now' or relative like -1h.") var from: String = "-1h"
+    @Option(parsing: .unconditional, help: "End: as --from. Default now.") var to: String = "now"
     @Option(help: "Most events to print.") var limit: Int = 100
     @Option(help: "Tenant to search (admin keys only).") var tenant: String?
     @Flag(help: "Print the raw JSON answer.") var json = false

@@ -102,3 +102,26 @@ struct SQLiteEventStoreTests {
         #expect(try await directory.listTenants() == [acme, .defaultTenant])
     }
 }
+
+struct SQLiteEventStoreConcurrencyTests {
+    @Test func searchesRacingTheFirstWriteOfAPartitionNeverFail() async throws {
+        let day: EpochMillis = 1_795_478_400_000
+        for round in 0..<20 {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("race-\(UUID().uuidString)", isDirectory: true)
+            let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
+            let tenant = TenantName("acme")!
+            let event = StoredEvent(Event(tenant: tenant, key: EventKey(high: 1, low: UInt64(round)), timestamp: day, ingested: day,
+                                          fields: JSONObject([("message", .string("m"))])))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { _ = try await store.write(events: [event], quarantined: []) }
+                for _ in 0..<4 {
+                    group.addTask {
+                        _ = try await store.search(SearchRequest(tenant: tenant, query: .all, from: day - 1000, to: day + 1000, limit: 10))
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await store.search(SearchRequest(tenant: tenant, query: .all, from: day - 1000, to: day + 1000, limit: 10)).total == 1)
+        }
+    }
+}
