@@ -95,7 +95,7 @@ let package = Package(
         ),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
         .testTarget(name: "VigilQueryTests", dependencies: ["VigilQuery", "VigilCore"]),
-        .testTarget(name: "VigilStorageSQLiteTests", dependencies: ["VigilStorageSQLite", "VigilStorage", "VigilCore", "VigilQuery"]),
+        .testTarget(name: "VigilStorageSQLiteTests", dependencies: ["VigilStorageSQLite", "VigilStorage", "VigilCore", "VigilQuery", "VigilIntake"]),
         .testTarget(name: "VigilIntakeTests", dependencies: ["VigilIntake", "VigilStorage", "VigilCore"]),
         .testTarget(name: "VigilServerTests", dependencies: [
             "VigilServer", "VigilIntake", "VigilStorage", "VigilStorageSQLite", "VigilCore",

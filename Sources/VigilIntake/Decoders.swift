@@ -11,8 +11,9 @@ public struct IntakeLimits: Sendable {
     public var maxPastMillis: Int64 = 30 * 86_400_000
     /// How far in the future `@timestamp` may be (`max_event_future_secs`, default 1 day).
     public var maxFutureMillis: Int64 = 86_400_000
-    /// Bytes of raw input kept with a quarantined item (`quarantine_raw_bytes`).
-    public var quarantineRawBytes = 64 << 10
+    /// Bytes of raw input kept with a quarantined item (`quarantine_raw_bytes`): four times
+    /// the line limit, so an `oversize` line can be replayed whole after the limit is raised.
+    public var quarantineRawBytes = 4 << 20
 
     public init() {}
 }
@@ -31,6 +32,9 @@ public struct Candidate: Sendable {
     public var raw: [UInt8]
     /// An id given by the transport (Elasticsearch `_id`), used as `event_id`.
     public var transportID: String?
+    /// The time used when the event has none: the receive time, or for a quarantine replay
+    /// the time the item was first received (so a replay's keys are stable).
+    public var defaultTimestamp: EpochMillis?
 
     public init(object: JSONObject, timestamp: TimestampField, raw: [UInt8], transportID: String? = nil) {
         self.object = object
@@ -226,6 +230,15 @@ public enum HECDecoder {
             items.append(.candidate(Candidate(object: object, timestamp: timestamp, raw: raw)))
         }
         return items
+    }
+
+    /// Decodes one quarantined HEC event again (its raw bytes are the event's JSON).
+    public static func decodeOne(_ raw: [UInt8], limits: IntakeLimits) -> DecodedItem {
+        do {
+            return try decodeEvents(raw, limits: limits).first ?? .rejected(.unparseable, detail: "no event", raw: raw)
+        } catch {
+            return .rejected(.malformedJSON, detail: "HEC: \(error.status.text)", raw: raw)
+        }
     }
 
     /// `/services/collector/raw`: one event per line; `host`, `source`, `sourcetype` come

@@ -31,6 +31,7 @@ public final class IntakeService: Sendable {
     let store: any EventStore
     let clock: any VigilClock
     public let limits: IntakeLimits
+    public let retention: RetentionPolicies
     let logger: Logger
     /// Keys appended to the queue and not yet stored, per tenant.
     let pending = Mutex<[TenantName: Set<EventKey>]>([:])
@@ -39,7 +40,9 @@ public final class IntakeService: Sendable {
     let acceptedCounter: Counter
     let duplicateCounter: Counter
 
-    public init(queue: any IntakeQueue, store: any EventStore, clock: any VigilClock, limits: IntakeLimits, logger: Logger) {
+    public init(queue: any IntakeQueue, store: any EventStore, clock: any VigilClock, limits: IntakeLimits,
+                retention: RetentionPolicies = RetentionPolicies(), logger: Logger) {
+        self.retention = retention
         self.queue = queue
         self.store = store
         self.clock = clock
@@ -75,7 +78,7 @@ public final class IntakeService: Sendable {
     /// Admits a request's items for a tenant.
     /// - Returns: the status of every item, in order.
     /// - Throws: `IntakeError` when the queue refuses (full, disk full); then nothing was kept.
-    public func submit(tenant: TenantName, source: String, items: [DecodedItem]) async throws -> IngestOutcome {
+    public func submit(tenant: TenantName, source: String, items: [DecodedItem], quarantineFailures: Bool = true) async throws -> IngestOutcome {
         let received = clock.now()
         receivedCounter.increment(by: items.count)
         var statuses = [ItemStatus](repeating: .accepted, count: items.count)
@@ -88,7 +91,8 @@ public final class IntakeService: Sendable {
                 events.append((index, event))
             case .quarantine(let rejection):
                 statuses[index] = .quarantined(rejection.reason, detail: rejection.detail)
-                records.append(.quarantine(rejection))
+                // A replay leaves what still fails where it is instead of quarantining it twice.
+                if quarantineFailures { records.append(.quarantine(rejection)) }
             }
         }
 
@@ -163,13 +167,17 @@ public final class IntakeService: Sendable {
 
         let timestamp: EpochMillis
         switch candidate.timestamp {
-        case .absent: timestamp = received
+        case .absent: timestamp = candidate.defaultTimestamp ?? received
         case .invalid(let detail): return reject(.invalidField, detail, candidate.raw)
         case .millis(let millis):
             guard millis >= received - limits.maxPastMillis, millis <= received + limits.maxFutureMillis else {
                 return reject(.timestampOutOfRange, "@timestamp \(Timestamp.formatRFC3339(millis)) is outside the accepted range of \(limits.maxPastMillis / 86_400_000) days back and \(limits.maxFutureMillis / 3_600_000) hours ahead", candidate.raw)
             }
             timestamp = millis
+        }
+        let firstKeptDay = retention.firstKeptDay(for: tenant, now: received)
+        guard Timestamp.day(of: timestamp) >= firstKeptDay else {
+            return reject(.timestampOutOfRange, "@timestamp \(Timestamp.formatRFC3339(timestamp)) is older than the tenant's retention of \(retention.days(for: tenant)) days", candidate.raw)
         }
         if let message = fields["message"], message.stringValue == nil {
             return reject(.invalidField, "message must be a string", candidate.raw)
@@ -224,6 +232,35 @@ public final class IntakeService: Sendable {
         }
         fields["vigil"] = .object(vigil)
         return .event(Event(tenant: tenant, key: key, timestamp: timestamp, ingested: received, fields: fields))
+    }
+
+    /// Runs quarantined items through the current pipeline again.
+    /// - Returns: each item's new status; `.accepted` and `.duplicate` mean it is now stored
+    ///   and may leave the quarantine. Nothing is quarantined a second time.
+    public func replay(tenant: TenantName, items: [QuarantineItem]) async throws -> [ItemStatus] {
+        var decoded: [DecodedItem] = []
+        for item in items {
+            var one: DecodedItem
+            switch item.reason {
+            case .unknownTenant:
+                // The tenant the sender meant is not known here: keep it for an operator.
+                one = .rejected(.unknownTenant, detail: item.detail, raw: item.raw)
+            default:
+                switch item.source {
+                case "hec": one = HECDecoder.decodeOne(item.raw, limits: limits)
+                case "hec_raw":
+                    one = (try? HECDecoder.decodeRaw(item.raw, host: nil, source: nil, sourcetype: nil, limits: limits).first)
+                        ?? .rejected(.unparseable, detail: "empty line", raw: item.raw)
+                default: one = NativeDecoder.decodeObjectLine(item.raw[...], lineNumber: 1, limits: limits, timestampKeys: ["@timestamp"])
+                }
+            }
+            if case .candidate(var candidate) = one {
+                candidate.defaultTimestamp = item.received
+                one = .candidate(candidate)
+            }
+            decoded.append(one)
+        }
+        return try await submit(tenant: tenant, source: "replay", items: decoded, quarantineFailures: false).statuses
     }
 
     enum Admission {

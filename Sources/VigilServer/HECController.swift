@@ -54,7 +54,7 @@ struct HECController {
                 items = try HECDecoder.decodeEvents(body, limits: deps.limits)
             }
             if target.unknownTenant { items = items.map(IngestTarget.unknownTenantItem) }
-            _ = try await IngestTarget.submit(items, to: target.tenant, source: "hec", deps: deps)
+            _ = try await IngestTarget.submit(items, to: target.tenant, source: raw ? "hec_raw" : "hec", deps: deps)
             return Self.reply(.success, status: .ok)
         } catch let error as HECRequestError {
             return Self.reply(error.status, status: .badRequest, invalidEvent: error.invalidEventNumber)

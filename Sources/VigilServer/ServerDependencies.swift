@@ -29,11 +29,13 @@ public struct ServerDependencies: Sendable {
     public var limits: IntakeLimits
     public var searchLimits: SearchLimits
     public var metrics: PrometheusCollectorRegistry?
+    public var retention: RetentionService?
     public var logger: Logger
 
     public init(intake: IntakeService, queue: any IntakeQueue, store: any EventStore, tenants: any TenantDirectory,
                 clock: any VigilClock, limits: IntakeLimits, searchLimits: SearchLimits = SearchLimits(),
-                metrics: PrometheusCollectorRegistry?, logger: Logger) {
+                metrics: PrometheusCollectorRegistry?, retention: RetentionService? = nil, logger: Logger) {
+        self.retention = retention
         self.intake = intake
         self.queue = queue
         self.store = store

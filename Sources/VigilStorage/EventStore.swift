@@ -46,6 +46,8 @@ public enum QuarantineReason: String, Sendable, CaseIterable, Codable {
 
 /// One quarantined input, kept with its reason so it can be inspected and replayed.
 public struct QuarantineItem: Sendable, Equatable {
+    /// The store's id, once stored.
+    public var id: Int64?
     public var tenant: TenantName
     public var reason: QuarantineReason
     /// A human explanation; never contains the raw bytes.
@@ -56,7 +58,8 @@ public struct QuarantineItem: Sendable, Equatable {
     /// The raw input, cut to the quarantine's byte bound.
     public var raw: [UInt8]
 
-    public init(tenant: TenantName, reason: QuarantineReason, detail: String, source: String, received: EpochMillis, raw: [UInt8]) {
+    public init(id: Int64? = nil, tenant: TenantName, reason: QuarantineReason, detail: String, source: String, received: EpochMillis, raw: [UInt8]) {
+        self.id = id
         self.tenant = tenant
         self.reason = reason
         self.detail = detail
@@ -78,6 +81,17 @@ public protocol EventStore: Sendable {
     func search(_ request: SearchRequest) async throws -> SearchResult
     /// Quarantined items of a tenant, newest first.
     func quarantine(tenant: TenantName, reason: QuarantineReason?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [QuarantineItem]
+    /// Quarantined items of a tenant by id (unknown ids are skipped).
+    func quarantine(tenant: TenantName, ids: [Int64]) async throws -> [QuarantineItem]
+    /// Removes quarantined items that a replay stored.
+    func removeQuarantined(tenant: TenantName, ids: [Int64]) async throws
+    /// Drops every partition of the tenant whose UTC day is before `day`, with its
+    /// idempotency keys. Returns the days dropped.
+    func dropPartitions(tenant: TenantName, before day: Int64) async throws -> [Int64]
+    /// Deletes quarantined items received before `time`; returns how many.
+    func purgeQuarantine(tenant: TenantName, receivedBefore time: EpochMillis) async throws -> Int
+    /// Tenants that have data in the store.
+    func storedTenants() throws -> [TenantName]
 }
 
 /// A principal behind an API key.
@@ -94,6 +108,9 @@ public protocol TenantDirectory: Sendable {
     func listTenants() async throws -> [TenantName]
     /// Resolves a presented key; nil when unknown.
     func principal(forKey key: String) async throws -> Principal?
+    /// Days of events the tenant keeps (default 30).
+    func retentionDays(_ tenant: TenantName) async throws -> Int
+    func setRetentionDays(_ tenant: TenantName, days: Int) async throws
 }
 
 /// An error from a store, with a code fit for a metric label.

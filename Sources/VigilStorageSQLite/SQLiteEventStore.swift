@@ -285,20 +285,71 @@ public final class SQLiteEventStore: EventStore {
     }
 
     public func quarantine(tenant: TenantName, reason: QuarantineReason?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [QuarantineItem] {
+        var sql = "SELECT id, received, reason, detail, source, raw FROM quarantine WHERE received >= ? AND received < ?"
+        var arguments: [(any DatabaseValueConvertible)?] = [from, to]
+        if let reason {
+            sql += " AND reason = ?"
+            arguments.append(reason.rawValue)
+        }
+        sql += " ORDER BY received DESC, id DESC LIMIT \(max(0, limit))"
+        return try await quarantineRows(tenant, sql: sql, arguments: StatementArguments(arguments))
+    }
+
+    public func quarantine(tenant: TenantName, ids: [Int64]) async throws -> [QuarantineItem] {
+        guard !ids.isEmpty else { return [] }
+        let placeholders = Array(repeating: "?", count: ids.count).joined(separator: ",")
+        return try await quarantineRows(tenant, sql: "SELECT id, received, reason, detail, source, raw FROM quarantine WHERE id IN (\(placeholders)) ORDER BY id",
+                                        arguments: StatementArguments(ids))
+    }
+
+    func quarantineRows(_ tenant: TenantName, sql: String, arguments: StatementArguments) async throws -> [QuarantineItem] {
         let pool = try tenantDatabase(tenant)
         return try await pool.read { db in
-            var sql = "SELECT received, reason, detail, source, raw FROM quarantine WHERE received >= ? AND received < ?"
-            var arguments: [(any DatabaseValueConvertible)?] = [from, to]
-            if let reason {
-                sql += " AND reason = ?"
-                arguments.append(reason.rawValue)
-            }
-            sql += " ORDER BY received DESC, id DESC LIMIT \(max(0, limit))"
-            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).compactMap { row in
+            try Row.fetchAll(db, sql: sql, arguments: arguments).compactMap { row in
                 guard let reason = QuarantineReason(rawValue: row["reason"]) else { return nil }
                 let raw: Data = row["raw"]
-                return QuarantineItem(tenant: tenant, reason: reason, detail: row["detail"], source: row["source"], received: row["received"], raw: Array(raw))
+                return QuarantineItem(id: row["id"], tenant: tenant, reason: reason, detail: row["detail"], source: row["source"],
+                                      received: row["received"], raw: Array(raw))
             }
         }
+    }
+
+    public func removeQuarantined(tenant: TenantName, ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        let pool = try tenantDatabase(tenant)
+        try await pool.write { db in
+            for id in ids { try db.execute(sql: "DELETE FROM quarantine WHERE id = ?", arguments: [id]) }
+        }
+    }
+
+    // MARK: - Retention
+
+    public func dropPartitions(tenant: TenantName, before day: Int64) async throws -> [Int64] {
+        let expired = existingDays(tenant).filter { $0 < day }
+        for expiredDay in expired {
+            // Forget the cached pool first so nothing writes to the file being unlinked.
+            let pool = partitions.withLock { $0.removeValue(forKey: "\(tenant.rawValue)/\(expiredDay)") }
+            try pool?.close()
+            let path = partitionURL(tenant, day: expiredDay).path
+            for suffix in ["-wal", "-shm", ""] { unlink(path + suffix) }
+        }
+        if !expired.isEmpty {
+            let tenantDB = try tenantDatabase(tenant)
+            try await tenantDB.write { db in try db.execute(sql: "DELETE FROM event_key WHERE day < ?", arguments: [day]) }
+        }
+        return expired
+    }
+
+    public func purgeQuarantine(tenant: TenantName, receivedBefore time: EpochMillis) async throws -> Int {
+        let pool = try tenantDatabase(tenant)
+        return try await pool.write { db in
+            try db.execute(sql: "DELETE FROM quarantine WHERE received < ?", arguments: [time])
+            return db.changesCount
+        }
+    }
+
+    public func storedTenants() throws -> [TenantName] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.compactMap(TenantName.init).sorted()
     }
 }

@@ -109,6 +109,21 @@ public final class SQLiteTenantDirectory: TenantDirectory {
     }
 }
 
+extension SQLiteTenantDirectory {
+    public func retentionDays(_ tenant: TenantName) async throws -> Int {
+        try await pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT retention_days FROM tenant WHERE name = ?", arguments: [tenant.rawValue]) ?? 30
+        }
+    }
+
+    public func setRetentionDays(_ tenant: TenantName, days: Int) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE tenant SET retention_days = ? WHERE name = ?", arguments: [days, tenant.rawValue])
+            guard db.changesCount > 0 else { throw StoreError(.unknownTenant, "tenant '\(tenant)' does not exist") }
+        }
+    }
+}
+
 extension String {
     func leftPadded(to width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self

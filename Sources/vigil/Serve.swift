@@ -80,11 +80,14 @@ struct Serve: AsyncParsableCommand {
         limits.maxLineBytes = settings.maxLineBytes
         limits.maxPastMillis = settings.maxEventAgeSecs * 1000
         limits.maxFutureMillis = settings.maxEventFutureSecs * 1000
-        let intake = IntakeService(queue: spool, store: store, clock: clock, limits: limits, logger: logger)
+        let policies = RetentionPolicies()
+        for tenant in try await tenants.listTenants() { policies.set(tenant, days: try await tenants.retentionDays(tenant)) }
+        let intake = IntakeService(queue: spool, store: store, clock: clock, limits: limits, retention: policies, logger: logger)
+        let retention = RetentionService(store: store, tenants: tenants, policies: policies, clock: clock, logger: logger)
         intake.restorePending(try spool.uncommittedRecords())
         let pipeline = PipelineService(queue: spool, store: store, intake: intake, logger: logger)
         let deps = ServerDependencies(intake: intake, queue: spool, store: store, tenants: tenants, clock: clock,
-                                      limits: limits, metrics: registry, logger: logger)
+                                      limits: limits, metrics: registry, retention: retention, logger: logger)
         let runDirectory = dataURL.appendingPathComponent("run", isDirectory: true)
         let http = settings.httpAddress
         let app = buildApplication(deps, host: http.host, port: http.port) { port in
@@ -107,7 +110,7 @@ struct Serve: AsyncParsableCommand {
         // Shut down in reverse order: HTTP stops taking requests first, then the pipeline
         // drains what was acknowledged.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: pipeline), .init(service: app)],
+            services: [.init(service: pipeline), .init(service: retention), .init(service: app)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))

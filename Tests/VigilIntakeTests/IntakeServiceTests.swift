@@ -37,6 +37,32 @@ final class InMemoryEventStore: EventStore {
     func quarantine(tenant: TenantName, reason: QuarantineReason?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [QuarantineItem] {
         quarantined.withLock { $0.filter { $0.tenant == tenant && (reason == nil || $0.reason == reason) } }
     }
+
+    func quarantine(tenant: TenantName, ids: [Int64]) async throws -> [QuarantineItem] {
+        quarantined.withLock { $0.filter { $0.tenant == tenant && $0.id.map(ids.contains) == true } }
+    }
+
+    func removeQuarantined(tenant: TenantName, ids: [Int64]) async throws {
+        quarantined.withLock { $0.removeAll { $0.tenant == tenant && $0.id.map(ids.contains) == true } }
+    }
+
+    func dropPartitions(tenant: TenantName, before day: Int64) async throws -> [Int64] {
+        events.withLock { events in
+            let days = Set(events.filter { $0.tenant == tenant && Timestamp.day(of: $0.timestamp) < day }.map { Timestamp.day(of: $0.timestamp) })
+            events.removeAll { $0.tenant == tenant && Timestamp.day(of: $0.timestamp) < day }
+            return days.sorted()
+        }
+    }
+
+    func purgeQuarantine(tenant: TenantName, receivedBefore time: EpochMillis) async throws -> Int {
+        quarantined.withLock { items in
+            let before = items.count
+            items.removeAll { $0.tenant == tenant && $0.received < time }
+            return before - items.count
+        }
+    }
+
+    func storedTenants() throws -> [TenantName] { Array(Set(events.withLock { $0.map(\.tenant) })).sorted() }
 }
 
 struct IntakeServiceTests {

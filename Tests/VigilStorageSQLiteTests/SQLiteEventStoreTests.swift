@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import VigilIntake
 import Testing
 import VigilCore
 import VigilQuery
@@ -123,5 +124,33 @@ struct SQLiteEventStoreConcurrencyTests {
             }
             #expect(try await store.search(SearchRequest(tenant: tenant, query: .all, from: day - 1000, to: day + 1000, limit: 10)).total == 1)
         }
+    }
+}
+
+struct SQLiteRetentionTests {
+    @Test func retentionDropsWholeExpiredPartitionsAndTheirKeysAndOldQuarantine() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("retention-\(UUID().uuidString)", isDirectory: true)
+        let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
+        let tenants = try SQLiteTenantDirectory(dataDirectory: dir)
+        let acme = TenantName("acme")!
+        _ = try await tenants.createTenant(acme)
+        try await tenants.setRetentionDays(acme, days: 3)
+        let now: EpochMillis = 1_795_514_400_000
+        let day = Timestamp.millisPerDay
+        func event(_ n: UInt64, _ age: Int64) -> StoredEvent {
+            StoredEvent(Event(tenant: acme, key: EventKey(high: 7, low: n), timestamp: now - age * day, ingested: now, fields: JSONObject([("message", .string("e\(n)"))])))
+        }
+        _ = try await store.write(events: [event(1, 5), event(2, 4), event(3, 3), event(4, 0)], quarantined: [
+            QuarantineItem(tenant: acme, reason: .oversize, detail: "old", source: "ingest", received: now - 20 * day, raw: []),
+            QuarantineItem(tenant: acme, reason: .oversize, detail: "new", source: "ingest", received: now - day, raw: []),
+        ])
+        let service = RetentionService(store: store, tenants: tenants, policies: RetentionPolicies(), clock: ManualClock(now), logger: Logger(label: "test"))
+        let report = try await service.runOnce()
+        #expect(report.droppedPartitions.map(\.day) == [Timestamp.day(of: now) - 5, Timestamp.day(of: now) - 4])
+        #expect(report.purgedQuarantine == 1)
+        let all = try await store.search(SearchRequest(tenant: acme, query: .all, from: now - 10 * day, to: now + day, limit: 10))
+        #expect(all.events.map(\.key.low).sorted() == [3, 4])
+        #expect(try await store.existingKeys(tenant: acme, keys: [EventKey(high: 7, low: 1), EventKey(high: 7, low: 3)]) == [EventKey(high: 7, low: 3)])
+        #expect(try await service.runOnce().droppedPartitions.isEmpty)
     }
 }

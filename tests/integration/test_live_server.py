@@ -46,11 +46,15 @@ class Server:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=60)
 
-    def tenant(self):
+    def named_tenant(self):
         name = "t-" + uuid.uuid4().hex[:10]
         r = requests.post(self.url + "/api/v1/tenants", json={"name": name}, headers={"Authorization": "Bearer " + self.admin})
         assert r.status_code == 201, r.text
-        return r.json()["api_key"]
+        assert r.json()["tenant"] == name
+        return name, r.json()["api_key"]
+
+    def tenant(self):
+        return self.named_tenant()[1]
 
     def search(self, key, query="*", minutes=120, limit=1000):
         now = datetime.now(timezone.utc)
@@ -223,3 +227,79 @@ def test_restart_keeps_events_and_deduplicates_and_cli_works():
 def test_gates_start_their_own_server():
     out = subprocess.run([VIGIL, "gates", "--only", "storage"], capture_output=True, text=True, timeout=300)
     assert out.stdout.strip() == "storage:PASS", out.stdout + out.stderr
+
+
+def quarantine(server, key, **params):
+    r = requests.get(server.url + "/api/v1/quarantine", params=params, headers={"Authorization": "Bearer " + key})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_quarantine(server, key, total):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        q = quarantine(server, key)
+        if q["total"] == total:
+            return q
+        time.sleep(0.05)
+    raise AssertionError(f"quarantine never held {total} items")
+
+
+def test_quarantine_replay_after_a_config_change_moves_items_into_the_store():
+    with tempfile.TemporaryDirectory() as data_dir:
+        s = Server(data_dir, extra=("--max-line-bytes", "100"))
+        try:
+            key = s.tenant()
+            long_line = json.dumps({"message": "x" * 150, "event_id": "long-1"})
+            body = long_line + "\nnot json at all\n"
+            r = requests.post(s.url + "/api/v1/ingest", data=body, headers={"Authorization": "Bearer " + key})
+            assert r.json()["quarantined"] == 2
+            items = wait_quarantine(s, key, 2)["items"]
+            assert sorted(i["reason"] for i in items) == ["malformed_json", "oversize"]
+            # Replaying under the same limits changes nothing.
+            r = requests.post(s.url + "/api/v1/quarantine/replay", json={"reason": "oversize"}, headers={"Authorization": "Bearer " + key})
+            assert r.json()["still_quarantined"] == 1 and quarantine(s, key)["total"] == 2
+        finally:
+            assert s.stop() == 0
+        admin = s.admin
+        s = Server(data_dir, admin=admin)  # default limits now
+        try:
+            r = requests.post(s.url + "/api/v1/quarantine/replay", json={"reason": "oversize"}, headers={"Authorization": "Bearer " + key})
+            assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+            assert [i["reason"] for i in quarantine(s, key)["items"]] == ["malformed_json"]
+            event = s.wait_total(key, 1)["events"][0]
+            assert event["vigil"]["event_id"] == "long-1" and len(event["message"]) == 150
+            ids = [i["id"] for i in quarantine(s, key)["items"]]
+            r = requests.post(s.url + "/api/v1/quarantine/replay", json={"ids": ids}, headers={"Authorization": "Bearer " + key})
+            assert r.json()["items"][0]["status"] == "quarantined" and r.json()["items"][0]["reason"] == "malformed_json"
+            r = requests.post(s.url + "/api/v1/quarantine/replay", json={"ids": ["x"]}, headers={"Authorization": "Bearer " + key})
+            assert r.status_code == 400
+        finally:
+            assert s.stop() == 0
+
+
+def test_retention_drops_expired_partitions_and_keeps_recent_ones(server):
+    me, key = server.named_tenant()
+    old = {"@timestamp": iso(-3 * 86400), "message": "three days old", "event_id": "old"}
+    new = {"@timestamp": iso(-60), "message": "fresh", "event_id": "new"}
+    body = json.dumps(old) + "\n" + json.dumps(new) + "\n"
+    assert requests.post(server.url + "/api/v1/ingest", data=body, headers={"Authorization": "Bearer " + key}).json()["accepted"] == 2
+    deadline = time.monotonic() + 30
+    while server.search(key, "*", minutes=5 * 1440)["total"] != 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert me in requests.get(server.url + "/api/v1/tenants", headers={"Authorization": "Bearer " + server.admin}).json()["tenants"]
+    assert requests.get(server.url + f"/api/v1/tenants/{me}", headers={"Authorization": "Bearer " + key}).json()["retention_days"] == 30
+    r = requests.put(server.url + f"/api/v1/tenants/{me}/retention", json={"days": 1}, headers={"Authorization": "Bearer " + key})
+    assert r.status_code == 403
+    r = requests.put(server.url + f"/api/v1/tenants/{me}/retention", json={"days": 1}, headers={"Authorization": "Bearer " + server.admin})
+    assert r.json()["retention_days"] == 1
+    r = requests.post(server.url + "/api/v1/retention/run", headers={"Authorization": "Bearer " + server.admin})
+    assert r.status_code == 200
+    assert any(d["tenant"] == me for d in r.json()["dropped_partitions"])
+    result = server.search(key, "*", minutes=5 * 1440)
+    assert [e["message"] for e in result["events"]] == ["fresh"]
+    # an event older than the policy is now refused with a reason
+    r = requests.post(server.url + "/api/v1/ingest", data=json.dumps(old), headers={"Authorization": "Bearer " + key})
+    assert r.json()["errors"][0]["reason"] == "timestamp_out_of_range"
+    assert "vigil_retention_partitions_dropped_total" in requests.get(server.url + "/metrics").text
