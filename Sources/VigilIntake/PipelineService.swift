@@ -2,6 +2,7 @@ import Logging
 import Dispatch
 import Metrics
 import ServiceLifecycle
+import Synchronization
 import VigilCore
 import VigilStorage
 
@@ -28,13 +29,19 @@ public struct PipelineService: Service {
         let storedCounter = Counter(label: "vigil_events_stored_total")
         let writeTimer = Timer(label: "vigil_store_write_seconds")
         let failures = Counter(label: "vigil_errors_total", dimensions: [("stage", "store"), ("error", "write_failed")])
+        let pendingRetry = Mutex<IntakeBatch?>(nil)
         await withGracefulShutdownHandler {
             var backoffMillis: Int64 = 50
+            // A batch that failed to store is retried as it is: the queue's read cursor has
+            // already moved past it, and it must not be skipped.
+            var current: IntakeBatch?
             while !Task.isShuttingDownGracefully, !Task.isCancelled {
                 do {
-                    guard let batch = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: false) else { continue }
+                    if current == nil { current = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: false) }
+                    guard let batch = current else { continue }
                     let start = DispatchTime.now()
                     try await process(batch, stored: storedCounter)
+                    current = nil
                     writeTimer.recordInterval(since: start)
                     backoffMillis = 50
                 } catch is CancellationError {
@@ -42,15 +49,18 @@ public struct PipelineService: Service {
                 } catch {
                     failures.increment()
                     logger.error("Store write failed; retrying", metadata: ["error": "\(error)"])
-                    // Back off and read again from the last commit; nothing is lost.
                     try? await Task.sleep(for: .milliseconds(backoffMillis))
                     backoffMillis = min(backoffMillis * 2, 5_000)
                 }
             }
+            pendingRetry.withLock { $0 = current }
         } onGracefulShutdown: {
             if let spool = queue as? Spool { spool.shutdown() }
         }
         // Drain: everything acknowledged before shutdown is stored before we return.
+        if let batch = pendingRetry.withLock({ $0.take() }) {
+            try await process(batch, stored: storedCounter)
+        }
         while let batch = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: true) {
             try await process(batch, stored: storedCounter)
         }

@@ -1,0 +1,137 @@
+"""Nothing lost, nothing twice: SIGKILL during concurrent ingest, and a disk that fills up.
+Both drive a live server through its public API only."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+from test_live_server import Server, VIGIL
+
+
+class Client(threading.Thread):
+    """Sends numbered batches with stable event_ids; a batch without an answer is retried
+    with the same ids until it is acknowledged."""
+
+    def __init__(self, ident, server_url, key, batches, size):
+        super().__init__(daemon=True)
+        self.cid, self.url, self.key, self.batches, self.size = ident, server_url, key, batches, size
+        self.acked = 0
+        self.duplicates = 0
+        self.error = None
+
+    def run(self):
+        try:
+            for b in range(self.batches):
+                body = "".join(json.dumps({"message": f"crash test c{self.cid} b{b} e{i}", "event_id": f"c{self.cid}-{b}-{i}"}) + "\n"
+                               for i in range(self.size))
+                deadline = time.monotonic() + 120
+                while True:
+                    assert time.monotonic() < deadline, "batch never acknowledged"
+                    try:
+                        r = requests.post(self.url() + "/api/v1/ingest", data=body, headers={"Authorization": "Bearer " + self.key}, timeout=10)
+                    except requests.RequestException:
+                        time.sleep(0.02)  # server down: retry the same batch
+                        continue
+                    if r.status_code == 200:
+                        answer = r.json()
+                        assert answer["accepted"] + answer["duplicates"] == self.size, answer
+                        self.acked += 1
+                        self.duplicates += answer["duplicates"]
+                        break
+                    assert r.status_code == 503, r.text
+                    time.sleep(0.02)
+        except Exception as e:  # reported by the test
+            self.error = e
+
+
+def test_sigkill_during_concurrent_ingest_loses_nothing_and_duplicates_nothing():
+    rng = random.Random(20261124)
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = Server(data_dir)
+        admin = server.admin
+        key = server.tenant()
+        holder = {"url": server.url}
+        clients = [Client(i, lambda: holder["url"], key, batches=25, size=40) for i in range(4)]
+        for c in clients:
+            c.start()
+        for _ in range(4):
+            time.sleep(rng.uniform(0.1, 0.5))  # let some batches through, then kill mid-stream
+            server.proc.send_signal(signal.SIGKILL)
+            server.proc.wait()
+            os.remove(os.path.join(data_dir, "run", "addresses.json"))
+            server = Server(data_dir, admin=admin)
+            holder["url"] = server.url
+        for c in clients:
+            c.join(timeout=180)
+            assert not c.is_alive()
+            assert c.error is None, c.error
+            assert c.acked == 25
+        expected = 4 * 25 * 40
+        result = server.wait_total(key, expected, query="crash")
+        assert result["total"] == expected
+        # every id exactly once: a second full send is all duplicates
+        c = Client(0, lambda: holder["url"], key, batches=25, size=40)
+        c.run()
+        assert c.duplicates == 25 * 40
+        assert server.search(key, "crash")["total"] == expected
+        assert server.stop() == 0
+
+
+def can_mount_tmpfs():
+    if os.geteuid() != 0:
+        return False
+    with tempfile.TemporaryDirectory() as d:
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", d], capture_output=True).returncode != 0:
+            return False
+        subprocess.run(["umount", d])
+        return True
+
+
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="needs root and tmpfs mounts to make a small real filesystem")
+def test_a_full_disk_refuses_ingest_cleanly_keeps_search_and_recovers():
+    mount = tempfile.mkdtemp()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", mount], check=True)
+    try:
+        data_dir = os.path.join(mount, "data")
+        os.makedirs(data_dir)
+        server = Server(data_dir)
+        key = server.tenant()
+        filler = os.path.join(mount, "filler")
+        free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
+        with open(filler, "wb") as f:
+            f.write(b"\0" * (free - 3 * 1024 * 1024))  # leave ~3 MiB
+        acked, refused, sent = [], 0, 0
+        payload = "y" * 400
+        while refused < 3 and sent < 400:
+            ids = [f"d{sent}-{i}" for i in range(100)]
+            body = "".join(json.dumps({"message": f"diskfull {payload}", "event_id": e}) + "\n" for e in ids)
+            r = requests.post(server.url + "/api/v1/ingest", data=body, headers={"Authorization": "Bearer " + key}, timeout=30)
+            sent += 1
+            if r.status_code == 200:
+                acked.extend(ids)
+            else:
+                assert r.status_code == 503, r.text
+                assert r.json()["error"]["code"] in ("disk_full", "spool_full")
+                assert "Retry-After" in r.headers
+                refused += 1
+        assert refused >= 3, "the disk never filled"
+        # search keeps working while the disk is full
+        assert server.search(key, "diskfull", limit=0)["total"] <= len(acked)
+        assert requests.get(server.url + "/healthz").status_code == 200
+        os.remove(filler)  # space returns
+        r = requests.post(server.url + "/api/v1/ingest", data=json.dumps({"message": "diskfull after", "event_id": "after"}),
+                          headers={"Authorization": "Bearer " + key})
+        assert r.status_code == 200 and r.json()["accepted"] == 1
+        server.wait_total(key, len(acked) + 1, query="diskfull")
+        assert server.stop() == 0
+    finally:
+        subprocess.run(["umount", "-l", mount])
