@@ -11,4 +11,4 @@ swift test --skip-build
 echo "== integration tests (live servers, real HTTP clients)"
 VIGIL_BIN="$PWD/.build/debug/vigil" python3 -m pytest -q tests/integration
 echo "== gates"
-.build/debug/vigil gates --only storage
+.build/debug/vigil gates

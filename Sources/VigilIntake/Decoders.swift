@@ -317,6 +317,11 @@ public enum BulkDecoder {
                 let docLine = lines[index]
                 index += 1
                 var item = NativeDecoder.decodeObjectLine(docLine, lineNumber: index, limits: limits, timestampKeys: ["@timestamp"])
+                if action == "create", case .candidate(let candidate) = item, candidate.timestamp == .absent {
+                    // `create` is the data-stream operation, and Elasticsearch refuses a
+                    // data-stream document without @timestamp: so does Vigil, with a reason.
+                    item = .rejected(.missingTimestamp, detail: "line \(index): a create (data stream) document needs @timestamp", raw: candidate.raw)
+                }
                 if case .candidate(var candidate) = item {
                     candidate.transportID = id
                     if !targetIndex.isEmpty, candidate.object["data_stream"] == nil {

@@ -12,8 +12,8 @@ struct Gates: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
 
     static let all: [(name: String, run: (@Sendable (GateContext) async throws -> Void)?)] = [
-        ("storage", StorageGate.run),
-        ("quarantine", nil), ("idempotency", nil), ("watermark", nil), ("redis", nil), ("drill", nil),
+        ("storage", StorageGate.run), ("quarantine", QuarantineGate.run), ("idempotency", IdempotencyGate.run),
+        ("watermark", nil), ("redis", nil), ("drill", nil),
         ("search_safety", nil), ("parsers", nil), ("fts", nil), ("agents", nil), ("ledger", nil),
         ("collector_spool", nil), ("collector_perf", nil), ("kafka_stress", nil), ("sizing", nil),
     ]
@@ -36,7 +36,11 @@ struct Gates: AsyncParsableCommand {
             token = process.adminToken
         }
         defer { owned?.stop() }
-        let context = GateContext(client: VigilHTTPClient(baseURL: baseURL), adminToken: token)
+        var context = GateContext(client: VigilHTTPClient(baseURL: baseURL), adminToken: token)
+        if let owned {
+            // The gate owns this server, so it may restart it on the same data directory.
+            context.restart = { try await owned.restart() }
+        }
         var failed = false
         for _ in 0..<max(1, loop) {
             for gate in Self.all where only == nil || only == gate.name {
@@ -60,6 +64,13 @@ struct Gates: AsyncParsableCommand {
 struct GateContext: Sendable {
     var client: VigilHTTPClient
     var adminToken: String
+    /// Stops and starts the server on the same data directory (only when the gates own it).
+    var restart: (@Sendable () async throws -> Void)?
+
+    init(client: VigilHTTPClient, adminToken: String) {
+        self.client = client
+        self.adminToken = adminToken
+    }
 
     func createTenant(prefix: String) async throws -> (tenant: String, key: String) {
         let name = "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"

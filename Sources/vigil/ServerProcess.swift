@@ -2,8 +2,10 @@ import Foundation
 
 /// A `vigil serve` child process on port 0 with a temporary data directory, for gates and
 /// benchmarks that are not pointed at a running server.
-final class ServerProcess {
-    let process = Process()
+final class ServerProcess: @unchecked Sendable {  // driven from one task at a time
+    private(set) var process = Process()
+    let arguments: [String]
+    let environment: [String: String]
     let dataDirectory: URL
     let adminToken: String
     private(set) var baseURL: URL?
@@ -13,12 +15,15 @@ final class ServerProcess {
         try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
         adminToken = "vgl_admin_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["serve", "--data-dir", dataDirectory.path, "--http-address", "127.0.0.1:0",
+        let executableURL = URL(fileURLWithPath: executable)
+        process.executableURL = executableURL
+        arguments = ["serve", "--data-dir", dataDirectory.path, "--http-address", "127.0.0.1:0",
                              "--syslog-tcp-address", "127.0.0.1:0", "--syslog-udp-address", "127.0.0.1:0", "--log-level", "warning"]
         var environment = ProcessInfo.processInfo.environment
         environment["VIGIL_ADMIN_TOKEN"] = adminToken
         for (key, value) in extraEnvironment { environment[key] = value }
+        self.environment = environment
+        process.arguments = arguments
         process.environment = environment
         process.standardOutput = FileHandle.nullDevice
     }
@@ -54,6 +59,25 @@ final class ServerProcess {
             return digits.map { $0 * 1024 }
         }
         return nil
+    }
+
+    /// Stops the server with SIGTERM and starts it again on the same data directory.
+    func restart() async throws {
+        let executable = process.executableURL
+        process.terminate()
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(at: dataDirectory.appendingPathComponent("run/addresses.json"))
+        process = Process()
+        process.executableURL = executable
+        // Same port as before, so clients keep their URL.
+        var again = arguments
+        if let port = baseURL?.port, let index = again.firstIndex(of: "--http-address") {
+            again[index + 1] = "127.0.0.1:\(port)"
+        }
+        process.arguments = again
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        _ = try await start()
     }
 
     /// Sends SIGTERM and waits for a clean exit.

@@ -4,7 +4,7 @@ import Foundation
 /// back through search with their fields intact, exactly once.
 enum StorageGate {
     static func run(_ context: GateContext) async throws {
-        let (_, key) = try await context.createTenant(prefix: "gate-storage")
+        let (tenant, key) = try await context.createTenant(prefix: "gate-storage")
         let nonce = "n" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
         let now = Date()
         let base = Int64(now.timeIntervalSince1970 * 1000) - 60_000
@@ -91,5 +91,29 @@ enum StorageGate {
         reply = try await client.send("POST", "/api/v1/ingest", headers: ["Authorization": "Bearer \(key)", "Content-Type": "application/x-ndjson"], body: native)
         try gateExpect((reply.json as? [String: Any])?["duplicates"] as? Int == 3, "a re-sent batch was not counted as 3 duplicates: \(reply.text)")
         _ = try await context.waitForTotal(8, query: nonce, key: key, from: from, to: to)
+    
+        try await retention(context, tenant: tenant, key: key, nonce: nonce)
+    }
+
+    /// A partition past the tenant's policy is dropped; one inside it is kept.
+    static func retention(_ context: GateContext, tenant: String, key: String, nonce: String) async throws {
+        let client = context.client
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let old = now - 3 * 86_400_000
+        let body = "{\"@timestamp\":\(old),\"message\":\"retention \(nonce) old\"}\n{\"@timestamp\":\(now - 1000),\"message\":\"retention \(nonce) new\"}\n"
+        var reply = try await client.send("POST", "/api/v1/ingest", headers: ["Authorization": "Bearer \(key)"], body: Data(body.utf8))
+        try gateExpect((reply.json as? [String: Any])?["accepted"] as? Int == 2, "retention events not accepted: \(reply.text)")
+        let formatter = ISO8601DateFormatter()
+        let from = formatter.string(from: Date(timeIntervalSince1970: Double(now - 5 * 86_400_000) / 1000))
+        let to = formatter.string(from: Date(timeIntervalSince1970: Double(now + 60_000) / 1000))
+        _ = try await context.waitForTotal(2, query: "retention \(nonce)", key: key, from: from, to: to)
+        reply = try await client.json("PUT", "/api/v1/tenants/\(tenant)/retention", token: context.adminToken, ["days": 2])
+        try gateExpect(reply.status == 200, "setting retention answered HTTP \(reply.status): \(reply.text)")
+        reply = try await client.json("POST", "/api/v1/retention/run", token: context.adminToken, [String: String]())
+        let dropped = (reply.json as? [String: Any])?["dropped_partitions"] as? [[String: Any]] ?? []
+        try gateExpect(dropped.contains { $0["tenant"] as? String == tenant }, "retention dropped no partition of the gate tenant: \(reply.text)")
+        let left = try await context.waitForTotal(1, query: "retention \(nonce)", key: key, from: from, to: to)
+        let messages = (left["events"] as? [[String: Any]] ?? []).compactMap { $0["message"] as? String }
+        try gateExpect(messages == ["retention \(nonce) new"], "after retention: \(messages)")
     }
 }

@@ -73,7 +73,7 @@ struct DecoderTests {
     @Test func bulkDecodesActionsAndRefusesUpdates() throws {
         let body = Array("""
         {"create":{"_index":"logs","_id":"1"}}
-        {"message":"a"}
+        {"@timestamp":"2026-11-24T10:00:00Z","message":"a"}
         {"index":{}}
         {"message":
         {"update":{"_id":"2"}}
@@ -87,6 +87,13 @@ struct DecoderTests {
         #expect(first.transportID == "1")
         guard case .item(.rejected(.malformedJSON, _, _)) = operations[1].outcome else { Issue.record("expected quarantine"); return }
         guard case .refused(400, _, _) = operations[2].outcome else { Issue.record("expected a refusal"); return }
+    }
+
+    @Test func bulkCreateWithoutTimestampIsMissingTimestampButIndexIsNot() throws {
+        let body = Array("{\"create\":{}}\n{\"message\":\"a\"}\n{\"index\":{}}\n{\"message\":\"b\"}\n".utf8)
+        let operations = try BulkDecoder.decode(body, defaultIndex: nil, limits: limits)
+        guard case .item(.rejected(.missingTimestamp, _, _)) = operations[0].outcome else { Issue.record("expected missing_timestamp"); return }
+        guard case .item(.candidate) = operations[1].outcome else { Issue.record("expected a candidate"); return }
     }
 
     @Test func bulkRefusesAMalformedActionLine() {
