@@ -135,3 +135,24 @@ def test_a_full_disk_refuses_ingest_cleanly_keeps_search_and_recovers():
         assert server.stop() == 0
     finally:
         subprocess.run(["umount", "-l", mount])
+
+
+def test_a_full_spool_answers_503_with_retry_after_in_every_format_and_keeps_nothing():
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = Server(data_dir, extra=("--spool-max-bytes", "4096"))
+        try:
+            key = server.tenant()
+            big = "".join(json.dumps({"message": f"spool full {i} " + "z" * 100, "event_id": f"sf{i}"}) + "\n" for i in range(60))
+            r = requests.post(server.url + "/api/v1/ingest", data=big, headers={"Authorization": "Bearer " + key})
+            assert r.status_code == 503 and r.json()["error"]["code"] == "spool_full" and r.headers["Retry-After"]
+            hec = "".join(json.dumps({"event": "spool full hec " + "z" * 100}) for _ in range(60))
+            r = requests.post(server.url + "/services/collector/event", data=hec, headers={"Authorization": "Splunk " + key})
+            assert r.status_code == 503 and r.json()["code"] == 9
+            bulk = "".join('{"index":{}}\n' + json.dumps({"message": "spool full bulk " + "z" * 100}) + "\n" for _ in range(60))
+            r = requests.post(server.url + "/_bulk", data=bulk, headers={"Authorization": "Bearer " + key})
+            assert r.status_code == 429 and r.json()["error"]["type"] == "es_rejected_execution_exception"
+            r = requests.post(server.url + "/api/v1/ingest", data='{"message":"spool full small"}', headers={"Authorization": "Bearer " + key})
+            assert r.status_code == 200
+            server.wait_total(key, 1, query="spool")
+        finally:
+            assert server.stop() == 0
