@@ -59,7 +59,7 @@ public enum NativeDecoder {
         var lineNumber = 0
         for line in LineSplitter.lines(body) {
             lineNumber += 1
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            if LineSplitter.isBlank(line) { continue }
             items.append(decodeObjectLine(line, lineNumber: lineNumber, limits: limits, timestampKeys: ["@timestamp"]))
         }
         return items
@@ -129,6 +129,11 @@ enum LineSplitter {
         }
         if start < body.count { result.append(trimCR(body[start..<body.count])) }
         return result
+    }
+
+    /// Only spaces and tabs: skipped, not an event.
+    static func isBlank(_ line: ArraySlice<UInt8>) -> Bool {
+        line.allSatisfy { $0 == 0x20 || $0 == 0x09 }
     }
 
     static func trimCR(_ line: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
@@ -248,7 +253,7 @@ public enum HECDecoder {
         var lineNumber = 0
         for line in LineSplitter.lines(body) {
             lineNumber += 1
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            if LineSplitter.isBlank(line) { continue }
             let raw = Array(line)
             guard raw.count <= limits.maxLineBytes else {
                 items.append(.rejected(.oversize, detail: "line \(lineNumber) is \(raw.count) bytes; the limit is \(limits.maxLineBytes)", raw: raw))
@@ -301,7 +306,7 @@ public enum BulkDecoder {
             let line = lines[index]
             let lineNumber = index + 1
             index += 1
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            if LineSplitter.isBlank(line) { continue }
             guard case .object(let actionObject)? = try? JSONParser.parse(line), actionObject.count == 1,
                   let (action, metaValue) = actionObject.members.first, case .object(let meta) = metaValue
             else {

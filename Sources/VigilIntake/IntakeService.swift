@@ -53,8 +53,8 @@ public final class IntakeService: Sendable {
         duplicateCounter = Counter(label: "vigil_events_duplicates_total")
     }
 
-    /// Marks keys of records already in the queue as pending (called once at start-up with
-    /// what the spool still holds).
+    /// Marks keys of records already in the queue as pending (called at start-up with what
+    /// the spool still holds).
     public func restorePending(_ records: [[UInt8]]) {
         var restored = 0
         pending.withLock { pending in
@@ -65,7 +65,7 @@ public final class IntakeService: Sendable {
                 }
             }
         }
-        if restored > 0 { logger.info("Restored pending keys from the intake spool", metadata: ["events": "\(restored)"]) }
+        if restored > 0 { logger.debug("Restored pending keys from the intake spool", metadata: ["events": "\(restored)"]) }
     }
 
     /// Called by the pipeline once events are stored.

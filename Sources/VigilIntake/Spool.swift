@@ -445,14 +445,20 @@ public final class Spool: IntakeQueue {
         wake()
     }
 
-    /// Every record not yet committed, for rebuilding in-memory state at start-up.
-    public func uncommittedRecords() throws -> [[UInt8]] {
+    /// Visits every record not yet committed, a batch at a time (start-up rebuilds its
+    /// in-memory state from them without holding the whole backlog in memory).
+    public func forEachUncommitted(_ body: ([[UInt8]]) throws -> Void) throws {
         let saved = state.withLock { $0.readPosition }
         defer { state.withLock { $0.readPosition = saved } }
-        var all: [[UInt8]] = []
-        while let batch = try readAvailable(maxRecords: 10_000), !batch.records.isEmpty {
-            all.append(contentsOf: batch.records)
+        while let batch = try readAvailable(maxRecords: 10_000) {
+            try body(batch.records)
         }
+    }
+
+    /// Every record not yet committed.
+    public func uncommittedRecords() throws -> [[UInt8]] {
+        var all: [[UInt8]] = []
+        try forEachUncommitted { all.append(contentsOf: $0) }
         return all
     }
 }

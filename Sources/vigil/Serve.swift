@@ -84,7 +84,7 @@ struct Serve: AsyncParsableCommand {
         for tenant in try await tenants.listTenants() { policies.set(tenant, days: try await tenants.retentionDays(tenant)) }
         let intake = IntakeService(queue: spool, store: store, clock: clock, limits: limits, retention: policies, logger: logger)
         let retention = RetentionService(store: store, tenants: tenants, policies: policies, clock: clock, logger: logger)
-        intake.restorePending(try spool.uncommittedRecords())
+        try spool.forEachUncommitted { intake.restorePending($0) }
         let pipeline = PipelineService(queue: spool, store: store, intake: intake, logger: logger)
         let deps = ServerDependencies(intake: intake, queue: spool, store: store, tenants: tenants, clock: clock,
                                       limits: limits, metrics: registry, retention: retention, logger: logger)

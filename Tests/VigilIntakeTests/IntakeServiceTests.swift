@@ -79,15 +79,11 @@ struct IntakeServiceTests {
 
     func lines(_ text: String) -> [DecodedItem] { NativeDecoder.decode(Array(text.utf8), limits: IntakeLimits()) }
 
-    /// Moves everything in the spool into the store, as the pipeline does.
+    /// Moves everything in the spool into the store with the pipeline's own step.
     func drain(_ spool: Spool, _ store: InMemoryEventStore, _ service: IntakeService) async throws {
+        let pipeline = PipelineService(queue: spool, store: store, intake: service, logger: Logger(label: "test"))
         while let batch = try await spool.nextBatch(maxRecords: 1000, drainOnly: true) {
-            let records = batch.records.compactMap(IntakeRecord.decode)
-            let events = records.compactMap { if case .event(let e) = $0 { return e } else { return nil } }
-            let items = records.compactMap { if case .quarantine(let q) = $0 { return q } else { return nil } }
-            _ = try await store.write(events: events, quarantined: items)
-            try spool.commit(batch)
-            service.markStored(events)
+            try await pipeline.process(batch, stored: .init(label: "test"))
         }
     }
 
