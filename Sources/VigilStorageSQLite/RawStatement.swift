@@ -43,6 +43,17 @@ struct RawStatement {
         }
     }
 
+    /// Steps once: true when the statement produced a row. Resets it for the next use.
+    func hasRow(_ db: Database) throws -> Bool {
+        let code = sqlite3_step(handle)
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+        guard code == SQLITE_DONE || code == SQLITE_ROW else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        }
+        return code == SQLITE_ROW
+    }
+
     /// Steps the statement to completion and resets it for the next row.
     func run(_ db: Database) throws {
         let code = sqlite3_step(handle)

@@ -234,11 +234,11 @@ public final class SQLiteEventStore: EventStore {
         let pool = try tenantDatabase(tenant)
         return try await pool.read { db in
             var found = Set<EventKey>()
-            let statement = try db.cachedStatement(sql: "SELECT 1 FROM event_key WHERE key = ?")
+            // One lookup per key of every ingest request: bound directly, no argument boxing.
+            let statement = RawStatement(try db.cachedStatement(sql: "SELECT 1 FROM event_key WHERE key = ?"))
             for key in keys {
-                if try Bool.fetchOne(statement, arguments: [Data(key.bytes)]) != nil {
-                    found.insert(key)
-                }
+                statement.bind(1, key)
+                if try statement.hasRow(db) { found.insert(key) }
             }
             return found
         }
