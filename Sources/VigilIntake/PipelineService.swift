@@ -2,7 +2,6 @@ import Logging
 import Dispatch
 import Metrics
 import ServiceLifecycle
-import Synchronization
 import VigilCore
 import VigilStorage
 
@@ -29,20 +28,17 @@ public struct PipelineService: Service {
         let storedCounter = Counter(label: "vigil_events_stored_total")
         let writeTimer = Timer(label: "vigil_store_write_seconds")
         let failures = Counter(label: "vigil_errors_total", dimensions: [("stage", "store"), ("error", "write_failed")])
-        let pendingRetry = Mutex<IntakeBatch?>(nil)
+        // A batch that failed to store is retried as it is: the queue's read cursor has already
+        // moved past it, and it must not be skipped (nor at shutdown).
+        var current: IntakeBatch?
         await withGracefulShutdownHandler {
             var backoffMillis: Int64 = 50
-            // A batch that failed to store is retried as it is: the queue's read cursor has
-            // already moved past it, and it must not be skipped.
-            var current: IntakeBatch?
             while !Task.isShuttingDownGracefully, !Task.isCancelled {
                 do {
                     if current == nil { current = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: false) }
                     guard let batch = current else { continue }
-                    let start = DispatchTime.now()
-                    try await process(batch, stored: storedCounter)
+                    try await process(batch, stored: storedCounter, writeTimer: writeTimer)
                     current = nil
-                    writeTimer.recordInterval(since: start)
                     backoffMillis = 50
                 } catch is CancellationError {
                     break
@@ -53,21 +49,20 @@ public struct PipelineService: Service {
                     backoffMillis = min(backoffMillis * 2, 5_000)
                 }
             }
-            pendingRetry.withLock { $0 = current }
         } onGracefulShutdown: {
             if let spool = queue as? Spool { spool.shutdown() }
         }
         // Drain: everything acknowledged before shutdown is stored before we return.
-        if let batch = pendingRetry.withLock({ $0.take() }) {
-            try await process(batch, stored: storedCounter)
+        if let batch = current {
+            try await process(batch, stored: storedCounter, writeTimer: writeTimer)
         }
         while let batch = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: true) {
-            try await process(batch, stored: storedCounter)
+            try await process(batch, stored: storedCounter, writeTimer: writeTimer)
         }
         logger.info("Intake pipeline drained")
     }
 
-    func process(_ batch: IntakeBatch, stored: Counter) async throws {
+    func process(_ batch: IntakeBatch, stored: Counter, writeTimer: Timer? = nil) async throws {
         let started = DispatchTime.now()
         var events: [StoredEvent] = []
         var quarantined: [QuarantineItem] = []
@@ -83,6 +78,7 @@ public struct PipelineService: Service {
         let decoded = DispatchTime.now()
         let count = try await store.write(events: events, quarantined: quarantined)
         let written = DispatchTime.now()
+        writeTimer?.recordNanoseconds(Int64(written.uptimeNanoseconds - decoded.uptimeNanoseconds))
         stored.increment(by: count)
         try queue.commit(batch)
         intake.markStored(events)

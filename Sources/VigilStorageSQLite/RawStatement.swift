@@ -54,13 +54,8 @@ struct RawStatement {
         return code == SQLITE_ROW
     }
 
-    /// Steps the statement to completion and resets it for the next row.
+    /// Steps a statement that returns no rows (an insert) and resets it for the next row.
     func run(_ db: Database) throws {
-        let code = sqlite3_step(handle)
-        sqlite3_reset(handle)
-        sqlite3_clear_bindings(handle)
-        guard code == SQLITE_DONE || code == SQLITE_ROW else {
-            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
-        }
+        _ = try hasRow(db)
     }
 }

@@ -69,9 +69,7 @@ public final class SQLiteEventStore: EventStore {
             if let pool = cache[key] { return pool }
             let url = partitionURL(tenant, day: day)
             if !create, !FileManager.default.fileExists(atPath: url.path) { return nil }
-            try FileManager.default.createDirectory(at: tenantDirectory(tenant), withIntermediateDirectories: true)
-            let pool = try DatabasePool(path: url.path, configuration: Self.configuration())
-            try Self.partitionMigrator.migrate(pool)
+            let pool = try Self.openPool(url, migrator: Self.partitionMigrator)
             cache[key] = pool
             return pool
         }
@@ -80,13 +78,18 @@ public final class SQLiteEventStore: EventStore {
     func tenantDatabase(_ tenant: TenantName) throws -> DatabasePool {
         try tenantDatabases.withLock { cache throws -> DatabasePool in
             if let pool = cache[tenant] { return pool }
-            try FileManager.default.createDirectory(at: tenantDirectory(tenant), withIntermediateDirectories: true)
-            let url = tenantDirectory(tenant).appendingPathComponent("tenant.sqlite")
-            let pool = try DatabasePool(path: url.path, configuration: Self.configuration())
-            try Self.tenantMigrator.migrate(pool)
+            let pool = try Self.openPool(tenantDirectory(tenant).appendingPathComponent("tenant.sqlite"), migrator: Self.tenantMigrator)
             cache[tenant] = pool
             return pool
         }
+    }
+
+    /// Opens (creating when needed) a WAL database with Vigil's settings and migrates it.
+    static func openPool(_ url: URL, migrator: DatabaseMigrator) throws -> DatabasePool {
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let pool = try DatabasePool(path: url.path, configuration: configuration())
+        try migrator.migrate(pool)
+        return pool
     }
 
     /// Days that have a partition file for the tenant, ascending.

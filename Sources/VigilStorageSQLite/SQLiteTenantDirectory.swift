@@ -12,9 +12,7 @@ public final class SQLiteTenantDirectory: TenantDirectory {
     private let cache = Mutex<[String: Principal]>([:])
 
     public init(dataDirectory: URL) throws {
-        try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
-        pool = try DatabasePool(path: dataDirectory.appendingPathComponent("catalog.sqlite").path, configuration: SQLiteEventStore.configuration())
-        try Self.migrator.migrate(pool)
+        pool = try SQLiteEventStore.openPool(dataDirectory.appendingPathComponent("catalog.sqlite"), migrator: Self.migrator)
     }
 
     static let migrator: DatabaseMigrator = {
