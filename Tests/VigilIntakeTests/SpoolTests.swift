@@ -11,6 +11,16 @@ struct SpoolTests {
 
     func records(_ range: Range<Int>) -> [[UInt8]] { range.map { Array("record-\($0)".utf8) } }
 
+    /// Writes records into a new spool in `dir`, closes it, and returns its one segment file.
+    func spoolSegment(in dir: URL, with written: [[UInt8]]) async throws -> URL {
+        do {
+            let spool = try Spool(configuration: SpoolConfiguration(directory: dir))
+            try await spool.append(written)
+        }
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: dir.path).first { $0.hasSuffix(".seg") })
+        return dir.appendingPathComponent(name)
+    }
+
     @Test func appendedRecordsAreReadBackInOrderAndCommitted() async throws {
         let spool = try Spool(configuration: SpoolConfiguration(directory: temporaryDirectory()))
         try await spool.append(records(0..<3))
@@ -49,12 +59,8 @@ struct SpoolTests {
 
     @Test func aTornTailIsCutOnOpenAndEarlierRecordsSurvive() async throws {
         let dir = temporaryDirectory()
-        do {
-            let spool = try Spool(configuration: SpoolConfiguration(directory: dir))
-            try await spool.append(records(0..<3))
-        }
-        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: dir.path).first { $0.hasSuffix(".seg") })
-        let handle = try FileHandle(forWritingTo: dir.appendingPathComponent(segment))
+        let segment = try await spoolSegment(in: dir, with: records(0..<3))
+        let handle = try FileHandle(forWritingTo: segment)
         try handle.seekToEnd()
         // A frame header that promises 100 bytes, then only 5 of them: a crash mid-write.
         try handle.write(contentsOf: Data([100, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9, 9, 9]))
@@ -67,14 +73,10 @@ struct SpoolTests {
 
     @Test func aCorruptChecksumAtTheTailIsCut() async throws {
         let dir = temporaryDirectory()
-        do {
-            let spool = try Spool(configuration: SpoolConfiguration(directory: dir))
-            try await spool.append(records(0..<2))
-        }
-        let path = dir.appendingPathComponent(try #require(try FileManager.default.contentsOfDirectory(atPath: dir.path).first { $0.hasSuffix(".seg") })).path
-        var bytes = try #require(FileManager.default.contents(atPath: path))
+        let segment = try await spoolSegment(in: dir, with: records(0..<2))
+        var bytes = try #require(FileManager.default.contents(atPath: segment.path))
         bytes[bytes.count - 1] ^= 0xFF
-        try bytes.write(to: URL(fileURLWithPath: path))
+        try bytes.write(to: segment)
         let reopened = try Spool(configuration: SpoolConfiguration(directory: dir))
         #expect(try reopened.uncommittedRecords() == records(0..<1))
     }
