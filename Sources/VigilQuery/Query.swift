@@ -1,21 +1,159 @@
 import VigilCore
 
-/// A parsed search query. The planner of each store turns it into its own SQL; callers never
-/// supply SQL, tenant predicates or time bounds.
+/// A parsed search: a filter over events, then pipe stages (`| stats ...`, `| sort ...`).
+///
+/// Queries are data, never SQL: each store's planner turns them into its own dialect, and
+/// the tenant and time bounds come from the authenticated request, not from the query.
+public struct Query: Sendable, Equatable {
+    public var filter: QueryNode
+    public var stages: [Stage]
+
+    public init(filter: QueryNode, stages: [Stage] = []) {
+        self.filter = filter
+        self.stages = stages
+    }
+
+    /// The aggregation stage (`stats` or `timechart`), if the query has one.
+    public var aggregation: Aggregation? {
+        for stage in stages {
+            if case .stats(let aggregation) = stage { return aggregation }
+        }
+        return nil
+    }
+}
+
+/// The boolean filter of a query.
 public indirect enum QueryNode: Sendable, Equatable {
     /// `*`: every event.
     case all
-    /// A free-text term matched on the token index of `message`.
-    case term(String)
-    /// A free-text phrase (`"failed password"`).
-    case phrase(String)
-    /// `field:value` (exact, case-sensitive).
-    case fieldEquals(field: String, value: String)
+    /// Free text on the token index of `message`.
+    case text(TextMatch)
+    /// A predicate on one field.
+    case field(String, FieldPredicate)
+    /// `_exists_:field`.
+    case exists(String)
     case and([QueryNode])
+    case or([QueryNode])
+    case not(QueryNode)
+
+    /// Every free-text leaf that is not under a `NOT`: what highlighting marks.
+    public var positiveText: [TextMatch] {
+        switch self {
+        case .text(let match): return [match]
+        case .and(let nodes), .or(let nodes): return nodes.flatMap(\.positiveText)
+        case .all, .field, .exists, .not: return []
+        }
+    }
+}
+
+/// A free-text match: tokens as the index splits them (case and diacritics folded).
+public enum TextMatch: Sendable, Equatable {
+    /// `failed`: every token of the term, in order.
+    case term(String)
+    /// `"failed password"`: the tokens in this order.
+    case phrase(String)
+    /// `pass*`: a token starting with this.
+    case prefix(String)
+
+    public var text: String {
+        switch self {
+        case .term(let text), .phrase(let text), .prefix(let text): return text
+        }
+    }
+}
+
+public enum FieldPredicate: Sendable, Equatable {
+    /// `field:value`, `field:"a value"`: exact (numbers also match their JSON number).
+    case equals(String)
+    /// `field:val*`: starts with (case-sensitive).
+    case prefix(String)
+    /// `field:[a TO b]`, `field:{a TO b}`, `field>=a`: a nil bound is open.
+    case range(lower: RangeBound?, upper: RangeBound?)
+    /// `source.ip:10.0.0.0/8`.
+    case cidr(IPNetwork)
+}
+
+public struct RangeBound: Sendable, Equatable {
+    public var value: String
+    public var inclusive: Bool
+
+    public init(_ value: String, inclusive: Bool) {
+        self.value = value
+        self.inclusive = inclusive
+    }
+}
+
+/// A pipe stage.
+public enum Stage: Sendable, Equatable {
+    /// `stats ...` and `timechart ...`.
+    case stats(Aggregation)
+    /// `sort f [desc], g [asc]`.
+    case sort([SortKey])
+    /// `head N`.
+    case head(Int)
+    /// `fields a, b`.
+    case fields([String])
+}
+
+public struct SortKey: Sendable, Equatable {
+    public var field: String
+    public var descending: Bool
+
+    public init(_ field: String, descending: Bool) {
+        self.field = field
+        self.descending = descending
+    }
+}
+
+/// `stats count(), dc(f) by a, b` or `timechart span=1m count() by f`.
+public struct Aggregation: Sendable, Equatable {
+    public var functions: [AggregateFunction]
+    public var groupBy: [String]
+    /// Set for `timechart`: buckets of `@timestamp` this wide, in milliseconds.
+    public var span: Int64?
+
+    public init(functions: [AggregateFunction], groupBy: [String], span: Int64? = nil) {
+        self.functions = functions
+        self.groupBy = groupBy
+        self.span = span
+    }
+
+    /// Column names of the answer, in order: `_time` (timechart), the group fields, the functions.
+    public var columns: [String] {
+        (span == nil ? [] : ["_time"]) + groupBy + functions.map(\.name)
+    }
+}
+
+public enum AggregateFunction: Sendable, Equatable {
+    case count
+    case distinctCount(String)
+    case sum(String)
+    case avg(String)
+    case min(String)
+    case max(String)
+
+    public var name: String {
+        switch self {
+        case .count: return "count()"
+        case .distinctCount(let field): return "dc(\(field))"
+        case .sum(let field): return "sum(\(field))"
+        case .avg(let field): return "avg(\(field))"
+        case .min(let field): return "min(\(field))"
+        case .max(let field): return "max(\(field))"
+        }
+    }
+
+    public var field: String? {
+        switch self {
+        case .count: return nil
+        case .distinctCount(let f), .sum(let f), .avg(let f), .min(let f), .max(let f): return f
+        }
+    }
 }
 
 /// An error in a query, naming where it happened and what was expected.
 public struct QuerySyntaxError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Byte offset into the query text.
     public var offset: Int
     public var expected: String
 
@@ -25,87 +163,4 @@ public struct QuerySyntaxError: Error, Sendable, Equatable, CustomStringConverti
     }
 
     public var description: String { "query syntax error at offset \(offset): expected \(expected)" }
-}
-
-/// Parses the search language. This is the foundation subset: `*`, bare terms, `"phrases"`,
-/// `field:value` and `field:"value"`, joined by whitespace or `AND`.
-public struct QueryParser: Sendable {
-    public static let maxQueryBytes = 8 * 1024
-
-    public init() {}
-
-    public func parse(_ text: String) throws(QuerySyntaxError) -> QueryNode {
-        let bytes = Array(text.utf8)
-        guard bytes.count <= Self.maxQueryBytes else {
-            throw QuerySyntaxError(offset: Self.maxQueryBytes, expected: "a query of at most \(Self.maxQueryBytes) bytes")
-        }
-        var index = 0
-        var clauses: [QueryNode] = []
-        func skipSpace() { while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0A { index += 1 } }
-        func readQuoted() throws(QuerySyntaxError) -> String {
-            let start = index
-            index += 1
-            var out: [UInt8] = []
-            while index < bytes.count {
-                let b = bytes[index]
-                if b == UInt8(ascii: "\\"), index + 1 < bytes.count {
-                    out.append(bytes[index + 1])
-                    index += 2
-                    continue
-                }
-                if b == UInt8(ascii: "\"") {
-                    index += 1
-                    return String(decoding: out, as: UTF8.self)
-                }
-                out.append(b)
-                index += 1
-            }
-            throw QuerySyntaxError(offset: start, expected: "a closing '\"'")
-        }
-        func readBare() -> String {
-            let start = index
-            while index < bytes.count {
-                let b = bytes[index]
-                if b == 0x20 || b == 0x09 || b == 0x0A || b == UInt8(ascii: "\"") { break }
-                if b == UInt8(ascii: ":") { break }
-                index += 1
-            }
-            return String(decoding: bytes[start..<index], as: UTF8.self)
-        }
-        skipSpace()
-        while index < bytes.count {
-            let start = index
-            if bytes[index] == UInt8(ascii: "\"") {
-                let phrase = try readQuoted()
-                clauses.append(.phrase(phrase))
-            } else {
-                let word = readBare()
-                if index < bytes.count, bytes[index] == UInt8(ascii: ":") {
-                    guard !word.isEmpty else { throw QuerySyntaxError(offset: start, expected: "a field name before ':'") }
-                    index += 1
-                    guard index < bytes.count, bytes[index] != 0x20 else {
-                        throw QuerySyntaxError(offset: index, expected: "a value after '\(word):'")
-                    }
-                    let value = bytes[index] == UInt8(ascii: "\"") ? try readQuoted() : readBare()
-                    guard !value.isEmpty else { throw QuerySyntaxError(offset: index, expected: "a value after '\(word):'") }
-                    clauses.append(.fieldEquals(field: word, value: value))
-                } else if word == "*" {
-                    clauses.append(.all)
-                } else if word == "AND" {
-                    guard !clauses.isEmpty else { throw QuerySyntaxError(offset: start, expected: "a term before AND") }
-                } else if word.isEmpty {
-                    throw QuerySyntaxError(offset: index, expected: "a term")
-                } else {
-                    clauses.append(.term(word))
-                }
-            }
-            skipSpace()
-        }
-        let meaningful = clauses.filter { $0 != .all }
-        switch meaningful.count {
-        case 0: return .all
-        case 1: return meaningful[0]
-        default: return .and(meaningful)
-        }
-    }
 }

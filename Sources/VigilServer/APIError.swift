@@ -16,18 +16,22 @@ public struct APIError: HTTPResponseError, Sendable {
     public var code: String
     public var message: String
     public var headers: HTTPFields
+    /// The search limit a refusal names (`max_terms`, `timeout_ms`, ...).
+    public var limit: String?
 
-    public init(_ status: HTTPResponse.Status, code: String, message: String, headers: HTTPFields = [:]) {
+    public init(_ status: HTTPResponse.Status, code: String, message: String, headers: HTTPFields = [:], limit: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers
+        self.limit = limit
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var error = JSONObject()
         error["code"] = .string(code)
         error["message"] = .string(message)
+        if let limit { error["limit"] = .string(limit) }
         var body = JSONObject()
         body["error"] = .object(error)
         return JSONResponse.make(.object(body), status: status, headers: headers)

@@ -75,8 +75,8 @@ struct AdminController {
             reason = parsed
         }
         let now = deps.clock.now()
-        let from = try query["from"].map { try SearchController.time(.string(String($0)), name: "from", now: now) } ?? now - 7 * 86_400_000
-        let to = try query["to"].map { try SearchController.time(.string(String($0)), name: "to", now: now) } ?? now + 1
+        let from = try query["from"].map { try SearchParameters.time(.string(String($0)), name: "from", now: now) } ?? now - 7 * 86_400_000
+        let to = try query["to"].map { try SearchParameters.time(.string(String($0)), name: "to", now: now) } ?? now + 1
         guard let limit = Int(query["limit"].map(String.init) ?? "100"), (0...10_000).contains(limit) else {
             throw APIError.badRequest("invalid_limit", "limit must be an integer from 0 to 10000")
         }
@@ -116,8 +116,8 @@ struct AdminController {
                 reason = parsed
             }
             let now = deps.clock.now()
-            let from = try object["from"].map { try SearchController.time($0, name: "from", now: now) } ?? 0
-            let to = try object["to"].map { try SearchController.time($0, name: "to", now: now) } ?? now + 1
+            let from = try object["from"].map { try SearchParameters.time($0, name: "from", now: now) } ?? 0
+            let to = try object["to"].map { try SearchParameters.time($0, name: "to", now: now) } ?? now + 1
             var limit: Int64 = 1000
             if let value = object["limit"] {
                 guard case .int(let n) = value, (1...10_000).contains(n) else { throw APIError.badRequest("invalid_limit", "limit must be 1 to 10000") }

@@ -7,17 +7,8 @@ import NIOCore
 import Prometheus
 import VigilCore
 import VigilIntake
+import VigilQuery
 import VigilStorage
-
-/// Limits on searches; issue-level guardrails grow here.
-public struct SearchLimits: Sendable {
-    public var defaultLimit = 100
-    public var maxLimit = 10_000
-    /// Longest time range one search may cover (`max_search_range_secs`, default 31 days).
-    public var maxRangeMillis: Int64 = 31 * 86_400_000
-
-    public init() {}
-}
 
 /// Everything the HTTP layer needs, built once by the `vigil` command.
 public struct ServerDependencies: Sendable {
@@ -31,6 +22,10 @@ public struct ServerDependencies: Sendable {
     public var metrics: PrometheusCollectorRegistry?
     public var retention: RetentionService?
     public var logger: Logger
+    /// Searches, exports and tails running per tenant.
+    let querySlots = QuerySlots()
+    /// How often a live tail looks for new events.
+    public var tailPollMillis: Int = 500
 
     public init(intake: IntakeService, queue: any IntakeQueue, store: any EventStore, tenants: any TenantDirectory,
                 clock: any VigilClock, limits: IntakeLimits, searchLimits: SearchLimits = SearchLimits(),

@@ -1,38 +1,6 @@
 import VigilCore
 import VigilQuery
 
-/// A time-bounded, tenant-scoped search. Built only by the server's planner from an
-/// authenticated request: the tenant and the bounds are never taken from query text.
-public struct SearchRequest: Sendable {
-    public var tenant: TenantName
-    public var query: QueryNode
-    /// Inclusive lower bound on `@timestamp`.
-    public var from: EpochMillis
-    /// Exclusive upper bound on `@timestamp`.
-    public var to: EpochMillis
-    public var limit: Int
-
-    public init(tenant: TenantName, query: QueryNode, from: EpochMillis, to: EpochMillis, limit: Int) {
-        self.tenant = tenant
-        self.query = query
-        self.from = from
-        self.to = to
-        self.limit = limit
-    }
-}
-
-public struct SearchResult: Sendable {
-    /// Matching events, newest first.
-    public var events: [Event]
-    /// The exact number of matching events in the range.
-    public var total: Int
-
-    public init(events: [Event], total: Int) {
-        self.events = events
-        self.total = total
-    }
-}
-
 /// Why an event went to quarantine instead of the store.
 public enum QuarantineReason: String, Sendable, CaseIterable, Codable {
     case malformedJSON = "malformed_json"
@@ -78,7 +46,11 @@ public protocol EventStore: Sendable {
     func write(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> Int
     /// The subset of `keys` already stored for the tenant.
     func existingKeys(tenant: TenantName, keys: [EventKey]) async throws -> Set<EventKey>
+    /// Events or an aggregation table for a tenant-scoped, time-bounded, limited search.
     func search(_ request: SearchRequest) async throws -> SearchResult
+    /// Events stored since `cursor` (nil: start now, returning no events) whose timestamp
+    /// is within a day of `now`, oldest first, at most `limit`.
+    func tail(tenant: TenantName, query: Query, cursor: TailCursor?, now: EpochMillis, limit: Int, budget: QueryBudget) async throws -> (hits: [SearchHit], cursor: TailCursor)
     /// Quarantined items of a tenant, newest first.
     func quarantine(tenant: TenantName, reason: QuarantineReason?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [QuarantineItem]
     /// Quarantined items of a tenant by id (unknown ids are skipped).
@@ -111,6 +83,10 @@ public protocol TenantDirectory: Sendable {
     /// Days of events the tenant keeps (default 30).
     func retentionDays(_ tenant: TenantName) async throws -> Int
     func setRetentionDays(_ tenant: TenantName, days: Int) async throws
+    /// Search limits set for this tenant, by API name (`timeout_ms`, ...).
+    func searchLimitOverrides(_ tenant: TenantName) async throws -> [String: Int]
+    /// Sets (a value) or clears (nil) search limit overrides of the tenant.
+    func setSearchLimitOverrides(_ tenant: TenantName, _ overrides: [String: Int?]) async throws
 }
 
 /// An error from a store, with a code fit for a metric label.
@@ -120,6 +96,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         case unknownTenant = "unknown_tenant"
         case unavailable
         case interrupted
+        case cancelled
     }
     public var code: Code
     public var message: String

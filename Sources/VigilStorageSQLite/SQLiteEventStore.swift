@@ -47,6 +47,7 @@ public final class SQLiteEventStore: EventStore {
             // Checkpoint the WAL every ~32 MiB rather than every 4 MiB: ingest batches are
             // megabytes each, and each checkpoint copies and syncs pages again.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192")
+            db.add(function: SQLiteEventStore.cidrFunction)
         }
         return config
     }
@@ -248,36 +249,6 @@ public final class SQLiteEventStore: EventStore {
     }
 
     // MARK: - Reading
-
-    public func search(_ request: SearchRequest) async throws -> SearchResult {
-        guard request.to > request.from else { return SearchResult(events: [], total: 0) }
-        let plan = try SQLitePlanner.plan(request.query)
-        let firstDay = Timestamp.day(of: request.from)
-        let lastDay = Timestamp.day(of: request.to - 1)
-        let days = existingDays(request.tenant).filter { $0 >= firstDay && $0 <= lastDay }.reversed()
-        var events: [Event] = []
-        var total = 0
-        for day in days {
-            guard let pool = try partition(request.tenant, day: day, create: false) else { continue }
-            let remaining = request.limit - events.count
-            let tenant = request.tenant
-            let (count, dayEvents) = try await pool.read { db -> (Int, [Event]) in
-                let bounds: [(any DatabaseValueConvertible)?] = [request.from, request.to]
-                let arguments = StatementArguments(bounds + plan.arguments.map { $0 as (any DatabaseValueConvertible)? })
-                let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE ts >= ? AND ts < ? AND (\(plan.sql))", arguments: arguments) ?? 0
-                guard remaining > 0, count > 0 else { return (count, []) }
-                let rows = try Row.fetchAll(db, sql: """
-                    SELECT ts, ingested, key, message, doc FROM event
-                    WHERE ts >= ? AND ts < ? AND (\(plan.sql))
-                    ORDER BY ts DESC, id DESC LIMIT \(remaining)
-                    """, arguments: arguments)
-                return (count, rows.compactMap { Self.event(from: $0, tenant: tenant) })
-            }
-            total += count
-            events.append(contentsOf: dayEvents)
-        }
-        return SearchResult(events: events, total: total)
-    }
 
     static func event(from row: Row, tenant: TenantName) -> Event? {
         let keyData: Data = row["key"]

@@ -23,6 +23,11 @@ public final class SQLiteTenantDirectory: TenantDirectory {
                 CREATE TABLE apiKey (hash TEXT PRIMARY KEY, tenant TEXT, role TEXT NOT NULL, created INTEGER NOT NULL);
                 """)
         }
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: """
+                CREATE TABLE search_limit (tenant TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (tenant, name)) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }()
 
@@ -118,6 +123,33 @@ extension SQLiteTenantDirectory {
         try await pool.write { db in
             try db.execute(sql: "UPDATE tenant SET retention_days = ? WHERE name = ?", arguments: [days, tenant.rawValue])
             guard db.changesCount > 0 else { throw StoreError(.unknownTenant, "tenant '\(tenant)' does not exist") }
+        }
+    }
+}
+
+extension SQLiteTenantDirectory {
+    public func searchLimitOverrides(_ tenant: TenantName) async throws -> [String: Int] {
+        try await pool.read { db in
+            var overrides: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT name, value FROM search_limit WHERE tenant = ?", arguments: [tenant.rawValue]) {
+                overrides[row["name"]] = row["value"]
+            }
+            return overrides
+        }
+    }
+
+    public func setSearchLimitOverrides(_ tenant: TenantName, _ overrides: [String: Int?]) async throws {
+        try await pool.write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM tenant WHERE name = ?", arguments: [tenant.rawValue]) ?? false else {
+                throw StoreError(.unknownTenant, "tenant '\(tenant)' does not exist")
+            }
+            for (name, value) in overrides {
+                if let value {
+                    try db.execute(sql: "INSERT OR REPLACE INTO search_limit (tenant, name, value) VALUES (?, ?, ?)", arguments: [tenant.rawValue, name, value])
+                } else {
+                    try db.execute(sql: "DELETE FROM search_limit WHERE tenant = ? AND name = ?", arguments: [tenant.rawValue, name])
+                }
+            }
         }
     }
 }

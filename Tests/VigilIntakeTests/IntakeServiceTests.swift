@@ -31,7 +31,12 @@ final class InMemoryEventStore: EventStore {
 
     func search(_ request: SearchRequest) async throws -> SearchResult {
         let matching = events.withLock { $0.filter { $0.tenant == request.tenant && $0.timestamp >= request.from && $0.timestamp < request.to } }
-        return SearchResult(events: matching.prefix(request.limit).compactMap { $0.event() }, total: matching.count)
+        let hits = matching.prefix(request.limit).compactMap { $0.event() }.map { SearchHit(event: $0, position: 0) }
+        return .events(EventPage(hits: hits, total: matching.count, totalIsExact: true, nextCursor: nil))
+    }
+
+    func tail(tenant: TenantName, query: Query, cursor: TailCursor?, now: EpochMillis, limit: Int, budget: QueryBudget) async throws -> (hits: [SearchHit], cursor: TailCursor) {
+        ([], TailCursor())
     }
 
     func quarantine(tenant: TenantName, reason: QuarantineReason?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [QuarantineItem] {

@@ -1,0 +1,138 @@
+import Foundation
+import VigilCore
+import VigilQuery
+import VigilStorage
+
+/// The query language in SQLite: ECS columns where the field has one, `json_extract` on the
+/// stored document otherwise, FTS5 for free text, and `vigil_cidr` for CIDR blocks. Field
+/// names are checked against a strict alphabet and JSON paths are bound, so no query text is
+/// ever spliced into SQL.
+struct SQLiteDialect: SQLDialect {
+    /// ECS fields that have their own column.
+    static let columns: [String: String] = [
+        "event.dataset": "dataset",
+        "host.name": "host_name",
+        "source.ip": "source_ip",
+        "source.port": "source_port",
+        "destination.ip": "destination_ip",
+        "destination.port": "destination_port",
+        "network.transport": "network_transport",
+        "user.name": "user_name",
+        "event.action": "event_action",
+        "event.outcome": "event_outcome",
+        "observer.vendor": "observer_vendor",
+        "message": "message",
+        FieldName.timestamp: "ts",
+    ]
+
+    static let integerColumns: Set<String> = ["source_port", "destination_port", "ts"]
+
+    static func checked(_ field: String) throws(QueryRefusal) -> String {
+        guard FieldName.isValid(field) else {
+            throw QueryRefusal(message: "field name '\(field.prefix(64))' is not allowed: use letters, digits, '_', '-', '@' and '.'")
+        }
+        return field
+    }
+
+    static func jsonPath(_ field: String) -> String {
+        "$." + field.split(separator: ".").map { "\"\($0)\"" }.joined(separator: ".")
+    }
+
+    func value(of field: String) throws(QueryRefusal) -> SQLFragment {
+        let field = try Self.checked(field)
+        if let column = Self.columns[field] { return SQLFragment(column) }
+        return SQLFragment("json_extract(doc, ?)", [.text(Self.jsonPath(field))])
+    }
+
+    /// An FTS5 string for a term: double quotes doubled; prefix terms get FTS5's `*`.
+    static func ftsExpression(_ match: TextMatch) throws(QueryRefusal) -> String {
+        let text = match.text
+        guard text.unicodeScalars.contains(where: { $0.properties.isAlphabetic || $0.properties.numericType != nil }) else {
+            throw QueryRefusal(message: "'\(text.prefix(64))' has no letters or digits to search for in the token index; search a field with field:\"value\" instead")
+        }
+        let quoted = "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        if case .prefix = match { return quoted + " *" }
+        return quoted
+    }
+
+    static func ftsExpression(_ matches: [TextMatch], all: Bool) throws(QueryRefusal) -> String {
+        var parts: [String] = []
+        for match in matches { parts.append(try ftsExpression(match)) }
+        return parts.joined(separator: all ? " AND " : " OR ")
+    }
+
+    func text(_ matches: [TextMatch], all: Bool) throws(QueryRefusal) -> SQLFragment {
+        SQLFragment("id IN (SELECT rowid FROM event_fts WHERE event_fts MATCH ?)", [.text(try Self.ftsExpression(matches, all: all))])
+    }
+
+    func field(_ field: String, _ predicate: FieldPredicate) throws(QueryRefusal) -> SQLFragment {
+        let expression = try value(of: field)
+        let isTimestamp = field == FieldName.timestamp
+        switch predicate {
+        case .equals(let value):
+            if isTimestamp { return expression + SQLFragment(" = ?", [.int(try Self.time(value))]) }
+            if Self.columns[field] != nil {
+                if let number = Int64(value), Self.integerColumns.contains(expression.sql) {
+                    return expression + SQLFragment(" = ?", [.int(number)])
+                }
+                return expression + SQLFragment(" = ?", [.text(value)])
+            }
+            var options = [expression + SQLFragment(" = ?", [.text(value)])]
+            if let number = Self.number(value) { options.append(expression + SQLFragment(" = ?", [number])) }
+            if value == "true" || value == "false" {
+                options.append(SQLFragment("json_type(doc, ?) = ?", [.text(Self.jsonPath(field)), .text(value)]))
+            }
+            return options.count == 1 ? options[0] : SQLFragment.join(options, separator: " OR ")
+        case .prefix(let prefix):
+            let length = Int64(prefix.unicodeScalars.count)
+            return SQLFragment("substr(") + expression + SQLFragment(", 1, ?) = ?", [.int(length), .text(prefix)])
+        case .range(let lower, let upper):
+            let bounds = [lower, upper].compactMap { $0 }
+            let numeric: Bool
+            var values: [SQLValue] = []
+            if isTimestamp {
+                numeric = true
+                for bound in bounds { values.append(.int(try Self.time(bound.value))) }
+            } else if bounds.allSatisfy({ Self.number($0.value) != nil }) {
+                numeric = true
+                values = bounds.map { Self.number($0.value)! }
+            } else {
+                numeric = false
+                values = bounds.map { .text($0.value) }
+            }
+            var parts: [SQLFragment] = []
+            if !isTimestamp {
+                parts.append(SQLFragment("typeof(") + expression + SQLFragment(numeric ? ") IN ('integer', 'real')" : ") = 'text'"))
+            }
+            var index = 0
+            if let lower {
+                parts.append(expression + SQLFragment(lower.inclusive ? " >= ?" : " > ?", [values[index]]))
+                index += 1
+            }
+            if let upper {
+                parts.append(expression + SQLFragment(upper.inclusive ? " <= ?" : " < ?", [values[index]]))
+            }
+            return SQLFragment.join(parts, separator: " AND ")
+        case .cidr(let network):
+            return SQLFragment("vigil_cidr(") + expression + SQLFragment(", ?)", [.text(network.description)])
+        }
+    }
+
+    func exists(_ field: String) throws(QueryRefusal) -> SQLFragment {
+        let field = try Self.checked(field)
+        if let column = Self.columns[field] { return SQLFragment("\(column) IS NOT NULL") }
+        return SQLFragment("json_type(doc, ?) <> 'null'", [.text(Self.jsonPath(field))])
+    }
+
+    static func number(_ text: String) -> SQLValue? {
+        if let int = Int64(text) { return .int(int) }
+        guard let double = Double(text), double.isFinite, text.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" || $0 == "e" || $0 == "E" || $0 == "+" }) else { return nil }
+        return .double(double)
+    }
+
+    static func time(_ text: String) throws(QueryRefusal) -> Int64 {
+        if let millis = Timestamp.parseRFC3339(text) { return millis }
+        if let millis = Int64(text) { return millis }
+        throw QueryRefusal(message: "@timestamp values are RFC 3339 times or epoch milliseconds, not '\(text.prefix(64))'")
+    }
+}

@@ -1,0 +1,424 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+import VigilCore
+import VigilQuery
+import VigilStorage
+
+/// Search execution over the day partitions of one tenant: the tenant decides which files are
+/// opened, the time range which of them and which rows, and the dialect turns the filter into
+/// a predicate with bound values.
+extension SQLiteEventStore {
+    public func search(_ request: SearchRequest) async throws -> SearchResult {
+        let dialect = SQLiteDialect()
+        let filter = try dialect.filter(request.query.filter)
+        let days = searchDays(request.tenant, from: request.from, to: request.to)
+        if let aggregation = request.query.aggregation {
+            return .table(try await aggregate(request, aggregation: aggregation, filter: filter, days: days))
+        }
+        return .events(try await events(request, filter: filter, days: days))
+    }
+
+    /// Days with a partition inside `[from, to)`, newest first.
+    func searchDays(_ tenant: TenantName, from: EpochMillis, to: EpochMillis) -> [Int64] {
+        guard to > from else { return [] }
+        let firstDay = Timestamp.day(of: from)
+        let lastDay = Timestamp.day(of: to - 1)
+        return existingDays(tenant).filter { $0 >= firstDay && $0 <= lastDay }.reversed()
+    }
+
+    /// Runs `body` on a reader of the partition with the budget enforced by SQLite's progress
+    /// handler: a query past its deadline, or whose client left, is interrupted mid-statement.
+    func read<T: Sendable>(_ tenant: TenantName, day: Int64, budget: QueryBudget, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T? {
+        try budget.check()
+        guard let pool = try partition(tenant, day: day, create: false) else { return nil }
+        do {
+            return try await pool.read { db in
+                let context = Unmanaged.passUnretained(budget).toOpaque()
+                sqlite3_progress_handler(db.sqliteConnection, 1000, { context in
+                    guard let context else { return 0 }
+                    return Unmanaged<QueryBudget>.fromOpaque(context).takeUnretainedValue().shouldStop ? 1 : 0
+                }, context)
+                defer { sqlite3_progress_handler(db.sqliteConnection, 0, nil, nil) }
+                return try withExtendedLifetime(budget) { try body(db) }
+            }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_INTERRUPT {
+            try budget.check()
+            throw StoreError(.interrupted, "the search was interrupted")
+        } catch is CancellationError {
+            throw StoreError(.cancelled, "the search was cancelled")
+        }
+    }
+
+    // MARK: - Events
+
+    func events(_ request: SearchRequest, filter: SQLFragment, days: [Int64]) async throws -> EventPage {
+        var sortKeys: [SortKey] = []
+        var head: Int?
+        for stage in request.query.stages {
+            switch stage {
+            case .sort(let keys): sortKeys = keys
+            case .head(let count): head = min(head ?? count, count)
+            case .stats, .fields: break
+            }
+        }
+        if request.cursor != nil, !sortKeys.isEmpty || head != nil {
+            throw QueryRefusal(message: "a cursor continues newest-first results; a query with | sort or | head has a single page")
+        }
+        let limit = min(request.limit, head ?? Int.max)
+        let paged = sortKeys.isEmpty && head == nil
+        let dialect = SQLiteDialect()
+        var sortColumns: [SQLFragment] = []
+        for (i, key) in sortKeys.enumerated() { sortColumns.append(try dialect.value(of: key.field) + SQLFragment(" AS s\(i)")) }
+        let order = (sortKeys.enumerated().map { "s\($0.offset)\($0.element.descending ? " DESC" : "")" } + ["ts DESC", "id DESC"]).joined(separator: ", ")
+        let select = SQLFragment.join([SQLFragment("id, ts, ingested, key, message, doc")] + sortColumns, separator: ", ", wrap: false)
+
+        var whereClause = SQLFragment("ts >= ? AND ts < ?", [.int(request.from), .int(request.to)])
+        if let cursor = request.cursor {
+            whereClause = whereClause + SQLFragment(" AND (ts < ? OR (ts = ? AND id < ?))", [.int(cursor.timestamp), .int(cursor.timestamp), .int(cursor.position)])
+        }
+        let eventClause = whereClause + SQLFragment(" AND (") + filter + SQLFragment(")")
+        let sortCount = sortKeys.count
+        let countClause = SQLFragment("ts >= ? AND ts < ? AND (", [.int(request.from), .int(request.to)]) + filter + SQLFragment(")")
+
+        struct Candidate: Sendable {
+            var hit: SearchHit
+            var sortValues: [DatabaseValue]
+        }
+        var candidates: [Candidate] = []
+        var total = 0
+        let countCap = request.limits.maxTotalCount + 1
+        let tenant = request.tenant
+        for day in days where request.cursor.map({ day <= Timestamp.day(of: $0.timestamp) }) ?? true {
+            // Newest first without a sort: once a page and one more are found, older days are not read.
+            let want = paged ? limit + 1 - candidates.count : limit
+            guard want > 0 else { break }
+            let rows = try await read(tenant, day: day, budget: request.budget) { db -> [Candidate] in
+                let sql = "SELECT \(select.sql) FROM event WHERE \(eventClause.sql) ORDER BY \(order) LIMIT \(want)"
+                return try Row.fetchAll(db, sql: sql, arguments: Self.arguments(select.arguments + eventClause.arguments)).compactMap { row in
+                    guard let event = Self.event(from: row, tenant: tenant) else { return nil }
+                    return Candidate(hit: SearchHit(event: event, position: row["id"]), sortValues: (0..<sortCount).map { row[6 + $0] })
+                }
+            } ?? []
+            candidates += rows
+        }
+        for day in days {
+            guard total < countCap else { break }
+            let cap = countCap - total
+            total += try await read(tenant, day: day, budget: request.budget) { db in
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT 1 FROM event WHERE \(countClause.sql) LIMIT \(cap))",
+                                 arguments: Self.arguments(countClause.arguments)) ?? 0
+            } ?? 0
+        }
+        if !sortKeys.isEmpty {
+            candidates.sort { a, b in
+                for (i, key) in sortKeys.enumerated() {
+                    let order = Self.compare(a.sortValues[i], b.sortValues[i])
+                    if order != 0 { return key.descending ? order > 0 : order < 0 }
+                }
+                if a.hit.event.timestamp != b.hit.event.timestamp { return a.hit.event.timestamp > b.hit.event.timestamp }
+                return a.hit.position > b.hit.position
+            }
+        }
+        var hits = candidates.prefix(limit).map(\.hit)
+        var next: SearchCursor?
+        if paged, candidates.count > limit, let last = hits.last {
+            next = SearchCursor(timestamp: last.event.timestamp, position: last.position)
+        }
+        if request.highlight {
+            hits = try await highlight(hits, tenant: tenant, query: request.query.filter, budget: request.budget)
+        }
+        let exact = total <= request.limits.maxTotalCount
+        return EventPage(hits: hits, total: min(total, request.limits.maxTotalCount), totalIsExact: exact, nextCursor: next)
+    }
+
+    /// Marks the free-text matches of `message` with FTS5's own tokenizer, so highlights agree
+    /// with what matched (case, diacritics, prefixes, phrases).
+    func highlight(_ hits: [SearchHit], tenant: TenantName, query: QueryNode, budget: QueryBudget) async throws -> [SearchHit] {
+        let positive = query.positiveText
+        guard !positive.isEmpty, let expression = try? SQLiteDialect.ftsExpression(positive, all: false) else { return hits }
+        var out = hits
+        let byDay = Dictionary(grouping: hits.indices.filter { hits[$0].event.fields["message"] != nil }, by: { Timestamp.day(of: hits[$0].event.timestamp) })
+        for (day, indices) in byDay {
+            let positions = indices.map { hits[$0].position }
+            let marked = try await read(tenant, day: day, budget: budget) { db -> [String?] in
+                let statement = try db.cachedStatement(sql: "SELECT highlight(event_fts, 0, char(1), char(2)) FROM event_fts WHERE event_fts MATCH ? AND rowid = ?")
+                return try positions.map { try String.fetchOne(statement, arguments: [expression, $0]) }
+            } ?? []
+            for (index, text) in zip(indices, marked) {
+                if let text, let highlight = Highlight(marked: text) { out[index].highlights["message"] = highlight }
+            }
+        }
+        return out
+    }
+
+    // MARK: - Aggregations
+
+    func aggregate(_ request: SearchRequest, aggregation: Aggregation, filter: SQLFragment, days: [Int64]) async throws -> AggregateTable {
+        let dialect = SQLiteDialect()
+        var columns: [SQLFragment] = []
+        if let span = aggregation.span {
+            columns.append(SQLFragment("ts - (((ts % ?) + ?) % ?)", [.int(span), .int(span), .int(span)]))
+        }
+        for field in aggregation.groupBy { columns.append(try dialect.value(of: field)) }
+        let groupCount = columns.count
+        for function in aggregation.functions {
+            guard let field = function.field else {
+                columns.append(SQLFragment("count(*)"))
+                continue
+            }
+            let value = try dialect.value(of: field)
+            let numeric = SQLFragment("CASE WHEN typeof(") + value + SQLFragment(") IN ('integer', 'real') THEN ") + value + SQLFragment(" END")
+            switch function {
+            case .distinctCount:
+                columns.append(SQLFragment("json_group_array(DISTINCT ") + value + SQLFragment(") FILTER (WHERE ") + value + SQLFragment(" IS NOT NULL)"))
+            case .sum, .avg:
+                columns.append(SQLFragment("sum(") + numeric + SQLFragment(")"))
+                columns.append(SQLFragment("count(") + numeric + SQLFragment(")"))
+            case .min:
+                columns.append(SQLFragment("min(") + numeric + SQLFragment(")"))
+            case .max:
+                columns.append(SQLFragment("max(") + numeric + SQLFragment(")"))
+            case .count:
+                break
+            }
+        }
+        let select = SQLFragment.join(columns, separator: ", ", wrap: false)
+        let whereClause = SQLFragment("ts >= ? AND ts < ? AND (", [.int(request.from), .int(request.to)]) + filter + SQLFragment(")")
+        let groupClause = groupCount == 0 ? "" : " GROUP BY " + (1...groupCount).map(String.init).joined(separator: ", ")
+        let maxGroups = request.limits.maxGroups
+        let sql = "SELECT \(select.sql) FROM event WHERE \(whereClause.sql)\(groupClause) LIMIT \(maxGroups + 1)"
+        let arguments = select.arguments + whereClause.arguments
+
+        var groups: [String: AggregateGroup] = [:]
+        var order: [String] = []
+        for day in days {
+            let rows = try await read(request.tenant, day: day, budget: request.budget) { db in
+                try Row.fetchAll(db, sql: sql, arguments: Self.arguments(arguments)).map { row in (0..<row.count).map { row[$0] as DatabaseValue } }
+            } ?? []
+            for row in rows {
+                let keyValues = row[0..<groupCount].map(Self.json)
+                let key = JSONWriter.string(.array(keyValues))
+                if groups[key] == nil {
+                    guard groups.count < maxGroups else {
+                        throw SearchLimitError(limit: "max_groups", message: "the aggregation has more than \(maxGroups) groups; narrow the query or group by fewer fields")
+                    }
+                    groups[key] = AggregateGroup(keys: keyValues, functions: aggregation.functions)
+                    order.append(key)
+                }
+                groups[key]!.add(Array(row[groupCount...]))
+            }
+        }
+        if groupCount == 0, groups.isEmpty {
+            // An aggregation without groups answers one row even when nothing matched.
+            order = ["[]"]
+            groups["[]"] = AggregateGroup(keys: [], functions: aggregation.functions)
+        }
+        var rows = order.map { groups[$0]!.row }
+        let columnNames = aggregation.columns
+        var sortKeys: [(Int, Bool)] = (0..<groupCount).map { ($0, false) }
+        var head: Int?
+        for stage in request.query.stages {
+            switch stage {
+            case .sort(let keys):
+                sortKeys = []
+                for key in keys {
+                    guard let index = columnNames.firstIndex(of: key.field) else {
+                        throw QueryRefusal(message: "sort by '\(key.field.prefix(64))': after stats or timechart, sort by one of \(columnNames.joined(separator: ", "))")
+                    }
+                    sortKeys.append((index, key.descending))
+                }
+            case .head(let count): head = min(head ?? count, count)
+            case .stats, .fields: break
+            }
+        }
+        rows.sort { a, b in
+            for (index, descending) in sortKeys {
+                let order = Self.compare(a[index], b[index])
+                if order != 0 { return descending ? order > 0 : order < 0 }
+            }
+            return false
+        }
+        if let head { rows = Array(rows.prefix(head)) }
+        return AggregateTable(columns: columnNames, rows: rows)
+    }
+
+    // MARK: - Tail
+
+    public func tail(tenant: TenantName, query: Query, cursor: TailCursor?, now: EpochMillis, limit: Int, budget: QueryBudget) async throws -> (hits: [SearchHit], cursor: TailCursor) {
+        let filter = try SQLiteDialect().filter(query.filter)
+        let today = Timestamp.day(of: now)
+        let days = existingDays(tenant).filter { $0 >= today - 1 && $0 <= today + 1 }
+        var next = cursor ?? TailCursor()
+        var hits: [SearchHit] = []
+        for day in days {
+            let after = cursor?.positions[day] ?? 0
+            let isStart = cursor == nil
+            let remaining = limit - hits.count
+            guard remaining > 0 || isStart else { break }
+            let (rows, position) = try await read(tenant, day: day, budget: budget) { db -> ([SearchHit], Int64) in
+                let newest = try Int64.fetchOne(db, sql: "SELECT max(id) FROM event") ?? 0
+                guard !isStart else { return ([], newest) }
+                let clause = SQLFragment("id > ? AND id <= ? AND (", [.int(after), .int(newest)]) + filter + SQLFragment(")")
+                let rows = try Row.fetchAll(db, sql: "SELECT id, ts, ingested, key, message, doc FROM event WHERE \(clause.sql) ORDER BY id LIMIT \(remaining)",
+                                            arguments: Self.arguments(clause.arguments))
+                let hits = rows.compactMap { row in Self.event(from: row, tenant: tenant).map { SearchHit(event: $0, position: row["id"]) } }
+                // A full batch stops at its last row; otherwise everything up to `newest` was seen.
+                return (hits, hits.count == remaining ? hits.last!.position : newest)
+            } ?? ([], after)
+            hits += rows
+            next.positions[day] = position
+        }
+        return (hits, next)
+    }
+
+    // MARK: - Plans
+
+    /// SQLite's plan for the event query of a search on its newest partition (tests and
+    /// troubleshooting: it shows which indexes a query uses).
+    public func queryPlan(_ request: SearchRequest) async throws -> [String] {
+        let filter = try SQLiteDialect().filter(request.query.filter)
+        guard let day = searchDays(request.tenant, from: request.from, to: request.to).first else { return [] }
+        let clause = SQLFragment("ts >= ? AND ts < ? AND (", [.int(request.from), .int(request.to)]) + filter + SQLFragment(")")
+        return try await read(request.tenant, day: day, budget: request.budget) { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT id FROM event WHERE \(clause.sql) ORDER BY ts DESC, id DESC LIMIT 100",
+                             arguments: Self.arguments(clause.arguments)).map { $0["detail"] as String }
+        } ?? []
+    }
+
+    // MARK: - Helpers
+
+    static func arguments(_ values: [SQLValue]) -> StatementArguments {
+        StatementArguments(values.map { value -> DatabaseValue in
+            switch value {
+            case .null: return .null
+            case .int(let int): return int.databaseValue
+            case .double(let double): return double.databaseValue
+            case .text(let text): return text.databaseValue
+            }
+        })
+    }
+
+    static func json(_ value: DatabaseValue) -> JSONValue {
+        switch value.storage {
+        case .null: return .null
+        case .int64(let int): return .int(int)
+        case .double(let double): return .double(double)
+        case .string(let text): return .string(text)
+        case .blob(let data): return .string(data.base64EncodedString())
+        }
+    }
+
+    /// SQLite's order across types: null, numbers, text, blobs.
+    static func compare(_ a: DatabaseValue, _ b: DatabaseValue) -> Int {
+        compare(json(a), json(b))
+    }
+
+    static func compare(_ a: JSONValue, _ b: JSONValue) -> Int {
+        func rank(_ v: JSONValue) -> Int {
+            switch v {
+            case .null: return 0
+            case .int, .double, .bool: return 1
+            case .string: return 2
+            case .array, .object: return 3
+            }
+        }
+        func number(_ v: JSONValue) -> Double {
+            switch v {
+            case .int(let i): return Double(i)
+            case .double(let d): return d
+            case .bool(let b): return b ? 1 : 0
+            default: return 0
+            }
+        }
+        let (ra, rb) = (rank(a), rank(b))
+        if ra != rb { return ra < rb ? -1 : 1 }
+        switch (a, b) {
+        case (.int(let x), .int(let y)): return x == y ? 0 : (x < y ? -1 : 1)
+        case (.string(let x), .string(let y)): return x == y ? 0 : (x < y ? -1 : 1)
+        default:
+            let (x, y) = (number(a), number(b))
+            return x == y ? 0 : (x < y ? -1 : 1)
+        }
+    }
+
+    /// `vigil_cidr(ip, network)`: 1 when the text is an address inside the block.
+    static let cidrFunction = DatabaseFunction("vigil_cidr", argumentCount: 2, pure: true) { values in
+        guard let text = String.fromDatabaseValue(values[0]), let block = String.fromDatabaseValue(values[1]),
+              let network = IPNetwork(block) else { return false }
+        return network.contains(text: text)
+    }
+}
+
+/// One group of an aggregation, merged across partitions.
+struct AggregateGroup {
+    enum Accumulator {
+        case count(Int64)
+        case distinct(Set<String>)
+        case sum(Double, allIntegers: Bool, count: Int64, isAverage: Bool)
+        case extreme(JSONValue, isMax: Bool)
+    }
+
+    var keys: [JSONValue]
+    var accumulators: [Accumulator]
+
+    init(keys: [JSONValue], functions: [AggregateFunction]) {
+        self.keys = keys
+        accumulators = functions.map { function in
+            switch function {
+            case .count: return .count(0)
+            case .distinctCount: return .distinct([])
+            case .sum: return .sum(0, allIntegers: true, count: 0, isAverage: false)
+            case .avg: return .sum(0, allIntegers: true, count: 0, isAverage: true)
+            case .min: return .extreme(.null, isMax: false)
+            case .max: return .extreme(.null, isMax: true)
+            }
+        }
+    }
+
+    /// Adds one partition's values (the SQL columns after the group keys).
+    mutating func add(_ values: [DatabaseValue]) {
+        var column = 0
+        for index in accumulators.indices {
+            switch accumulators[index] {
+            case .count(let count):
+                accumulators[index] = .count(count + (Int64.fromDatabaseValue(values[column]) ?? 0))
+                column += 1
+            case .distinct(var set):
+                if let text = String.fromDatabaseValue(values[column]), case .array(let items)? = try? JSONParser.parse(text) {
+                    for item in items { set.insert(JSONWriter.string(item)) }
+                }
+                accumulators[index] = .distinct(set)
+                column += 1
+            case .sum(let sum, let allIntegers, let count, let isAverage):
+                let value = values[column]
+                let added = Double.fromDatabaseValue(value) ?? 0
+                let isInteger: Bool
+                if case .int64 = value.storage { isInteger = true } else { isInteger = value.isNull }
+                accumulators[index] = .sum(sum + added, allIntegers: allIntegers && isInteger,
+                                           count: count + (Int64.fromDatabaseValue(values[column + 1]) ?? 0), isAverage: isAverage)
+                column += 2
+            case .extreme(let current, let isMax):
+                let value = SQLiteEventStore.json(values[column])
+                if value != .null, current == .null || (SQLiteEventStore.compare(value, current) > 0) == isMax {
+                    accumulators[index] = .extreme(value, isMax: isMax)
+                }
+                column += 1
+            }
+        }
+    }
+
+    var row: [JSONValue] {
+        keys + accumulators.map { accumulator in
+            switch accumulator {
+            case .count(let count): return .int(count)
+            case .distinct(let set): return .int(Int64(set.count))
+            case .sum(let sum, let allIntegers, let count, let isAverage):
+                if count == 0 { return .null }
+                if isAverage { return .double(sum / Double(count)) }
+                return allIntegers && abs(sum) < 9e15 ? .int(Int64(sum)) : .double(sum)
+            case .extreme(let value, _): return value
+            }
+        }
+    }
+}

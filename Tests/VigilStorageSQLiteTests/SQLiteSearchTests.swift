@@ -1,0 +1,218 @@
+import Foundation
+import GRDB
+import Logging
+import Testing
+import VigilCore
+import VigilQuery
+import VigilStorage
+@testable import VigilStorageSQLite
+
+/// The query language end to end on a real SQLite store: filters, stages, cursors,
+/// highlights, the FTS plan, the interrupt at the timeout, and live tail.
+struct SQLiteSearchTests {
+    let acme = TenantName("acme")!
+    let other = TenantName("other")!
+    static let day: EpochMillis = 1_795_478_400_000  // 2026-11-24T00:00:00Z
+    var day: EpochMillis { Self.day }
+
+    func event(_ tenant: TenantName, _ n: UInt64, at timestamp: EpochMillis, _ message: String, _ extra: [(String, JSONValue)]) -> StoredEvent {
+        var fields = JSONObject([("message", .string(message))])
+        for (key, value) in extra { FieldNesting.set(value, at: key, in: &fields) }
+        return StoredEvent(Event(tenant: tenant, key: EventKey(high: 9, low: n), timestamp: timestamp, ingested: timestamp + 1, fields: fields))
+    }
+
+    func makeStore() async throws -> SQLiteEventStore {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("search-\(UUID().uuidString)", isDirectory: true)
+        let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
+        _ = try await store.write(events: [
+            event(acme, 1, at: day + 1000, "Failed password for root from 10.1.2.3 port 22 ssh2",
+                  [("host.name", .string("web-1")), ("source.ip", .string("10.1.2.3")), ("user.name", .string("root")), ("event.outcome", .string("failure")), ("bytes", .int(100))]),
+            event(acme, 2, at: day + 2000, "Accepted password for alice from 192.168.1.5",
+                  [("host.name", .string("web-2")), ("source.ip", .string("192.168.1.5")), ("user.name", .string("alice")), ("event.outcome", .string("success")), ("bytes", .int(250))]),
+            event(acme, 3, at: day + 3000, "Connexion refusée pour l'utilisateur Zoë",
+                  [("host.name", .string("web-1")), ("source.ip", .string("2001:db8::7")), ("user.name", .string("zoe")), ("bytes", .double(50.5))]),
+            event(acme, 4, at: day + 4000, "failed PASSWORD again <script>",
+                  [("host.name", .string("web-3")), ("user.name", .string("root")), ("event.outcome", .string("failure")), ("bytes", .string("n/a"))]),
+            event(acme, 5, at: day + Timestamp.millisPerDay + 10, "Failed password for admin",
+                  [("host.name", .string("web-2")), ("user.name", .string("admin")), ("event.outcome", .string("failure")), ("bytes", .int(1000))]),
+            event(other, 6, at: day + 1000, "Failed password for root",
+                  [("host.name", .string("web-1")), ("user.name", .string("root")), ("bytes", .int(7))]),
+        ], quarantined: [])
+        return store
+    }
+
+    func request(_ query: String, tenant: TenantName? = nil, limit: Int = 100, cursor: SearchCursor? = nil,
+                 limits: SearchLimits = SearchLimits()) throws -> SearchRequest {
+        SearchRequest(tenant: tenant ?? acme, query: try QueryParser().parse(query), from: day, to: day + 2 * Timestamp.millisPerDay,
+                      limit: limit, cursor: cursor, limits: limits)
+    }
+
+    func ids(_ store: SQLiteEventStore, _ query: String) async throws -> [UInt64] {
+        try await store.search(request(query)).events.map(\.key.low)
+    }
+
+    @Test(arguments: [
+        ("failed", [5, 4, 1]),
+        ("failed password", [5, 4, 1]),
+        (#""failed password""#, [5, 4, 1]),
+        (#""password for""#, [5, 2, 1]),
+        ("pass*", [5, 4, 2, 1]),
+        ("refusee zoe", [3]),
+        ("failed NOT root", [5, 4]),
+        ("failed AND NOT user.name:root", [5]),
+        ("user.name:root OR user.name:alice", [4, 2, 1]),
+        ("(user.name:root OR user.name:alice) AND host.name:web-1", [1]),
+        ("user.name:ro*", [4, 1]),
+        ("bytes>=100", [5, 2, 1]),
+        ("bytes:[50 TO 100]", [3, 1]),
+        ("bytes:{50.5 TO 100]", [1]),
+        ("bytes<100", [3]),
+        ("bytes:n/a", [4]),
+        ("bytes:100", [1]),
+        ("@timestamp>=2026-11-24T00:00:02.500Z", [5, 4, 3]),
+        ("@timestamp:[1795478400000 TO 1795478402000]", [2, 1]),
+        ("source.ip:10.0.0.0/8", [1]),
+        ("source.ip:192.168.0.0/16 OR source.ip:2001:db8::/32", [3, 2]),
+        ("_exists_:event.outcome", [5, 4, 2, 1]),
+        ("NOT _exists_:event.outcome", [3]),
+        ("host.name:web-2 source.ip:*", [2]),
+        ("nothing-matches-this", []),
+    ] as [(String, [UInt64])])
+    func filtersSelectTheRightEvents(_ query: String, _ expected: [UInt64]) async throws {
+        let store = try await makeStore()
+        #expect(try await ids(store, query) == expected, "query: \(query)")
+    }
+
+    @Test func aggregationsMergeAcrossPartitions() async throws {
+        let store = try await makeStore()
+        let stats = try #require(try await store.search(request("* | stats count(), dc(user.name), sum(bytes), avg(bytes), max(bytes) by host.name")).table)
+        #expect(stats.columns == ["host.name", "count()", "dc(user.name)", "sum(bytes)", "avg(bytes)", "max(bytes)"])
+        #expect(stats.rows == [
+            [.string("web-1"), .int(2), .int(2), .double(150.5), .double(75.25), .int(100)],
+            [.string("web-2"), .int(2), .int(2), .int(1250), .double(625), .int(1000)],
+            [.string("web-3"), .int(1), .int(1), .null, .null, .null],
+        ])
+        let chart = try #require(try await store.search(request("* | timechart span=1d count()")).table)
+        #expect(chart.rows == [[.int(day), .int(4)], [.int(day + Timestamp.millisPerDay), .int(1)]])
+        let top = try #require(try await store.search(request("failed | stats count() by user.name | sort count() desc | head 1")).table)
+        #expect(top.rows == [[.string("root"), .int(2)]])
+        let none = try #require(try await store.search(request("nothing-here | stats count()")).table)
+        #expect(none.rows == [[.int(0)]])
+        var limits = SearchLimits()
+        limits.maxGroups = 2
+        await #expect(throws: SearchLimitError.self) { try await store.search(request("* | stats count() by user.name", limits: limits)) }
+        await #expect(throws: QueryRefusal.self) { try await store.search(request("* | stats count() by user.name | sort bogus")) }
+    }
+
+    @Test func sortHeadAndCursorPagination() async throws {
+        let store = try await makeStore()
+        // Mixed types sort as SQLite orders them: null, numbers, text.
+        #expect(try await ids(store, "* | sort bytes desc | head 3") == [4, 5, 2])
+        #expect(try await ids(store, "* | sort user.name | head 3") == [5, 2, 4])
+        var seen: [UInt64] = []
+        var cursor: SearchCursor?
+        var pages = 0
+        repeat {
+            guard case .events(let page) = try await store.search(request("*", limit: 2, cursor: cursor)) else { Issue.record("not events"); return }
+            #expect(page.total == 5)
+            seen += page.hits.map(\.event.key.low)
+            cursor = page.nextCursor
+            pages += 1
+        } while cursor != nil && pages < 10
+        #expect(seen == [5, 4, 3, 2, 1])
+        #expect(pages == 3)
+        var limits = SearchLimits()
+        limits.maxTotalCount = 2
+        guard case .events(let capped) = try await store.search(request("*", limits: limits)) else { Issue.record("not events"); return }
+        #expect(capped.total == 2)
+        #expect(!capped.totalIsExact)
+        #expect(capped.hits.count == 5)
+    }
+
+    @Test func tenantsNeverSeeEachOther() async throws {
+        let store = try await makeStore()
+        #expect(try await store.search(request("root", tenant: other)).events.map(\.key.low) == [6])
+        #expect(try await store.search(request("* | stats count()", tenant: other)).table?.rows == [[.int(1)]])
+        #expect(try await store.search(request("*", tenant: TenantName("nobody")!)).events.isEmpty)
+    }
+
+    @Test func highlightsFollowTheTokenIndex() async throws {
+        let store = try await makeStore()
+        func highlight(_ query: String, _ id: UInt64) async throws -> Highlight? {
+            guard case .events(let page) = try await store.search(request(query)) else { return nil }
+            return page.hits.first { $0.event.key.low == id }?.highlights["message"]
+        }
+        let phrase = try #require(try await highlight(#""failed password""#, 1))
+        #expect(phrase.spans == [0..<15])
+        #expect(phrase.snippet == "<mark>Failed password</mark> for root from 10.1.2.3 port 22 ssh2")
+        let terms = try #require(try await highlight("failed root", 1))
+        #expect(terms.spans == [0..<6, 20..<24])
+        let accents = try #require(try await highlight("refusee zoe", 3))
+        let text = Array("Connexion refusée pour l'utilisateur Zoë".unicodeScalars)
+        #expect(accents.spans.map { String(String.UnicodeScalarView(text[$0])) } == ["refusée", "Zoë"])
+        #expect(accents.snippet == "Connexion <mark>refusée</mark> pour l&#39;utilisateur <mark>Zoë</mark>")
+        let escaped = try #require(try await highlight("again", 4))
+        #expect(escaped.snippet == "failed PASSWORD <mark>again</mark> &lt;script&gt;")
+        let prefix = try #require(try await highlight("pass*", 2))
+        #expect(prefix.spans == [9..<17])
+        #expect(try await highlight("NOT root", 3) == nil)
+    }
+
+    @Test func freeTextUsesTheFTSIndex() async throws {
+        let store = try await makeStore()
+        let plan = try await store.queryPlan(request("failed password")).joined(separator: "\n")
+        #expect(plan.contains("event_fts VIRTUAL TABLE INDEX"), "plan:\n\(plan)")
+        let fieldPlan = try await store.queryPlan(request("user.name:root")).joined(separator: "\n")
+        #expect(!fieldPlan.contains("event_fts"), "plan:\n\(fieldPlan)")
+    }
+
+    @Test func aQueryPastItsTimeoutIsInterruptedMidStatement() async throws {
+        let store = try await makeStore()
+        let budget = QueryBudget(timeoutMillis: 50)
+        do {
+            // Never ends by itself: only the progress handler can stop it.
+            _ = try await store.read(acme, day: Timestamp.day(of: day), budget: budget) { db in
+                try Int.fetchOne(db, sql: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c")
+            }
+            Issue.record("an endless statement returned")
+        } catch let error as StoreError {
+            #expect(error.code == .interrupted)
+        }
+        let cancelled = QueryBudget(timeoutMillis: 60_000)
+        cancelled.cancel()
+        await #expect(throws: StoreError.self) {
+            try await store.search(SearchRequest(tenant: acme, query: Query(filter: .all), from: day, to: day + 1000, limit: 1, budget: cancelled))
+        }
+    }
+
+    @Test func tailReturnsOnlyNewMatchingEvents() async throws {
+        let store = try await makeStore()
+        let now = day + Timestamp.millisPerDay + 60_000
+        let query = try QueryParser().parse("failed")
+        let start = try await store.tail(tenant: acme, query: query, cursor: nil, now: now, limit: 0, budget: QueryBudget(timeoutMillis: 1000))
+        #expect(start.hits.isEmpty)
+        _ = try await store.write(events: [
+            event(acme, 10, at: now, "failed again later", []),
+            event(acme, 11, at: now, "accepted later", []),
+            event(acme, 12, at: now - Timestamp.millisPerDay, "failed yesterday, arriving late", []),
+        ], quarantined: [])
+        let next = try await store.tail(tenant: acme, query: query, cursor: start.cursor, now: now, limit: 100, budget: QueryBudget(timeoutMillis: 1000))
+        #expect(Set(next.hits.map(\.event.key.low)) == [10, 12])
+        let again = try await store.tail(tenant: acme, query: query, cursor: next.cursor, now: now, limit: 100, budget: QueryBudget(timeoutMillis: 1000))
+        #expect(again.hits.isEmpty)
+    }
+}
+
+struct HighlightMarkupTests {
+    @Test func readsMarkersIntoSpansAndAnEscapedSnippet() throws {
+        let marked = "a \u{1}b\u{2} & \u{1}ç\u{2}"
+        let highlight = try #require(Highlight(marked: marked))
+        #expect(highlight.spans == [2..<3, 6..<7])
+        #expect(highlight.snippet == "a <mark>b</mark> &amp; <mark>ç</mark>")
+        #expect(Highlight(marked: "no marks") == nil)
+        let long = String(repeating: "x", count: 500) + "\u{1}hit\u{2}" + String(repeating: "y", count: 500)
+        let cut = try #require(Highlight(marked: long, context: 10))
+        #expect(cut.spans == [500..<503])
+        #expect(cut.snippet == "…" + String(repeating: "x", count: 10) + "<mark>hit</mark>" + String(repeating: "y", count: 10) + "…")
+    }
+}
