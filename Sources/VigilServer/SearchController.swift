@@ -175,7 +175,7 @@ struct SearchController {
                     cursor = batch.cursor
                     if batch.hits.isEmpty {
                         idle += deps.tailPollMillis
-                        if idle >= 15_000 {
+                        if idle >= 5_000 {
                             // A comment line: keeps proxies from closing an idle stream, and finds a gone client.
                             try await writer.write(ByteBuffer(string: ": keepalive\n\n"))
                             idle = 0

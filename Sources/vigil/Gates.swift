@@ -14,7 +14,7 @@ struct Gates: AsyncParsableCommand {
     static let all: [(name: String, run: (@Sendable (GateContext) async throws -> Void)?)] = [
         ("storage", StorageGate.run), ("quarantine", QuarantineGate.run), ("idempotency", IdempotencyGate.run),
         ("watermark", nil), ("redis", nil), ("drill", nil),
-        ("search_safety", nil), ("parsers", nil), ("fts", nil), ("agents", nil), ("ledger", nil),
+        ("search_safety", SearchSafetyGate.run), ("parsers", nil), ("fts", FTSGate.run), ("agents", nil), ("ledger", nil),
         ("collector_spool", nil), ("collector_perf", nil), ("kafka_stress", nil), ("sizing", nil),
     ]
 
