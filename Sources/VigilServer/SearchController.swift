@@ -135,13 +135,15 @@ struct SearchController {
         return ByteBuffer(bytes: bytes)
     }
 
-    /// GET parameters as the JSON object a POST would carry.
+    /// GET parameters as the JSON object a POST would carry. Form encoding: `+` is a space
+    /// (a literal plus arrives as `%2B`); the first of repeated names wins.
     static func queryObject(_ request: Request) -> JSONObject {
         var object = JSONObject()
-        for (name, value) in request.uri.queryParameters {
-            let key = String(name)
-            guard object[key] == nil else { continue }
-            object[key] = .string(String(value))
+        for pair in (request.uri.query ?? "").split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) -> String? { text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
+            guard let name = decode(parts[0]), let value = decode(parts.count > 1 ? parts[1] : ""), object[name] == nil else { continue }
+            object[name] = .string(value)
         }
         return object
     }
@@ -285,7 +287,7 @@ struct SearchParameters {
             throw APIError(.badRequest, code: "limit_exceeded", message: "the time range may span at most \(limits.maxRangeDays) days", limit: "max_range_days")
         }
         let maxRows = forExport ? limits.maxExportRows : limits.maxLimit
-        limit = forExport ? limits.maxExportRows : limits.defaultLimit
+        limit = forExport ? limits.maxExportRows : min(limits.defaultLimit, limits.maxLimit)
         if let value = object["limit"] {
             let requested: Int64
             switch value {
