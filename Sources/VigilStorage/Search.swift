@@ -46,11 +46,18 @@ public struct SearchCursor: Sendable, Equatable {
     }
 }
 
-/// Where a live tail stands: the last position seen in each day partition.
+/// Where a live tail stands: events received since `since` (less a safety lag, because
+/// events are stored shortly after they are received and not always in order), minus those
+/// already sent.
 public struct TailCursor: Sendable, Equatable {
-    public var positions: [Int64: Int64]
+    public var since: EpochMillis
+    /// Keys already sent, with their receive time, inside the lag window.
+    public var sent: [EventKey: EpochMillis]
 
-    public init(positions: [Int64: Int64] = [:]) { self.positions = positions }
+    public init(since: EpochMillis, sent: [EventKey: EpochMillis] = [:]) {
+        self.since = since
+        self.sent = sent
+    }
 }
 
 public struct SearchHit: Sendable {

@@ -54,6 +54,20 @@ struct RawStatement {
         return code == SQLITE_ROW
     }
 
+    /// Steps once and reads the first column as an integer (nil for no row or NULL).
+    func int64(_ db: Database) throws -> Int64? {
+        let code = sqlite3_step(handle)
+        defer {
+            sqlite3_reset(handle)
+            sqlite3_clear_bindings(handle)
+        }
+        guard code == SQLITE_DONE || code == SQLITE_ROW else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        }
+        guard code == SQLITE_ROW, sqlite3_column_type(handle, 0) != SQLITE_NULL else { return nil }
+        return sqlite3_column_int64(handle, 0)
+    }
+
     /// Steps a statement that returns no rows (an insert) and resets it for the next row.
     func run(_ db: Database) throws {
         _ = try hasRow(db)

@@ -40,8 +40,8 @@ struct SQLiteDialect: SQLDialect {
 
     func value(of field: String) throws(QueryRefusal) -> SQLFragment {
         let field = try Self.checked(field)
-        if let column = Self.columns[field] { return SQLFragment(column) }
-        return SQLFragment("json_extract(doc, ?)", [.text(Self.jsonPath(field))])
+        if let column = Self.columns[field] { return SQLFragment("event.\(column)") }
+        return SQLFragment("json_extract(event.doc, ?)", [.text(Self.jsonPath(field))])
     }
 
     /// An FTS5 string for a term: double quotes doubled; prefix terms get FTS5's `*`.
@@ -62,7 +62,7 @@ struct SQLiteDialect: SQLDialect {
     }
 
     func text(_ matches: [TextMatch], all: Bool) throws(QueryRefusal) -> SQLFragment {
-        SQLFragment("id IN (SELECT rowid FROM event_fts WHERE event_fts MATCH ?)", [.text(try Self.ftsExpression(matches, all: all))])
+        SQLFragment("event.id IN (SELECT rowid FROM event_fts WHERE event_fts MATCH ?)", [.text(try Self.ftsExpression(matches, all: all))])
     }
 
     func field(_ field: String, _ predicate: FieldPredicate) throws(QueryRefusal) -> SQLFragment {
@@ -72,7 +72,7 @@ struct SQLiteDialect: SQLDialect {
         case .equals(let value):
             if isTimestamp { return expression + SQLFragment(" = ?", [.int(try Self.time(value))]) }
             if Self.columns[field] != nil {
-                if let number = Int64(value), Self.integerColumns.contains(expression.sql) {
+                if let number = Int64(value), Self.integerColumns.contains(Self.columns[field]!) {
                     return expression + SQLFragment(" = ?", [.int(number)])
                 }
                 return expression + SQLFragment(" = ?", [.text(value)])
@@ -80,7 +80,7 @@ struct SQLiteDialect: SQLDialect {
             var options = [expression + SQLFragment(" = ?", [.text(value)])]
             if let number = Self.number(value) { options.append(expression + SQLFragment(" = ?", [number])) }
             if value == "true" || value == "false" {
-                options.append(SQLFragment("json_type(doc, ?) = ?", [.text(Self.jsonPath(field)), .text(value)]))
+                options.append(SQLFragment("json_type(event.doc, ?) = ?", [.text(Self.jsonPath(field)), .text(value)]))
             }
             return options.count == 1 ? options[0] : SQLFragment.join(options, separator: " OR ")
         case .prefix(let prefix):
@@ -120,8 +120,8 @@ struct SQLiteDialect: SQLDialect {
 
     func exists(_ field: String) throws(QueryRefusal) -> SQLFragment {
         let field = try Self.checked(field)
-        if let column = Self.columns[field] { return SQLFragment("\(column) IS NOT NULL") }
-        return SQLFragment("json_type(doc, ?) <> 'null'", [.text(Self.jsonPath(field))])
+        if let column = Self.columns[field] { return SQLFragment("event.\(column) IS NOT NULL") }
+        return SQLFragment("json_type(event.doc, ?) <> 'null'", [.text(Self.jsonPath(field))])
     }
 
     static func number(_ text: String) -> SQLValue? {

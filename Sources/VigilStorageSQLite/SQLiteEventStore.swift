@@ -132,8 +132,63 @@ public final class SQLiteEventStore: EventStore {
                 );
                 """)
         }
+        // v2: row ids follow time (`position(of:)`), so a time range is a rowid range and the
+        // token index yields matches newest first; the ts index goes, an index on the receive
+        // time (for live tail) comes. Existing rows get their new ids in (ts, old id) order.
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: """
+                CREATE TABLE event_v2 (
+                    id INTEGER PRIMARY KEY,
+                    ts INTEGER NOT NULL,
+                    ingested INTEGER NOT NULL,
+                    key BLOB NOT NULL UNIQUE,
+                    dataset TEXT,
+                    host_name TEXT,
+                    source_ip TEXT,
+                    source_port INTEGER,
+                    destination_ip TEXT,
+                    destination_port INTEGER,
+                    network_transport TEXT,
+                    user_name TEXT,
+                    event_action TEXT,
+                    event_outcome TEXT,
+                    observer_vendor TEXT,
+                    message TEXT,
+                    doc TEXT NOT NULL
+                );
+                INSERT INTO event_v2
+                    SELECT (((ts % 86400000) + 86400000) % 86400000) * 1048576 + (row_number() OVER (PARTITION BY ts ORDER BY id) - 1),
+                           ts, ingested, key, dataset, host_name, source_ip, source_port, destination_ip, destination_port,
+                           network_transport, user_name, event_action, event_outcome, observer_vendor, message, doc
+                    FROM event;
+                DROP TABLE event_fts;
+                DROP TABLE event;
+                ALTER TABLE event_v2 RENAME TO event;
+                CREATE INDEX event_ingested ON event(ingested);
+                CREATE VIRTUAL TABLE event_fts USING fts5(
+                    message, content='event', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+                );
+                INSERT INTO event_fts(event_fts) VALUES ('rebuild');
+                """)
+        }
         return migrator
     }()
+
+    /// Bits of a row id below the millisecond: up to 2^20 events per millisecond per tenant.
+    static let positionBits: Int64 = 20
+
+    /// The first row id of a millisecond in its day partition: ids sort like timestamps.
+    static func position(of timestamp: EpochMillis) -> Int64 {
+        (timestamp - Timestamp.day(of: timestamp) * Timestamp.millisPerDay) << positionBits
+    }
+
+    /// The row ids of `[from, to)` inside the partition of `day`.
+    static func positions(day: Int64, from: EpochMillis, to: EpochMillis) -> (lower: Int64, upper: Int64) {
+        let start = day * Timestamp.millisPerDay
+        let lower = max(from, start) - start
+        let upper = min(to, start + Timestamp.millisPerDay) - start
+        return (lower << positionBits, upper << positionBits)
+    }
 
     static let tenantMigrator: DatabaseMigrator = {
         var migrator = DatabaseMigrator()
@@ -195,37 +250,54 @@ public final class SQLiteEventStore: EventStore {
     /// Inserts a day's events with direct SQLite binds: this is the hot path of the pipeline.
     static func insert(_ events: [StoredEvent], into db: Database) throws -> Int {
         let insertEvent = RawStatement(try db.cachedStatement(sql: """
-            INSERT OR IGNORE INTO event (ts, ingested, key, dataset, host_name, source_ip, source_port,
+            INSERT OR IGNORE INTO event (id, ts, ingested, key, dataset, host_name, source_ip, source_port,
                 destination_ip, destination_port, network_transport, user_name, event_action, event_outcome,
                 observer_vendor, message, doc)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """))
         let insertText = RawStatement(try db.cachedStatement(sql: "INSERT INTO event_fts (rowid, message) VALUES (?, ?)"))
+        let lastInMillisecond = RawStatement(try db.cachedStatement(sql: "SELECT max(id) FROM event WHERE id >= ? AND id < ?"))
+        // The next free row id of each millisecond this batch touches.
+        var next: [Int64: Int64] = [:]
         var stored = 0
         for event in events {
+            let base = position(of: event.timestamp)
+            let id: Int64
+            if let known = next[base] {
+                id = known
+            } else {
+                lastInMillisecond.bind(1, base)
+                lastInMillisecond.bind(2, base + (1 << positionBits))
+                id = try lastInMillisecond.int64(db).map { $0 + 1 } ?? base
+            }
+            guard id < base + (1 << positionBits) else {
+                throw StoreError(.unavailable, "more than \(1 << positionBits) events in one millisecond for one tenant")
+            }
             let c = event.columns
-            insertEvent.bind(1, event.timestamp)
-            insertEvent.bind(2, event.ingested)
-            insertEvent.bind(3, event.key)
-            insertEvent.bind(4, c.dataset)
-            insertEvent.bind(5, c.hostName)
-            insertEvent.bind(6, c.sourceIP)
-            insertEvent.bind(7, c.sourcePort)
-            insertEvent.bind(8, c.destinationIP)
-            insertEvent.bind(9, c.destinationPort)
-            insertEvent.bind(10, c.networkTransport)
-            insertEvent.bind(11, c.userName)
-            insertEvent.bind(12, c.eventAction)
-            insertEvent.bind(13, c.eventOutcome)
-            insertEvent.bind(14, c.observerVendor)
-            insertEvent.bind(15, event.message)
-            insertEvent.bindText(16, event.document)
+            insertEvent.bind(1, id)
+            insertEvent.bind(2, event.timestamp)
+            insertEvent.bind(3, event.ingested)
+            insertEvent.bind(4, event.key)
+            insertEvent.bind(5, c.dataset)
+            insertEvent.bind(6, c.hostName)
+            insertEvent.bind(7, c.sourceIP)
+            insertEvent.bind(8, c.sourcePort)
+            insertEvent.bind(9, c.destinationIP)
+            insertEvent.bind(10, c.destinationPort)
+            insertEvent.bind(11, c.networkTransport)
+            insertEvent.bind(12, c.userName)
+            insertEvent.bind(13, c.eventAction)
+            insertEvent.bind(14, c.eventOutcome)
+            insertEvent.bind(15, c.observerVendor)
+            insertEvent.bind(16, event.message)
+            insertEvent.bindText(17, event.document)
             try insertEvent.run(db)
             // An ignored insert is a replay of an event already stored: index nothing.
             guard db.changesCount > 0 else { continue }
+            next[base] = id + 1
             stored += 1
             if let message = event.message {
-                insertText.bind(1, db.lastInsertedRowID)
+                insertText.bind(1, id)
                 insertText.bind(2, message)
                 try insertText.run(db)
             }

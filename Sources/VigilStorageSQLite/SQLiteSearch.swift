@@ -52,7 +52,46 @@ extension SQLiteEventStore {
 
     // MARK: - Events
 
-    func events(_ request: SearchRequest, filter: SQLFragment, days: [Int64]) async throws -> EventPage {
+    /// How the rows of one partition are found: a rowid range walked newest first, checking
+    /// the filter on each row; or, when the filter requires free text, the token index's own
+    /// doclist walked newest first (its rowids are the event ids), joined to the rows.
+    struct EventScan {
+        var from: String
+        var idColumn: String
+        var predicate: SQLFragment
+
+        static func make(_ filter: QueryNode, dialect: SQLiteDialect) throws -> EventScan {
+            var texts: [TextMatch] = []
+            var rest: [QueryNode] = []
+            switch filter {
+            case .text(let match): texts = [match]
+            case .and(let nodes):
+                for node in nodes {
+                    if case .text(let match) = node { texts.append(match) } else { rest.append(node) }
+                }
+            default: rest = [filter]
+            }
+            guard !texts.isEmpty else {
+                return EventScan(from: "event", idColumn: "event.id", predicate: try dialect.filter(filter))
+            }
+            var predicate = SQLFragment("event_fts MATCH ?", [.text(try SQLiteDialect.ftsExpression(texts, all: true))])
+            if !rest.isEmpty { predicate = predicate + SQLFragment(" AND (") + (try dialect.filter(.and(rest))) + SQLFragment(")") }
+            // CROSS JOIN keeps the token index as the outer loop: SQLite never reorders it.
+            return EventScan(from: "event_fts CROSS JOIN event ON event.id = event_fts.rowid", idColumn: "event_fts.rowid", predicate: predicate)
+        }
+
+        /// The WHERE clause for a partition: its id range, the cursor, the filter.
+        func clause(day: Int64, from: EpochMillis, to: EpochMillis, before cursor: SearchCursor?) -> SQLFragment {
+            let range = SQLiteEventStore.positions(day: day, from: from, to: to)
+            var clause = SQLFragment("\(idColumn) >= ? AND \(idColumn) < ?", [.int(range.lower), .int(range.upper)])
+            if let cursor, Timestamp.day(of: cursor.timestamp) == day {
+                clause = clause + SQLFragment(" AND \(idColumn) < ?", [.int(cursor.position)])
+            }
+            return clause + SQLFragment(" AND (") + predicate + SQLFragment(")")
+        }
+    }
+
+    func events(_ request: SearchRequest, filter _: SQLFragment, days: [Int64]) async throws -> EventPage {
         var sortKeys: [SortKey] = []
         var head: Int?
         for stage in request.query.stages {
@@ -68,46 +107,42 @@ extension SQLiteEventStore {
         let limit = min(request.limit, head ?? Int.max)
         let paged = sortKeys.isEmpty && head == nil
         let dialect = SQLiteDialect()
+        let scan = try EventScan.make(request.query.filter, dialect: dialect)
         var sortColumns: [SQLFragment] = []
         for (i, key) in sortKeys.enumerated() { sortColumns.append(try dialect.value(of: key.field) + SQLFragment(" AS s\(i)")) }
-        let order = (sortKeys.enumerated().map { "s\($0.offset)\($0.element.descending ? " DESC" : "")" } + ["ts DESC", "id DESC"]).joined(separator: ", ")
-        let select = SQLFragment.join([SQLFragment("id, ts, ingested, key, message, doc")] + sortColumns, separator: ", ", wrap: false)
-
-        var whereClause = SQLFragment("ts >= ? AND ts < ?", [.int(request.from), .int(request.to)])
-        if let cursor = request.cursor {
-            whereClause = whereClause + SQLFragment(" AND (ts < ? OR (ts = ? AND id < ?))", [.int(cursor.timestamp), .int(cursor.timestamp), .int(cursor.position)])
-        }
-        let eventClause = whereClause + SQLFragment(" AND (") + filter + SQLFragment(")")
+        let order = (sortKeys.enumerated().map { "s\($0.offset)\($0.element.descending ? " DESC" : "")" } + ["\(scan.idColumn) DESC"]).joined(separator: ", ")
+        let select = SQLFragment.join([SQLFragment("event.id, event.ts, event.ingested, event.key, event.message, event.doc")] + sortColumns, separator: ", ", wrap: false)
         let sortCount = sortKeys.count
-        let countClause = SQLFragment("ts >= ? AND ts < ? AND (", [.int(request.from), .int(request.to)]) + filter + SQLFragment(")")
 
         struct Candidate: Sendable {
             var hit: SearchHit
             var sortValues: [DatabaseValue]
         }
         var candidates: [Candidate] = []
-        var total = 0
-        let countCap = request.limits.maxTotalCount + 1
         let tenant = request.tenant
         for day in days where request.cursor.map({ day <= Timestamp.day(of: $0.timestamp) }) ?? true {
             // Newest first without a sort: once a page and one more are found, older days are not read.
             let want = paged ? limit + 1 - candidates.count : limit
             guard want > 0 else { break }
+            let clause = scan.clause(day: day, from: request.from, to: request.to, before: request.cursor)
             let rows = try await read(tenant, day: day, budget: request.budget) { db -> [Candidate] in
-                let sql = "SELECT \(select.sql) FROM event WHERE \(eventClause.sql) ORDER BY \(order) LIMIT \(want)"
-                return try Row.fetchAll(db, sql: sql, arguments: Self.arguments(select.arguments + eventClause.arguments)).compactMap { row in
+                let sql = "SELECT \(select.sql) FROM \(scan.from) WHERE \(clause.sql) ORDER BY \(order) LIMIT \(want)"
+                return try Row.fetchAll(db, sql: sql, arguments: Self.arguments(select.arguments + clause.arguments)).compactMap { row in
                     guard let event = Self.event(from: row, tenant: tenant) else { return nil }
                     return Candidate(hit: SearchHit(event: event, position: row["id"]), sortValues: (0..<sortCount).map { row[6 + $0] })
                 }
             } ?? []
             candidates += rows
         }
+        var total = 0
+        let countCap = request.limits.maxTotalCount + 1
         for day in days {
             guard total < countCap else { break }
             let cap = countCap - total
+            let clause = scan.clause(day: day, from: request.from, to: request.to, before: nil)
             total += try await read(tenant, day: day, budget: request.budget) { db in
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT 1 FROM event WHERE \(countClause.sql) LIMIT \(cap))",
-                                 arguments: Self.arguments(countClause.arguments)) ?? 0
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT 1 FROM \(scan.from) WHERE \(clause.sql) LIMIT \(cap))",
+                                 arguments: Self.arguments(clause.arguments)) ?? 0
             } ?? 0
         }
         if !sortKeys.isEmpty {
@@ -158,7 +193,7 @@ extension SQLiteEventStore {
         let dialect = SQLiteDialect()
         var columns: [SQLFragment] = []
         if let span = aggregation.span {
-            columns.append(SQLFragment("ts - (((ts % ?) + ?) % ?)", [.int(span), .int(span), .int(span)]))
+            columns.append(SQLFragment("event.ts - (((event.ts % ?) + ?) % ?)", [.int(span), .int(span), .int(span)]))
         }
         for field in aggregation.groupBy { columns.append(try dialect.value(of: field)) }
         let groupCount = columns.count
@@ -184,15 +219,16 @@ extension SQLiteEventStore {
             }
         }
         let select = SQLFragment.join(columns, separator: ", ", wrap: false)
-        let whereClause = SQLFragment("ts >= ? AND ts < ? AND (", [.int(request.from), .int(request.to)]) + filter + SQLFragment(")")
         let groupClause = groupCount == 0 ? "" : " GROUP BY " + (1...groupCount).map(String.init).joined(separator: ", ")
         let maxGroups = request.limits.maxGroups
-        let sql = "SELECT \(select.sql) FROM event WHERE \(whereClause.sql)\(groupClause) LIMIT \(maxGroups + 1)"
-        let arguments = select.arguments + whereClause.arguments
 
         var groups: [String: AggregateGroup] = [:]
         var order: [String] = []
         for day in days {
+            let range = Self.positions(day: day, from: request.from, to: request.to)
+            let whereClause = SQLFragment("event.id >= ? AND event.id < ? AND (", [.int(range.lower), .int(range.upper)]) + filter + SQLFragment(")")
+            let sql = "SELECT \(select.sql) FROM event WHERE \(whereClause.sql)\(groupClause) LIMIT \(maxGroups + 1)"
+            let arguments = select.arguments + whereClause.arguments
             let rows = try await read(request.tenant, day: day, budget: request.budget) { db in
                 try Row.fetchAll(db, sql: sql, arguments: Self.arguments(arguments)).map { row in (0..<row.count).map { row[$0] as DatabaseValue } }
             } ?? []
@@ -245,30 +281,35 @@ extension SQLiteEventStore {
 
     // MARK: - Tail
 
+    /// How long after receipt an event may still be stored and reach a tail.
+    static let tailLagMillis: Int64 = 5_000
+
     public func tail(tenant: TenantName, query: Query, cursor: TailCursor?, now: EpochMillis, limit: Int, budget: QueryBudget) async throws -> (hits: [SearchHit], cursor: TailCursor) {
+        guard let cursor else { return ([], TailCursor(since: now)) }
         let filter = try SQLiteDialect().filter(query.filter)
         let today = Timestamp.day(of: now)
         let days = existingDays(tenant).filter { $0 >= today - 1 && $0 <= today + 1 }
-        var next = cursor ?? TailCursor()
+        let after = cursor.since - Self.tailLagMillis
+        let clause = SQLFragment("event.ingested >= ? AND (", [.int(after)]) + filter + SQLFragment(")")
         var hits: [SearchHit] = []
         for day in days {
-            let after = cursor?.positions[day] ?? 0
-            let isStart = cursor == nil
-            let remaining = limit - hits.count
-            guard remaining > 0 || isStart else { break }
-            let (rows, position) = try await read(tenant, day: day, budget: budget) { db -> ([SearchHit], Int64) in
-                let newest = try Int64.fetchOne(db, sql: "SELECT max(id) FROM event") ?? 0
-                guard !isStart else { return ([], newest) }
-                let clause = SQLFragment("id > ? AND id <= ? AND (", [.int(after), .int(newest)]) + filter + SQLFragment(")")
-                let rows = try Row.fetchAll(db, sql: "SELECT id, ts, ingested, key, message, doc FROM event WHERE \(clause.sql) ORDER BY id LIMIT \(remaining)",
-                                            arguments: Self.arguments(clause.arguments))
-                let hits = rows.compactMap { row in Self.event(from: row, tenant: tenant).map { SearchHit(event: $0, position: row["id"]) } }
-                // A full batch stops at its last row; otherwise everything up to `newest` was seen.
-                return (hits, hits.count == remaining ? hits.last!.position : newest)
-            } ?? ([], after)
-            hits += rows
-            next.positions[day] = position
+            let rows = try await read(tenant, day: day, budget: budget) { db in
+                try Row.fetchAll(db, sql: "SELECT event.id, event.ts, event.ingested, event.key, event.message, event.doc FROM event WHERE \(clause.sql) ORDER BY event.ingested LIMIT \(limit + cursor.sent.count)",
+                                 arguments: Self.arguments(clause.arguments))
+                    .compactMap { row in Self.event(from: row, tenant: tenant).map { SearchHit(event: $0, position: row["id"]) } }
+            } ?? []
+            hits += rows.filter { cursor.sent[$0.event.key] == nil }
         }
+        hits.sort { $0.event.ingested < $1.event.ingested }
+        hits = Array(hits.prefix(limit))
+        var next = cursor
+        for hit in hits {
+            next.sent[hit.event.key] = hit.event.ingested
+            next.since = max(next.since, hit.event.ingested)
+        }
+        // Keys older than the lag window can no longer come back: forget them.
+        let horizon = next.since - Self.tailLagMillis
+        next.sent = next.sent.filter { $0.value >= horizon }
         return (hits, next)
     }
 
@@ -277,11 +318,11 @@ extension SQLiteEventStore {
     /// SQLite's plan for the event query of a search on its newest partition (tests and
     /// troubleshooting: it shows which indexes a query uses).
     public func queryPlan(_ request: SearchRequest) async throws -> [String] {
-        let filter = try SQLiteDialect().filter(request.query.filter)
+        let scan = try EventScan.make(request.query.filter, dialect: SQLiteDialect())
         guard let day = searchDays(request.tenant, from: request.from, to: request.to).first else { return [] }
-        let clause = SQLFragment("ts >= ? AND ts < ? AND (", [.int(request.from), .int(request.to)]) + filter + SQLFragment(")")
+        let clause = scan.clause(day: day, from: request.from, to: request.to, before: nil)
         return try await read(request.tenant, day: day, budget: request.budget) { db in
-            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT id FROM event WHERE \(clause.sql) ORDER BY ts DESC, id DESC LIMIT 100",
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT event.id FROM \(scan.from) WHERE \(clause.sql) ORDER BY \(scan.idColumn) DESC LIMIT 100",
                              arguments: Self.arguments(clause.arguments)).map { $0["detail"] as String }
         } ?? []
     }

@@ -36,7 +36,7 @@ final class InMemoryEventStore: EventStore {
     }
 
     func tail(tenant: TenantName, query: Query, cursor: TailCursor?, now: EpochMillis, limit: Int, budget: QueryBudget) async throws -> (hits: [SearchHit], cursor: TailCursor) {
-        ([], TailCursor())
+        ([], TailCursor(since: now))
     }
 
     func quarantine(tenant: TenantName, reason: QuarantineReason?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [QuarantineItem] {

@@ -194,7 +194,8 @@ struct SQLiteSearchTests {
         _ = try await store.write(events: [
             event(acme, 10, at: now, "failed again later", []),
             event(acme, 11, at: now, "accepted later", []),
-            event(acme, 12, at: now - Timestamp.millisPerDay, "failed yesterday, arriving late", []),
+            StoredEvent(Event(tenant: acme, key: EventKey(high: 9, low: 12), timestamp: now - Timestamp.millisPerDay, ingested: now,
+                              fields: JSONObject([("message", .string("failed yesterday, arriving late"))]))),
         ], quarantined: [])
         let next = try await store.tail(tenant: acme, query: query, cursor: start.cursor, now: now, limit: 100, budget: QueryBudget(timeoutMillis: 1000))
         #expect(Set(next.hits.map(\.event.key.low)) == [10, 12])
@@ -214,5 +215,32 @@ struct HighlightMarkupTests {
         let cut = try #require(Highlight(marked: long, context: 10))
         #expect(cut.spans == [500..<503])
         #expect(cut.snippet == "…" + String(repeating: "x", count: 10) + "<mark>hit</mark>" + String(repeating: "y", count: 10) + "…")
+    }
+}
+
+struct PartitionMigrationTests {
+    @Test func v1PartitionsGetTimeOrderedIdsAndKeepTheirEvents() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("migrate-\(UUID().uuidString)", isDirectory: true)
+        let acme = TenantName("acme")!
+        let day = SQLiteSearchTests.day
+        let url = dir.appendingPathComponent("events/acme/\(Timestamp.dayStamp(Timestamp.day(of: day))).sqlite")
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let queue = try DatabaseQueue(path: url.path)
+        try SQLiteEventStore.partitionMigrator.migrate(queue, upTo: "v1")
+        try await queue.write { db in
+            // Inserted out of time order, two in the same millisecond.
+            for (n, ts) in [(1, day + 5000), (2, day + 1000), (3, day + 5000)] {
+                try db.execute(sql: "INSERT INTO event (ts, ingested, key, message, doc) VALUES (?, ?, ?, ?, '{}')",
+                               arguments: [ts, ts, Data(EventKey(high: 0, low: UInt64(n)).bytes), "old event \(n)"])
+                try db.execute(sql: "INSERT INTO event_fts (rowid, message) VALUES (?, ?)", arguments: [db.lastInsertedRowID, "old event \(n)"])
+            }
+        }
+        try queue.close()
+        let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
+        let result = try await store.search(SearchRequest(tenant: acme, query: try QueryParser().parse("old"), from: day, to: day + 10_000, limit: 10))
+        #expect(result.events.map(\.key.low) == [3, 1, 2])
+        guard case .events(let page) = result else { return }
+        #expect(page.hits.map(\.position) == [5000 << 20 + 1, 5000 << 20, 1000 << 20])
+        #expect(page.hits[0].highlights["message"]?.snippet == "<mark>old</mark> event 3")
     }
 }
