@@ -115,14 +115,24 @@ public final class QueryBudget: Sendable {
     private let deadline: UInt64
     private let cancelled = Atomic<Bool>(false)
 
+    private let parent: QueryBudget?
+
     public init(timeoutMillis: Int) {
         self.timeoutMillis = timeoutMillis
         deadline = DispatchTime.now().uptimeNanoseconds &+ UInt64(max(0, timeoutMillis)) &* 1_000_000
+        parent = nil
+    }
+
+    /// A part of `parent` that ends after `millis` at the latest (or with the parent).
+    public init(within parent: QueryBudget, millis: Int) {
+        timeoutMillis = millis
+        deadline = min(parent.deadline, DispatchTime.now().uptimeNanoseconds &+ UInt64(max(0, millis)) &* 1_000_000)
+        self.parent = parent
     }
 
     public func cancel() { cancelled.store(true, ordering: .relaxed) }
 
-    public var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
+    public var isCancelled: Bool { cancelled.load(ordering: .relaxed) || (parent?.isCancelled ?? false) }
     public var isExpired: Bool { DispatchTime.now().uptimeNanoseconds >= deadline }
     public var shouldStop: Bool { isCancelled || isExpired }
 

@@ -61,6 +61,38 @@ struct SQLiteDialect: SQLDialect {
         return parts.joined(separator: all ? " AND " : " OR ")
     }
 
+    /// The whole of `node` as one FTS5 expression when it is made only of free text (terms
+    /// under AND, OR, and NOT beside a positive term), else nil. Such a subtree is answered by
+    /// the token index alone: `(failed OR deny) AND NOT root` is one doclist walk.
+    static func ftsExpression(_ node: QueryNode) throws(QueryRefusal) -> String? {
+        switch node {
+        case .text(let match):
+            return try ftsExpression(match)
+        case .or(let nodes):
+            var parts: [String] = []
+            for child in nodes {
+                guard let part = try ftsExpression(child) else { return nil }
+                parts.append(part)
+            }
+            return "(" + parts.joined(separator: " OR ") + ")"
+        case .and(let nodes):
+            var positives: [String] = [], negatives: [String] = []
+            for child in nodes {
+                if case .not(let inner) = child {
+                    guard let part = try ftsExpression(inner) else { return nil }
+                    negatives.append(part)
+                } else {
+                    guard let part = try ftsExpression(child) else { return nil }
+                    positives.append(part)
+                }
+            }
+            guard !positives.isEmpty else { return nil }
+            return "(" + positives.joined(separator: " AND ") + ")" + negatives.map { " NOT " + $0 }.joined()
+        case .all, .field, .exists, .not:
+            return nil
+        }
+    }
+
     func text(_ matches: [TextMatch], all: Bool) throws(QueryRefusal) -> SQLFragment {
         SQLFragment("event.id IN (SELECT rowid FROM event_fts WHERE event_fts MATCH ?)", [.text(try Self.ftsExpression(matches, all: all))])
     }
@@ -114,7 +146,15 @@ struct SQLiteDialect: SQLDialect {
             }
             return SQLFragment.join(parts, separator: " AND ")
         case .cidr(let network):
-            return SQLFragment("vigil_cidr(") + expression + SQLFragment(", ?)", [.text(network.description)])
+            let check = SQLFragment("vigil_cidr(") + expression + SQLFragment(", ?)", [.text(network.description)])
+            // An IPv4 block's whole octets are a text prefix of every dotted address inside it:
+            // SQLite checks that first, so the exact check runs only on candidates (and on
+            // IPv6-form texts like ::ffff:10.1.2.3).
+            let octets = network.address.isIPv4 ? min(3, (network.prefixBits - 96) / 8) : 0
+            guard octets > 0 else { return check }
+            let prefix = network.address.bytes[12..<(12 + octets)].map(String.init).joined(separator: ".") + "."
+            return SQLFragment("((substr(") + expression + SQLFragment(", 1, ?) = ? OR instr(", [.int(Int64(prefix.utf8.count)), .text(prefix)])
+                + expression + SQLFragment(", ':') > 0) AND ") + check + SQLFragment(")")
         }
     }
 

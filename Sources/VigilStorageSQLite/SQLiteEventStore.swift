@@ -171,6 +171,20 @@ public final class SQLiteEventStore: EventStore {
                 INSERT INTO event_fts(event_fts) VALUES ('rebuild');
                 """)
         }
+        // v3: indexes for the fields analysts filter and group by most, and the minute of day
+        // (from the row id) for timecharts. Equality on an indexed field walks the index in row
+        // id order, so it is newest first with no sort; a stats by an indexed field, or a
+        // timechart, reads a small covering index instead of the rows.
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: """
+                CREATE INDEX IF NOT EXISTS event_dataset ON event(dataset);
+                CREATE INDEX IF NOT EXISTS event_host ON event(host_name);
+                CREATE INDEX IF NOT EXISTS event_user ON event(user_name);
+                CREATE INDEX IF NOT EXISTS event_source_ip ON event(source_ip);
+                CREATE INDEX IF NOT EXISTS event_destination_ip ON event(destination_ip);
+                CREATE INDEX IF NOT EXISTS event_minute ON event((id >> 20) / 60000);
+                """)
+        }
         return migrator
     }()
 
@@ -222,7 +236,10 @@ public final class SQLiteEventStore: EventStore {
             async let keysWritten: Void = writeTenantRows(tenant, events: tenantEvents, quarantined: quarantineByTenant[tenant] ?? [])
             for (day, dayEvents) in Dictionary(grouping: tenantEvents, by: { Timestamp.day(of: $0.timestamp) }) {
                 guard let pool = try partition(tenant, day: day, create: true) else { continue }
-                stored += try await pool.write { db in try Self.insert(dayEvents, into: db) }
+                // In time order (arrival order within a millisecond), the rows of a batch go
+                // into the time-clustered table as runs rather than scattered single inserts.
+                let ordered = dayEvents.enumerated().sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }.map(\.element)
+                stored += try await pool.write { db in try Self.insert(ordered, into: db) }
             }
             try await keysWritten
         }

@@ -61,21 +61,27 @@ extension SQLiteEventStore {
         var predicate: SQLFragment
 
         static func make(_ filter: QueryNode, dialect: SQLiteDialect) throws -> EventScan {
-            var texts: [TextMatch] = []
+            // The parts of a top-level AND made only of free text go to the token index as one
+            // expression (a NOT of text only beside a positive one); the rest is checked per row.
+            var texts: [String] = [], negatives: [String] = []
             var rest: [QueryNode] = []
-            switch filter {
-            case .text(let match): texts = [match]
-            case .and(let nodes):
-                for node in nodes {
-                    if case .text(let match) = node { texts.append(match) } else { rest.append(node) }
+            let children: [QueryNode]
+            if case .and(let nodes) = filter { children = nodes } else { children = [filter] }
+            for child in children {
+                if case .not(let inner) = child, let expression = try SQLiteDialect.ftsExpression(inner) {
+                    negatives.append(expression)
+                } else if let expression = try SQLiteDialect.ftsExpression(child) {
+                    texts.append(expression)
+                } else {
+                    rest.append(child)
                 }
-            default: rest = [filter]
             }
             guard !texts.isEmpty else {
                 return EventScan(from: "event", idColumn: "event.id", predicate: try dialect.filter(filter))
             }
-            var predicate = SQLFragment("event_fts MATCH ?", [.text(try SQLiteDialect.ftsExpression(texts, all: true))])
-            if !rest.isEmpty { predicate = predicate + SQLFragment(" AND (") + (try dialect.filter(.and(rest))) + SQLFragment(")") }
+            let expression = "(" + texts.joined(separator: " AND ") + ")" + negatives.map { " NOT " + $0 }.joined()
+            var predicate = SQLFragment("event_fts MATCH ?", [.text(expression)])
+            if !rest.isEmpty { predicate = predicate + SQLFragment(" AND (") + (try dialect.filter(rest.count == 1 ? rest[0] : .and(rest))) + SQLFragment(")") }
             // CROSS JOIN keeps the token index as the outer loop: SQLite never reorders it.
             return EventScan(from: "event_fts CROSS JOIN event ON event.id = event_fts.rowid", idColumn: "event_fts.rowid", predicate: predicate)
         }
@@ -90,6 +96,9 @@ extension SQLiteEventStore {
             return clause + SQLFragment(" AND (") + predicate + SQLFragment(")")
         }
     }
+
+    /// How long counting `total` may take beyond the page.
+    static let countMillis = 60
 
     func events(_ request: SearchRequest, filter _: SQLFragment, days: [Int64]) async throws -> EventPage {
         var sortKeys: [SortKey] = []
@@ -134,17 +143,32 @@ extension SQLiteEventStore {
             } ?? []
             candidates += rows
         }
+        // `total` counts up to max_total_count, and for at most `countMillis`: a count that
+        // would take longer (a filter that matches sparsely along the scan) stops there and
+        // answers a lower bound, so the first page never waits for it.
         var total = 0
+        var complete = true
         let countCap = request.limits.maxTotalCount + 1
-        for day in days {
-            guard total < countCap else { break }
+        let countBudget = QueryBudget(within: request.budget, millis: Self.countMillis)
+        // A newest-first page that found no more than `limit` events found them all.
+        let found = paged && candidates.count <= limit && request.cursor == nil
+        if found { total = candidates.count }
+        for day in days where !found {
+            guard total < countCap, complete else { break }
             let cap = countCap - total
             let clause = scan.clause(day: day, from: request.from, to: request.to, before: nil)
-            total += try await read(tenant, day: day, budget: request.budget) { db in
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT 1 FROM \(scan.from) WHERE \(clause.sql) LIMIT \(cap))",
-                                 arguments: Self.arguments(clause.arguments)) ?? 0
-            } ?? 0
+            let counted: (Int, Bool)
+            do {
+                counted = try await count(tenant, day: day, budget: countBudget, sql: "SELECT 1 FROM \(scan.from) WHERE \(clause.sql) LIMIT \(cap)", arguments: clause.arguments)
+            } catch let error as StoreError where error.code == .interrupted {
+                try request.budget.check()
+                counted = (0, false)
+            }
+            total += counted.0
+            complete = counted.1
         }
+        try request.budget.check()
+        if !complete { total = max(total, candidates.count) }
         if !sortKeys.isEmpty {
             candidates.sort { a, b in
                 for (i, key) in sortKeys.enumerated() {
@@ -163,8 +187,22 @@ extension SQLiteEventStore {
         if request.highlight {
             hits = try await highlight(hits, tenant: tenant, query: request.query.filter, budget: request.budget)
         }
-        let exact = total <= request.limits.maxTotalCount
+        let exact = complete && total <= request.limits.maxTotalCount
         return EventPage(hits: hits, total: min(total, request.limits.maxTotalCount), totalIsExact: exact, nextCursor: next)
+    }
+
+    /// Counts the rows of `sql` until the budget ends: (rows, whether the count finished).
+    func count(_ tenant: TenantName, day: Int64, budget: QueryBudget, sql: String, arguments: [SQLValue]) async throws -> (Int, Bool) {
+        try await read(tenant, day: day, budget: budget) { db -> (Int, Bool) in
+            var count = 0
+            do {
+                let cursor = try Row.fetchCursor(db, sql: sql, arguments: Self.arguments(arguments))
+                while try cursor.next() != nil { count += 1 }
+                return (count, true)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_INTERRUPT {
+                return (count, false)
+            }
+        } ?? (0, true)
     }
 
     /// Marks the free-text matches of `message` with FTS5's own tokenizer, so highlights agree
@@ -191,12 +229,19 @@ extension SQLiteEventStore {
 
     func aggregate(_ request: SearchRequest, aggregation: Aggregation, filter: SQLFragment, days: [Int64]) async throws -> AggregateTable {
         let dialect = SQLiteDialect()
-        var columns: [SQLFragment] = []
-        if let span = aggregation.span {
-            columns.append(SQLFragment("event.ts - (((event.ts % ?) + ?) % ?)", [.int(span), .int(span), .int(span)]))
+        // Time buckets come from the row id (ms of day << 20), never from the row itself, so a
+        // timechart can be answered from an index. Whole-minute spans group by the minute of
+        // day, the expression the `event_minute` index holds, and fold minutes into buckets here.
+        let byMinute = aggregation.span.map { $0 % 60_000 == 0 } ?? false
+        func timeColumn(dayStart: EpochMillis) -> [SQLFragment] {
+            guard let span = aggregation.span else { return [] }
+            if byMinute { return [SQLFragment(Self.minuteOfDay)] }
+            let ts = "(? + (event.id >> \(Self.positionBits)))"
+            return [SQLFragment("\(ts) - (((\(ts) % ?) + ?) % ?)", [.int(dayStart), .int(dayStart), .int(span), .int(span), .int(span)])]
         }
+        var columns: [SQLFragment] = []
         for field in aggregation.groupBy { columns.append(try dialect.value(of: field)) }
-        let groupCount = columns.count
+        let groupCount = columns.count + (aggregation.span == nil ? 0 : 1)
         for function in aggregation.functions {
             guard let field = function.field else {
                 columns.append(SQLFragment("count(*)"))
@@ -218,33 +263,32 @@ extension SQLiteEventStore {
                 break
             }
         }
-        let select = SQLFragment.join(columns, separator: ", ", wrap: false)
         let groupClause = groupCount == 0 ? "" : " GROUP BY " + (1...groupCount).map(String.init).joined(separator: ", ")
-        let maxGroups = request.limits.maxGroups
 
-        var groups: [String: AggregateGroup] = [:]
-        var order: [String] = []
+        var state = AggregateState(functions: aggregation.functions, maxGroups: request.limits.maxGroups)
         for day in days {
-            let range = Self.positions(day: day, from: request.from, to: request.to)
-            let whereClause = SQLFragment("event.id >= ? AND event.id < ? AND (", [.int(range.lower), .int(range.upper)]) + filter + SQLFragment(")")
-            let sql = "SELECT \(select.sql) FROM event WHERE \(whereClause.sql)\(groupClause) LIMIT \(maxGroups + 1)"
+            let dayStart = day * Timestamp.millisPerDay
+            let select = SQLFragment.join(timeColumn(dayStart: dayStart) + columns, separator: ", ", wrap: false)
+            let whereClause = Self.partitionRange(day: day, from: request.from, to: request.to) + SQLFragment("(") + filter + SQLFragment(")")
+            let sql = "SELECT \(select.sql) FROM event WHERE \(whereClause.sql)\(groupClause)"
             let arguments = select.arguments + whereClause.arguments
-            let rows = try await read(request.tenant, day: day, budget: request.budget) { db in
-                try Row.fetchAll(db, sql: sql, arguments: Self.arguments(arguments)).map { row in (0..<row.count).map { row[$0] as DatabaseValue } }
-            } ?? []
-            for row in rows {
-                let keyValues = row[0..<groupCount].map(Self.json)
-                let key = JSONWriter.string(.array(keyValues))
-                if groups[key] == nil {
-                    guard groups.count < maxGroups else {
-                        throw SearchLimitError(limit: "max_groups", message: "the aggregation has more than \(maxGroups) groups; narrow the query or group by fewer fields")
+            let span = aggregation.span
+            state = try await read(request.tenant, day: day, budget: request.budget) { [state] db in
+                var state = state
+                let cursor = try Row.fetchCursor(db, sql: sql, arguments: Self.arguments(arguments))
+                while let row = try cursor.next() {
+                    var keys = (0..<groupCount).map { Self.json(row[$0]) }
+                    if byMinute, let span, case .int(let minute) = keys[0] {
+                        let start = dayStart + minute * 60_000
+                        keys[0] = .int(start - ((start % span) + span) % span)
                     }
-                    groups[key] = AggregateGroup(keys: keyValues, functions: aggregation.functions)
-                    order.append(key)
+                    try state.add(keys: keys, values: (groupCount..<row.count).map { row[$0] })
                 }
-                groups[key]!.add(Array(row[groupCount...]))
-            }
+                return state
+            } ?? state
         }
+        var groups = state.groups
+        var order = state.order
         if groupCount == 0, groups.isEmpty {
             // An aggregation without groups answers one row even when nothing matched.
             order = ["[]"]
@@ -277,6 +321,22 @@ extension SQLiteEventStore {
         }
         if let head { rows = Array(rows.prefix(head)) }
         return AggregateTable(columns: columnNames, rows: rows)
+    }
+
+    /// The minute of day of a row, from its id: the expression of the `event_minute` index.
+    static let minuteOfDay = "((event.id >> 20) / 60000)"
+
+    /// The rows of `[from, to)` in the partition of `day`, as a predicate for scans that read
+    /// most of it: none when the range covers the whole day; a row-id range hidden from the
+    /// planner (`+event.id`) when it covers at least half, so that SQLite may scan a small
+    /// covering index (e.g. `event_dataset` for `stats count() by event.dataset`) rather than
+    /// the rows; a plain row-id range otherwise.
+    static func partitionRange(day: Int64, from: EpochMillis, to: EpochMillis) -> SQLFragment {
+        let range = positions(day: day, from: from, to: to)
+        let whole = (lower: Int64(0), upper: Timestamp.millisPerDay << positionBits)
+        if range.lower <= whole.lower, range.upper >= whole.upper { return SQLFragment("") }
+        let column = (range.upper - range.lower) * 2 >= whole.upper ? "+event.id" : "event.id"
+        return SQLFragment("\(column) >= ? AND \(column) < ? AND ", [.int(range.lower), .int(range.upper)])
     }
 
     // MARK: - Tail
@@ -391,9 +451,34 @@ extension SQLiteEventStore {
     }
 }
 
+/// The groups of an aggregation as rows arrive, partition after partition, in first-seen order.
+struct AggregateState: Sendable {
+    var functions: [AggregateFunction]
+    var maxGroups: Int
+    var groups: [String: AggregateGroup] = [:]
+    var order: [String] = []
+
+    init(functions: [AggregateFunction], maxGroups: Int) {
+        self.functions = functions
+        self.maxGroups = maxGroups
+    }
+
+    mutating func add(keys: [JSONValue], values: [DatabaseValue]) throws {
+        let key = JSONWriter.string(.array(keys))
+        if groups[key] == nil {
+            guard groups.count < maxGroups else {
+                throw SearchLimitError(limit: "max_groups", message: "the aggregation has more than \(maxGroups) groups; narrow the query or group by fewer fields")
+            }
+            groups[key] = AggregateGroup(keys: keys, functions: functions)
+            order.append(key)
+        }
+        groups[key]!.add(values)
+    }
+}
+
 /// One group of an aggregation, merged across partitions.
-struct AggregateGroup {
-    enum Accumulator {
+struct AggregateGroup: Sendable {
+    enum Accumulator: Sendable {
         case count(Int64)
         case distinct(Set<String>)
         case sum(Double, allIntegers: Bool, count: Int64, isAverage: Bool)

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks that print figures (never pass/fail).", subcommands: [IngestBench.self])
+    static let configuration = CommandConfiguration(abstract: "Benchmarks that print figures (never pass/fail).", subcommands: [IngestBench.self, SearchBench.self])
 }
 
 /// A deterministic generator of realistic mixed security events (sshd, firewall, web, sudo).
@@ -142,7 +142,7 @@ struct IngestBench: AsyncParsableCommand {
         }
         let acked = Date().timeIntervalSince(start)
         let from = EventGenerator.iso(now - 3_700_000), to = EventGenerator.iso(now + 60_000)
-        _ = try await context.waitForTotal(events, query: "*", key: key, from: from, to: to, timeoutSeconds: 600, limit: 0)
+        try await context.waitForCount(events, key: key, from: from, to: to, timeoutSeconds: 600)
         let searchable = Date().timeIntervalSince(start)
         func percentile(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         let rss = owned?.peakRSSBytes()

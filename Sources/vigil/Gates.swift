@@ -99,6 +99,22 @@ struct GateContext: Sendable {
     }
 }
 
+extension GateContext {
+    /// Polls `* | stats count()` (exact at any size, unlike `total`) until it reaches `count`.
+    func waitForCount(_ count: Int, key: String, from: String, to: String, timeoutSeconds: Double) async throws {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        var last: Any = "nothing"
+        while Date() < deadline {
+            let reply = try await client.json("POST", "/api/v1/search", token: key, ["query": "* | stats count()", "from": from, "to": to])
+            let rows = (reply.json as? [String: Any])?["rows"] as? [[Any]]
+            last = rows?.first?.first ?? "HTTP \(reply.status)"
+            if last as? Int == count { return }
+            try await Task.sleep(for: .milliseconds(100))  // polling for searchability
+        }
+        throw GateFailure("the store did not reach \(count) events (last count: \(last))")
+    }
+}
+
 struct GateFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }

@@ -72,11 +72,20 @@ struct SQLiteSearchTests {
         ("@timestamp>=2026-11-24T00:00:02.500Z", [5, 4, 3]),
         ("@timestamp:[1795478400000 TO 1795478402000]", [2, 1]),
         ("source.ip:10.0.0.0/8", [1]),
+        ("source.ip:10.1.2.0/23", [1]),
+        ("source.ip:10.1.3.0/24", []),
+        ("source.ip:10.1.2.3/32", [1]),
+        ("source.ip:0.0.0.0/0", [2, 1]),
         ("source.ip:192.168.0.0/16 OR source.ip:2001:db8::/32", [3, 2]),
         ("_exists_:event.outcome", [5, 4, 2, 1]),
         ("NOT _exists_:event.outcome", [3]),
         ("host.name:web-2 source.ip:*", [2]),
         ("nothing-matches-this", []),
+        ("(failed OR accepted) AND NOT root", [5, 4, 2]),
+        ("(failed OR accepted) AND NOT (root OR admin) AND host.name:web-2", [2]),
+        ("failed AND NOT (again OR admin)", [1]),
+        ("(failed AND again) OR zoe", [4, 3]),
+        ("NOT (failed OR accepted)", [3]),
     ] as [(String, [UInt64])])
     func filtersSelectTheRightEvents(_ query: String, _ expected: [UInt64]) async throws {
         let store = try await makeStore()
@@ -102,6 +111,39 @@ struct SQLiteSearchTests {
         limits.maxGroups = 2
         await #expect(throws: SearchLimitError.self) { try await store.search(request("* | stats count() by user.name", limits: limits)) }
         await #expect(throws: QueryRefusal.self) { try await store.search(request("* | stats count() by user.name | sort bogus")) }
+    }
+
+    @Test func timechartBucketsComeFromRowIdsForAnySpanAndRange() async throws {
+        let store = try await makeStore()
+        // Whole-minute spans fold minutes of day into buckets; others compute from the row id.
+        let hours = try #require(try await store.search(request("* | timechart span=1h count()")).table)
+        #expect(hours.rows == [[.int(day), .int(4)], [.int(day + Timestamp.millisPerDay), .int(1)]])
+        let seconds = try #require(try await store.search(request("* | timechart span=1500ms count() by host.name".replacingOccurrences(of: "1500ms", with: "2s"))).table)
+        #expect(seconds.rows == [
+            [.int(day), .string("web-1"), .int(1)],
+            [.int(day + 2000), .string("web-1"), .int(1)],
+            [.int(day + 2000), .string("web-2"), .int(1)],
+            [.int(day + 4000), .string("web-3"), .int(1)],
+            [.int(day + Timestamp.millisPerDay), .string("web-2"), .int(1)],
+        ])
+        // A range covering part of a day (most of it, then a little of it) counts only its rows.
+        var partial = try request("* | timechart span=1m count()")
+        partial.from = day + 1500
+        #expect(try await store.search(partial).table?.rows == [[.int(day), .int(3)], [.int(day + Timestamp.millisPerDay), .int(1)]])
+        partial.to = day + 3500
+        #expect(try await store.search(partial).table?.rows == [[.int(day), .int(2)]])
+        var stats = try request("* | stats count() by event.outcome")
+        stats.from = day + 1500
+        stats.to = day + Timestamp.millisPerDay
+        #expect(try await store.search(stats).table?.rows == [[.null, .int(1)], [.string("failure"), .int(1)], [.string("success"), .int(1)]])
+    }
+
+    @Test func fieldEqualityUsesItsIndexNewestFirst() async throws {
+        let store = try await makeStore()
+        for (query, index) in [("user.name:root", "event_user"), ("source.ip:10.1.2.3", "event_source_ip"), ("host.name:web-1", "event_host"), ("event.dataset:x", "event_dataset")] {
+            let plan = try await store.queryPlan(request(query)).joined(separator: "\n")
+            #expect(plan.contains("INDEX \(index)") && !plan.contains("TEMP B-TREE"), "\(query) plan:\n\(plan)")
+        }
     }
 
     @Test func sortHeadAndCursorPagination() async throws {
