@@ -4,4 +4,4 @@ run:
 test:
 	bash scripts/test.sh
 bench:
-	swift build -c release --product vigil && .build/release/vigil bench ingest
+	swift build -c release --product vigil && .build/release/vigil bench ingest && .build/release/vigil bench search

@@ -171,17 +171,18 @@ public final class SQLiteEventStore: EventStore {
                 INSERT INTO event_fts(event_fts) VALUES ('rebuild');
                 """)
         }
-        // v3: indexes for the fields analysts filter and group by most, and the minute of day
+        // v3: indexes for the fields analysts filter and group by most (only rows that have the
+        // field: a firewall log has no user, an auth log no destination), and the minute of day
         // (from the row id) for timecharts. Equality on an indexed field walks the index in row
         // id order, so it is newest first with no sort; a stats by an indexed field, or a
         // timechart, reads a small covering index instead of the rows.
         migrator.registerMigration("v3") { db in
             try db.execute(sql: """
-                CREATE INDEX IF NOT EXISTS event_dataset ON event(dataset);
-                CREATE INDEX IF NOT EXISTS event_host ON event(host_name);
-                CREATE INDEX IF NOT EXISTS event_user ON event(user_name);
-                CREATE INDEX IF NOT EXISTS event_source_ip ON event(source_ip);
-                CREATE INDEX IF NOT EXISTS event_destination_ip ON event(destination_ip);
+                CREATE INDEX IF NOT EXISTS event_dataset ON event(dataset) WHERE dataset IS NOT NULL;
+                CREATE INDEX IF NOT EXISTS event_host ON event(host_name) WHERE host_name IS NOT NULL;
+                CREATE INDEX IF NOT EXISTS event_user ON event(user_name) WHERE user_name IS NOT NULL;
+                CREATE INDEX IF NOT EXISTS event_source_ip ON event(source_ip) WHERE source_ip IS NOT NULL;
+                CREATE INDEX IF NOT EXISTS event_destination_ip ON event(destination_ip) WHERE destination_ip IS NOT NULL;
                 CREATE INDEX IF NOT EXISTS event_minute ON event((id >> 20) / 60000);
                 """)
         }

@@ -240,7 +240,14 @@ extension SQLiteEventStore {
             return [SQLFragment("\(ts) - (((\(ts) % ?) + ?) % ?)", [.int(dayStart), .int(dayStart), .int(span), .int(span), .int(span)])]
         }
         var columns: [SQLFragment] = []
-        for field in aggregation.groupBy { columns.append(try dialect.value(of: field)) }
+        // Events without a value for a `by` field are in no group (as in Splunk and Elastic's
+        // terms aggregation); this also lets SQLite read the field's partial index.
+        var present: [SQLFragment] = []
+        for field in aggregation.groupBy {
+            let value = try dialect.value(of: field)
+            columns.append(value)
+            present.append(value + SQLFragment(" IS NOT NULL AND "))
+        }
         let groupCount = columns.count + (aggregation.span == nil ? 0 : 1)
         for function in aggregation.functions {
             guard let field = function.field else {
@@ -269,7 +276,8 @@ extension SQLiteEventStore {
         for day in days {
             let dayStart = day * Timestamp.millisPerDay
             let select = SQLFragment.join(timeColumn(dayStart: dayStart) + columns, separator: ", ", wrap: false)
-            let whereClause = Self.partitionRange(day: day, from: request.from, to: request.to) + SQLFragment("(") + filter + SQLFragment(")")
+            let whereClause = Self.partitionRange(day: day, from: request.from, to: request.to) + present.reduce(SQLFragment(""), +)
+                + SQLFragment("(") + filter + SQLFragment(")")
             let sql = "SELECT \(select.sql) FROM event WHERE \(whereClause.sql)\(groupClause)"
             let arguments = select.arguments + whereClause.arguments
             let span = aggregation.span
@@ -330,13 +338,19 @@ extension SQLiteEventStore {
     /// most of it: none when the range covers the whole day; a row-id range hidden from the
     /// planner (`+event.id`) when it covers at least half, so that SQLite may scan a small
     /// covering index (e.g. `event_dataset` for `stats count() by event.dataset`) rather than
-    /// the rows; a plain row-id range otherwise.
+    /// the rows; a row-id range otherwise.
     static func partitionRange(day: Int64, from: EpochMillis, to: EpochMillis) -> SQLFragment {
         let range = positions(day: day, from: from, to: to)
         let whole = (lower: Int64(0), upper: Timestamp.millisPerDay << positionBits)
         if range.lower <= whole.lower, range.upper >= whole.upper { return SQLFragment("") }
-        let column = (range.upper - range.lower) * 2 >= whole.upper ? "+event.id" : "event.id"
-        return SQLFragment("\(column) >= ? AND \(column) < ? AND ", [.int(range.lower), .int(range.upper)])
+        if (range.upper - range.lower) * 2 >= whole.upper {
+            return SQLFragment("+event.id >= ? AND +event.id < ? AND ", [.int(range.lower), .int(range.upper)])
+        }
+        // A smaller range also names its minutes, so a count or timechart may read the
+        // `event_minute` index over just that slice.
+        let minutes = (first: (range.lower >> positionBits) / 60_000, last: ((range.upper - 1) >> positionBits) / 60_000)
+        return SQLFragment("\(minuteOfDay) >= ? AND \(minuteOfDay) <= ? AND event.id >= ? AND event.id < ? AND ",
+                           [.int(minutes.first), .int(minutes.last), .int(range.lower), .int(range.upper)])
     }
 
     // MARK: - Tail

@@ -135,7 +135,8 @@ struct SQLiteSearchTests {
         var stats = try request("* | stats count() by event.outcome")
         stats.from = day + 1500
         stats.to = day + Timestamp.millisPerDay
-        #expect(try await store.search(stats).table?.rows == [[.null, .int(1)], [.string("failure"), .int(1)], [.string("success"), .int(1)]])
+        // Event 3 has no outcome: it is in no group.
+        #expect(try await store.search(stats).table?.rows == [[.string("failure"), .int(1)], [.string("success"), .int(1)]])
     }
 
     @Test func fieldEqualityUsesItsIndexNewestFirst() async throws {
