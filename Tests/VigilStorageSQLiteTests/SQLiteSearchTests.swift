@@ -139,6 +139,21 @@ struct SQLiteSearchTests {
         #expect(try await store.search(stats).table?.rows == [[.string("failure"), .int(1)], [.string("success"), .int(1)]])
     }
 
+    @Test func timechartBucketsAtNoonAndTheLastMillisecondCountEachEventOnce() async throws {
+        let store = try await makeStore()
+        let noon = day + Timestamp.millisPerDay / 2
+        _ = try await store.write(events: [
+            event(acme, 20, at: noon - 1, "before noon", [("host.name", .string("web-9"))]),
+            event(acme, 21, at: noon, "at noon", [("host.name", .string("web-9"))]),
+            event(acme, 22, at: noon + 59_999, "noon minute", [("host.name", .string("web-9"))]),
+            event(acme, 23, at: day + Timestamp.millisPerDay - 1, "last ms", [("host.name", .string("web-9"))]),
+        ], quarantined: [])
+        let daily = try #require(try await store.search(request("* | timechart span=1d count(), dc(host.name), max(bytes)")).table)
+        #expect(daily.rows == [[.int(day), .int(8), .int(4), .int(250)], [.int(day + Timestamp.millisPerDay), .int(1), .int(1), .int(1000)]])
+        let hourly = try #require(try await store.search(request("host.name:web-9 | timechart span=1h count()")).table)
+        #expect(hourly.rows == [[.int(noon - 3_600_000), .int(1)], [.int(noon), .int(2)], [.int(day + Timestamp.millisPerDay - 3_600_000), .int(1)]])
+    }
+
     @Test func fieldEqualityUsesItsIndexNewestFirst() async throws {
         let store = try await makeStore()
         for (query, index) in [("user.name:root", "event_user"), ("source.ip:10.1.2.3", "event_source_ip"), ("host.name:web-1", "event_host"), ("event.dataset:x", "event_dataset")] {
