@@ -43,6 +43,11 @@ struct RawStatement {
         }
     }
 
+    /// A zero-length blob: the rollup's stand-in for a missing value.
+    func bindEmptyBlob(_ index: Int32) {
+        sqlite3_bind_zeroblob(handle, index, 0)
+    }
+
     /// Steps once: true when the statement produced a row. Resets it for the next use.
     func hasRow(_ db: Database) throws -> Bool {
         let code = sqlite3_step(handle)

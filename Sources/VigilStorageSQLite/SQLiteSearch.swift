@@ -273,24 +273,43 @@ extension SQLiteEventStore {
         let groupClause = groupCount == 0 ? "" : " GROUP BY " + (1...groupCount).map(String.init).joined(separator: ", ")
 
         var state = AggregateState(functions: aggregation.functions, maxGroups: request.limits.maxGroups)
+        let rollupColumns = Self.rollupColumns(for: request.query.filter, aggregation: aggregation)
         for day in days {
             let dayStart = day * Timestamp.millisPerDay
             let select = SQLFragment.join(timeColumn(dayStart: dayStart) + columns, separator: ", ", wrap: false)
-            let whereClause = Self.partitionRange(day: day, from: request.from, to: request.to) + present.reduce(SQLFragment(""), +)
-                + SQLFragment("(") + filter + SQLFragment(")")
-            let sql = "SELECT \(select.sql) FROM event WHERE \(whereClause.sql)\(groupClause)"
-            let arguments = select.arguments + whereClause.arguments
+            func rowsQuery(_ range: SQLFragment) -> SQLFragment {
+                let whereClause = range + present.reduce(SQLFragment(""), +) + SQLFragment("(") + filter + SQLFragment(")")
+                return SQLFragment("SELECT \(select.sql) FROM event WHERE \(whereClause.sql)\(groupClause)", select.arguments + whereClause.arguments)
+            }
+            var queries: [SQLFragment] = []
+            let range = Self.positions(day: day, from: request.from, to: request.to)
+            let minutes = (first: ((range.lower >> Self.positionBits) + 59_999) / 60_000, end: (range.upper >> Self.positionBits) / 60_000)
+            if let rollupColumns, minutes.first < minutes.end {
+                // Whole minutes from the rollup; the partial minutes at either end from the rows.
+                let wholeLower = (minutes.first * 60_000) << Self.positionBits, wholeUpper = (minutes.end * 60_000) << Self.positionBits
+                let selected = (aggregation.span == nil ? [] : ["minute"]) + rollupColumns + ["sum(events)"]
+                let present = rollupColumns.map { " AND typeof(\($0)) <> 'blob'" }.joined()
+                queries.append(SQLFragment("SELECT \(selected.joined(separator: ", ")) FROM rollup WHERE minute >= ? AND minute < ?\(present)\(groupClause)",
+                                           [.int(minutes.first), .int(minutes.end)]))
+                if range.lower < wholeLower { queries.append(rowsQuery(SQLFragment("event.id >= ? AND event.id < ? AND ", [.int(range.lower), .int(wholeLower)]))) }
+                if wholeUpper < range.upper { queries.append(rowsQuery(SQLFragment("event.id >= ? AND event.id < ? AND ", [.int(wholeUpper), .int(range.upper)]))) }
+            } else {
+                queries.append(rowsQuery(Self.partitionRange(day: day, from: request.from, to: request.to)))
+            }
             let span = aggregation.span
+            let planned = queries
             state = try await read(request.tenant, day: day, budget: request.budget) { [state] db in
                 var state = state
-                let cursor = try Row.fetchCursor(db, sql: sql, arguments: Self.arguments(arguments))
-                while let row = try cursor.next() {
-                    var keys = (0..<groupCount).map { Self.json(row[$0]) }
-                    if byMinute, let span, case .int(let minute) = keys[0] {
-                        let start = dayStart + minute * 60_000
-                        keys[0] = .int(start - ((start % span) + span) % span)
+                for query in planned {
+                    let cursor = try Row.fetchCursor(db, sql: query.sql, arguments: Self.arguments(query.arguments))
+                    while let row = try cursor.next() {
+                        var keys = (0..<groupCount).map { Self.json(row[$0]) }
+                        if byMinute, let span, case .int(let minute) = keys[0] {
+                            let start = dayStart + minute * 60_000
+                            keys[0] = .int(start - ((start % span) + span) % span)
+                        }
+                        try state.add(keys: keys, values: (groupCount..<row.count).map { row[$0] })
                     }
-                    try state.add(keys: keys, values: (groupCount..<row.count).map { row[$0] })
                 }
                 return state
             } ?? state
@@ -329,6 +348,20 @@ extension SQLiteEventStore {
         }
         if let head { rows = Array(rows.prefix(head)) }
         return AggregateTable(columns: columnNames, rows: rows)
+    }
+
+    /// The rollup columns an aggregation can be answered from (empty: none needed), or nil
+    /// when it needs the rows: only `count()` of every event, by nothing, `event.dataset` or
+    /// `host.name`, in whole-minute time buckets.
+    static func rollupColumns(for filter: QueryNode, aggregation: Aggregation) -> [String]? {
+        guard filter == .all, aggregation.functions.allSatisfy({ $0 == .count }), aggregation.span.map({ $0 % 60_000 == 0 }) ?? true else { return nil }
+        let known = ["event.dataset": "dataset", "host.name": "host_name"]
+        var columns: [String] = []
+        for field in aggregation.groupBy {
+            guard let column = known[field] else { return nil }
+            columns.append(column)
+        }
+        return columns
     }
 
     /// The minute of day of a row, from its id: the expression of the `event_minute` index.
