@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
@@ -77,10 +78,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "VigilSyslog",
+            dependencies: [
+                "VigilCore", "VigilQuery", "VigilIntake",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilCore", "VigilQuery", "VigilStorage", "VigilStorageSQLite", "VigilIntake", "VigilServer",
+                "VigilCore", "VigilQuery", "VigilStorage", "VigilStorageSQLite", "VigilIntake", "VigilServer", "VigilSyslog",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -97,6 +112,7 @@ let package = Package(
         .testTarget(name: "VigilQueryTests", dependencies: ["VigilQuery", "VigilCore"]),
         .testTarget(name: "VigilStorageSQLiteTests", dependencies: ["VigilStorageSQLite", "VigilStorage", "VigilCore", "VigilQuery", "VigilIntake"]),
         .testTarget(name: "VigilIntakeTests", dependencies: ["VigilIntake", "VigilStorage", "VigilCore"]),
+        .testTarget(name: "VigilSyslogTests", dependencies: ["VigilSyslog", "VigilIntake", "VigilStorage", "VigilCore"]),
         .testTarget(name: "VigilServerTests", dependencies: [
             "VigilServer", "VigilIntake", "VigilStorage", "VigilStorageSQLite", "VigilCore",
             .product(name: "Hummingbird", package: "hummingbird"),

@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(libsqlite3-dev zlib1g-dev libzstd-dev curl ca-certificates)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(zstd gzip python3 python3-pip)
+  packages+=(zstd gzip python3 python3-pip bsdutils rsyslog rsyslog-gnutls openssl)
 fi
 missing=()
 for p in "${packages[@]}"; do

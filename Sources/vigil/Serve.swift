@@ -11,6 +11,9 @@ import VigilIntake
 import VigilServer
 import VigilStorage
 import VigilStorageSQLite
+import VigilSyslog
+import VigilQuery
+import NIOSSL
 
 /// `vigil serve`: the whole single-node deployment.
 struct Serve: AsyncParsableCommand {
@@ -21,6 +24,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "HTTP listen address host:port (port 0 = any free port). Env VIGIL_HTTP_ADDRESS. Default 127.0.0.1:8080") var httpAddress: String?
     @Option(help: "Syslog TCP listen address. Env VIGIL_SYSLOG_TCP_ADDRESS. Default 127.0.0.1:5514") var syslogTcpAddress: String?
     @Option(help: "Syslog UDP listen address. Env VIGIL_SYSLOG_UDP_ADDRESS. Default 127.0.0.1:5514") var syslogUdpAddress: String?
+    @Option(help: "Syslog TLS listen address (off by default). Env VIGIL_SYSLOG_TLS_ADDRESS") var syslogTlsAddress: String?
+    @Option(help: "PEM certificate chain for syslog TLS. Env VIGIL_SYSLOG_TLS_CERT") var syslogTlsCert: String?
+    @Option(help: "PEM private key for syslog TLS. Env VIGIL_SYSLOG_TLS_KEY") var syslogTlsKey: String?
+    @Option(help: "Tenant of syslog senders not in the sender map. Env VIGIL_SYSLOG_TENANT. Default default") var syslogTenant: String?
+    @Option(help: "Sender address or CIDR to tenant, e.g. 10.0.0.0/8=acme,192.0.2.7=beta. Env VIGIL_SYSLOG_SENDER_TENANTS") var syslogSenderTenants: String?
+    @Option(help: "Largest syslog frame, bytes. Env VIGIL_SYSLOG_MAX_FRAME_BYTES. Default 65536") var syslogMaxFrameBytes: String?
+    @Option(help: "Open syslog TCP/TLS connections. Env VIGIL_SYSLOG_MAX_CONNECTIONS. Default 1000") var syslogMaxConnections: String?
+    @Option(help: "Close silent syslog connections after, seconds. Env VIGIL_SYSLOG_IDLE_TIMEOUT_SECS. Default 300") var syslogIdleTimeoutSecs: String?
     @Option(help: "Largest request body after decompression, bytes. Env VIGIL_MAX_BODY_BYTES") var maxBodyBytes: String?
     @Option(help: "Largest event line, bytes. Env VIGIL_MAX_LINE_BYTES") var maxLineBytes: String?
     @Option(help: "Spool size that makes ingest answer 503, bytes. Env VIGIL_SPOOL_MAX_BYTES") var spoolMaxBytes: String?
@@ -35,6 +46,10 @@ struct Serve: AsyncParsableCommand {
             ("syslog_udp_address", syslogUdpAddress), ("max_body_bytes", maxBodyBytes), ("max_line_bytes", maxLineBytes),
             ("spool_max_bytes", spoolMaxBytes), ("max_event_age_secs", maxEventAgeSecs),
             ("max_event_future_secs", maxEventFutureSecs), ("log_level", logLevel),
+            ("syslog_tls_address", syslogTlsAddress), ("syslog_tls_cert", syslogTlsCert), ("syslog_tls_key", syslogTlsKey),
+            ("syslog_tenant", syslogTenant), ("syslog_sender_tenants", syslogSenderTenants),
+            ("syslog_max_frame_bytes", syslogMaxFrameBytes), ("syslog_max_connections", syslogMaxConnections),
+            ("syslog_idle_timeout_secs", syslogIdleTimeoutSecs),
         ]
         for (key, value) in pairs { if let value { flags[key] = value } }
         return flags
@@ -88,12 +103,15 @@ struct Serve: AsyncParsableCommand {
         let pipeline = PipelineService(queue: spool, store: store, intake: intake, logger: logger)
         let deps = ServerDependencies(intake: intake, queue: spool, store: store, tenants: tenants, clock: clock,
                                       limits: limits, metrics: registry, retention: retention, logger: logger)
+        let syslog = try await bindSyslog(settings, intake: intake, tenants: tenants, clock: clock, logger: logger)
         let runDirectory = dataURL.appendingPathComponent("run", isDirectory: true)
         let http = settings.httpAddress
         let app = buildApplication(deps, host: http.host, port: http.port) { port in
             let bound = SocketAddress(host: http.host, port: port)
-            // Syslog listeners arrive with the syslog issue; their settings are validated now.
-            let addresses: [String: String] = ["http": bound.description]
+            var addresses: [String: String] = ["http": bound.description]
+            if let address = syslog.tcpAddress { addresses["syslog_tcp"] = address }
+            if let address = syslog.udpAddress { addresses["syslog_udp"] = address }
+            if let address = syslog.tlsAddress { addresses["syslog_tls"] = address }
             do {
                 try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
                 let json = try JSONSerialization.data(withJSONObject: addresses, options: [.sortedKeys])
@@ -105,16 +123,55 @@ struct Serve: AsyncParsableCommand {
             } catch {
                 logger.error("Cannot write addresses.json", metadata: ["error": "\(error)"])
             }
-            logger.info("Vigil is listening", metadata: ["http": "\(bound)", "data_dir": "\(dataURL.path)"])
+            logger.info("Vigil is listening", metadata: ["http": "\(bound)", "syslog": "\(addresses.filter { $0.key.hasPrefix("syslog") }.values.sorted())", "data_dir": "\(dataURL.path)"])
         }
         // Shut down in reverse order: HTTP stops taking requests first, then the pipeline
         // drains what was acknowledged.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: pipeline), .init(service: retention), .init(service: app)],
+            services: [.init(service: pipeline), .init(service: retention), .init(service: syslog), .init(service: app)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))
         try await group.run()
         logger.info("Vigil stopped cleanly")
+    }
+
+    /// Binds the syslog listeners before anything runs, so their addresses are known.
+    func bindSyslog(_ settings: Settings, intake: IntakeService, tenants: SQLiteTenantDirectory, clock: any VigilClock, logger: Logger) async throws -> SyslogListeners {
+        var problems: [String] = []
+        guard let defaultTenant = TenantName(settings.syslogTenant) else { throw ExitCode(2) }
+        var senders: [(network: IPNetwork, tenant: TenantName)] = []
+        switch SyslogTenantRouting.parseSenderMap(settings.syslogSenderTenants) {
+        case .success(let parsed): senders = parsed
+        case .failure(let error): problems.append("syslog_sender_tenants: \(error)")
+        }
+        for tenant in Set([defaultTenant] + senders.map(\.tenant)) where try await !tenants.tenantExists(tenant) {
+            problems.append("syslog tenant '\(tenant)' does not exist (create it with vigil tenants create)")
+        }
+        var tlsContext: NIOSSLContext?
+        if settings.syslogTLSAddress != nil, let cert = settings.syslogTLSCert, let key = settings.syslogTLSKey {
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
+                let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+                tlsContext = try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey)))
+            } catch {
+                problems.append("syslog TLS: cannot load \(cert) / \(key): \(error)")
+            }
+        }
+        guard problems.isEmpty else {
+            FileHandle.standardError.write(Data(("invalid settings:\n" + problems.joined(separator: "\n") + "\n").utf8))
+            throw ExitCode(2)
+        }
+        var limits = SyslogLimits()
+        limits.maxFrameBytes = settings.syslogMaxFrameBytes
+        limits.maxConnections = settings.syslogMaxConnections
+        limits.idleTimeout = .seconds(settings.syslogIdleTimeoutSecs)
+        let batcher = SyslogBatcher(intake: intake, clock: clock, logger: logger)
+        func pair(_ address: SocketAddress?) -> (host: String, port: Int)? { address.map { ($0.host, $0.port) } }
+        return try await SyslogListeners.bind(
+            tcp: pair(settings.syslogTCPAddress), udp: pair(settings.syslogUDPAddress), tls: pair(settings.syslogTLSAddress),
+            tlsContext: tlsContext, batcher: batcher, decoder: PlainSyslogDecoder(),
+            routing: SyslogTenantRouting(defaultTenant: defaultTenant, senders: senders),
+            limits: limits, clock: clock, logger: logger)
     }
 }

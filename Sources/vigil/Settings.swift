@@ -34,8 +34,16 @@ struct SocketAddress: Equatable, CustomStringConvertible {
 struct Settings {
     var dataDir = "./data"
     var httpAddress = SocketAddress(host: "127.0.0.1", port: 8080)
-    var syslogTCPAddress = SocketAddress(host: "127.0.0.1", port: 5514)
-    var syslogUDPAddress = SocketAddress(host: "127.0.0.1", port: 5514)
+    var syslogTCPAddress: SocketAddress? = SocketAddress(host: "127.0.0.1", port: 5514)
+    var syslogUDPAddress: SocketAddress? = SocketAddress(host: "127.0.0.1", port: 5514)
+    var syslogTLSAddress: SocketAddress?
+    var syslogTLSCert: String?
+    var syslogTLSKey: String?
+    var syslogTenant = "default"
+    var syslogSenderTenants = ""
+    var syslogMaxFrameBytes = 64 * 1024
+    var syslogMaxConnections = 1_000
+    var syslogIdleTimeoutSecs: Int64 = 300
     var maxBodyBytes = 16 << 20
     var maxLineBytes = 1 << 20
     var spoolMaxBytes: Int64 = 1 << 30
@@ -86,6 +94,9 @@ struct Settings {
                 if let problem = settings.apply(key: key, value: value) { problems.append("\(source): \(problem)") }
             }
         }
+        if settings.syslogTLSAddress != nil, settings.syslogTLSCert == nil || settings.syslogTLSKey == nil {
+            problems.append("syslog_tls_address needs syslog_tls_cert and syslog_tls_key (PEM files)")
+        }
         guard problems.isEmpty else { throw Problems(messages: problems) }
         return settings
     }
@@ -93,6 +104,8 @@ struct Settings {
     static let keys = [
         "data_dir", "http_address", "syslog_tcp_address", "syslog_udp_address", "max_body_bytes", "max_line_bytes",
         "spool_max_bytes", "max_event_age_secs", "max_event_future_secs", "log_level",
+        "syslog_tls_address", "syslog_tls_cert", "syslog_tls_key", "syslog_tenant", "syslog_sender_tenants",
+        "syslog_max_frame_bytes", "syslog_max_connections", "syslog_idle_timeout_secs",
     ]
 
     /// Applies one setting; returns a problem description when the value is not valid.
@@ -113,8 +126,31 @@ struct Settings {
             dataDir = value
             return nil
         case "http_address": return address { httpAddress = $0 }
-        case "syslog_tcp_address": return address { syslogTCPAddress = $0 }
-        case "syslog_udp_address": return address { syslogUDPAddress = $0 }
+        case "syslog_tcp_address":
+            if value == "off" { syslogTCPAddress = nil; return nil }
+            return address { syslogTCPAddress = $0 }
+        case "syslog_udp_address":
+            if value == "off" { syslogUDPAddress = nil; return nil }
+            return address { syslogUDPAddress = $0 }
+        case "syslog_tls_address":
+            if value == "off" { syslogTLSAddress = nil; return nil }
+            return address { syslogTLSAddress = $0 }
+        case "syslog_tls_cert":
+            syslogTLSCert = value
+            return nil
+        case "syslog_tls_key":
+            syslogTLSKey = value
+            return nil
+        case "syslog_tenant":
+            guard TenantName(value) != nil else { return "syslog_tenant must be a tenant name, got '\(value)'" }
+            syslogTenant = value
+            return nil
+        case "syslog_sender_tenants":
+            syslogSenderTenants = value
+            return nil
+        case "syslog_max_frame_bytes": return positive { (v: Int) in syslogMaxFrameBytes = v }
+        case "syslog_max_connections": return positive { (v: Int) in syslogMaxConnections = v }
+        case "syslog_idle_timeout_secs": return positive { (v: Int64) in syslogIdleTimeoutSecs = v }
         case "max_body_bytes": return positive { (v: Int) in maxBodyBytes = v }
         case "max_line_bytes": return positive { (v: Int) in maxLineBytes = v }
         case "spool_max_bytes": return positive { (v: Int64) in spoolMaxBytes = v }

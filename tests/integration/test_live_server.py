@@ -24,7 +24,8 @@ class Server:
         self.admin = admin
         env = dict(os.environ, VIGIL_ADMIN_TOKEN=admin)
         self.proc = subprocess.Popen(
-            [VIGIL, "serve", "--data-dir", data_dir, "--http-address", "127.0.0.1:0", "--log-level", "warning", *extra],
+            [VIGIL, "serve", "--data-dir", data_dir, "--http-address", "127.0.0.1:0", "--syslog-tcp-address", "127.0.0.1:0",
+             "--syslog-udp-address", "127.0.0.1:0", "--log-level", "warning", *extra],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         addresses = os.path.join(data_dir, "run", "addresses.json")
         deadline = time.monotonic() + 60
@@ -32,7 +33,8 @@ class Server:
         while time.monotonic() < deadline:  # readiness polling
             assert self.proc.poll() is None, self.proc.stderr.read().decode()
             if os.path.exists(addresses):
-                url = "http://" + json.load(open(addresses))["http"]
+                self.addresses = json.load(open(addresses))
+                url = "http://" + self.addresses["http"]
                 try:
                     if requests.get(url + "/readyz", timeout=2).status_code == 200:
                         self.url = url

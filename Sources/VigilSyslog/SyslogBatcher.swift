@@ -1,0 +1,204 @@
+import Logging
+import Metrics
+import VigilCore
+import VigilIntake
+
+/// Turns a syslog frame into an item for admission (the protocol packs live behind this).
+public protocol SyslogDecoding: Sendable {
+    /// - Parameters:
+    ///   - frame: one syslog message as framed off the wire.
+    ///   - peer: the sender's address text.
+    ///   - received: the receive time.
+    /// - Returns: the item to admit and the dataset it was recognised as, with whether the
+    ///   pack that recognised it failed to parse it fully.
+    func decode(frame: [UInt8], peer: String, received: EpochMillis) -> SyslogDecoded
+}
+
+public struct SyslogDecoded: Sendable {
+    public var item: DecodedItem
+    public var dataset: String
+    public var parseFailure: Bool
+
+    public init(item: DecodedItem, dataset: String, parseFailure: Bool) {
+        self.item = item
+        self.dataset = dataset
+        self.parseFailure = parseFailure
+    }
+}
+
+/// Collects frames from every connection and datagram and admits them in batches: one spool
+/// append (one fsync) per batch, whatever the number of senders.
+///
+/// TCP connections wait until their frames are durable before reading more, so a slow or full
+/// spool pushes back on the sender through the TCP window. UDP cannot push back: its frames are
+/// admitted without waiting and, beyond `maxPendingFrames`, dropped and counted.
+public actor SyslogBatcher {
+    struct Entry {
+        var tenant: TenantName
+        var decoded: SyslogDecoded
+    }
+
+    let intake: IntakeService
+    let clock: any VigilClock
+    let logger: Logger
+    public let maxPendingFrames: Int
+    let maxBatchFrames: Int
+
+    var pending: [Entry] = []
+    /// Frames ever appended, and ever admitted: a waiter is released once `admitted` reaches
+    /// the `appended` count it saw, whatever arrives after it.
+    var appended = 0
+    var admitted = 0
+    var waiters: [(target: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    var flushing = false
+    var sequence: UInt64 = 0
+    let bootID: String
+
+    public init(intake: IntakeService, clock: any VigilClock, logger: Logger, maxPendingFrames: Int = 100_000, maxBatchFrames: Int = 5_000) {
+        self.intake = intake
+        self.clock = clock
+        self.logger = logger
+        self.maxPendingFrames = maxPendingFrames
+        self.maxBatchFrames = maxBatchFrames
+        var generator = SystemRandomNumberGenerator()
+        bootID = String(generator.next() as UInt64, radix: 36)
+    }
+
+    /// Admits frames and returns once they are durable in the spool (TCP).
+    public func admitAndWait(_ entries: [(TenantName, SyslogDecoded)]) async {
+        guard !entries.isEmpty else { return }
+        append(entries)
+        let target = appended
+        await withCheckedContinuation { continuation in
+            waiters.append((target, continuation))
+            startFlushing()
+        }
+    }
+
+    /// Admits frames without waiting (UDP); returns false when the backlog is full and the
+    /// frames were dropped.
+    public func admit(_ entries: [(TenantName, SyslogDecoded)]) -> Bool {
+        guard pending.count + entries.count <= maxPendingFrames else {
+            SyslogMetrics.drop("queue_full", count: entries.count)
+            return false
+        }
+        append(entries)
+        startFlushing()
+        return true
+    }
+
+    /// Frames waiting to be admitted.
+    public var backlog: Int { pending.count }
+
+    /// Returns once everything handed over so far is admitted (used at shutdown).
+    public func drain() async {
+        guard flushing || !pending.isEmpty else { return }
+        let target = appended
+        await withCheckedContinuation { continuation in
+            waiters.append((target, continuation))
+            startFlushing()
+        }
+    }
+
+    func append(_ entries: [(TenantName, SyslogDecoded)]) {
+        for (tenant, decoded) in entries {
+            pending.append(Entry(tenant: tenant, decoded: decoded))
+            appended += 1
+            if decoded.parseFailure { SyslogMetrics.parseFailure(dataset: decoded.dataset) }
+        }
+    }
+
+    func startFlushing() {
+        guard !flushing else { return }
+        flushing = true
+        Task { await self.flushLoop() }
+    }
+
+    func flushLoop() async {
+        var backoff: Duration = .milliseconds(50)
+        while !pending.isEmpty {
+            let count = min(pending.count, maxBatchFrames)
+            let batch = Array(pending.prefix(count))
+            do {
+                try await submit(batch)
+                pending.removeFirst(count)
+                admitted += count
+                backoff = .milliseconds(50)
+                releaseWaiters()
+            } catch {
+                // The spool refused (full, disk full): nothing of the batch was kept. Keep the
+                // frames and try again; TCP senders wait meanwhile.
+                logger.warning("Syslog batch refused by the intake spool; retrying", metadata: ["error": "\(error)", "frames": "\(count)"])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(2))
+                continue
+            }
+        }
+        flushing = false
+        releaseWaiters()
+    }
+
+    func releaseWaiters() {
+        var kept: [(target: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        for waiter in waiters {
+            if waiter.target <= admitted { waiter.continuation.resume() } else { kept.append(waiter) }
+        }
+        waiters = kept
+    }
+
+    func submit(_ batch: [Entry]) async throws {
+        var byTenant: [TenantName: [DecodedItem]] = [:]
+        var order: [TenantName] = []
+        for entry in batch {
+            var item = entry.decoded.item
+            // Every frame is its own event: syslog has no retries that content keys would
+            // catch, and two identical lines in one second are two events (think repeated
+            // denies). The id is unique per server start and frame.
+            if case .candidate(var candidate) = item, candidate.transportID == nil {
+                sequence &+= 1
+                candidate.transportID = "syslog-\(bootID)-\(String(sequence, radix: 36))"
+                item = .candidate(candidate)
+            }
+            if byTenant[entry.tenant] == nil { order.append(entry.tenant) }
+            byTenant[entry.tenant, default: []].append(item)
+        }
+        for tenant in order {
+            _ = try await intake.submit(tenant: tenant, source: "syslog", items: byTenant[tenant] ?? [])
+        }
+    }
+}
+
+/// Counters for the listeners: frames, bytes, parse failures and drops by reason.
+public enum SyslogMetrics {
+    public static func frame(transport: String, bytes: Int) {
+        Counter(label: "vigil_syslog_frames_total", dimensions: [("transport", transport)]).increment()
+        Counter(label: "vigil_syslog_bytes_total", dimensions: [("transport", transport)]).increment(by: bytes)
+    }
+
+    public static func drop(_ reason: String, count: Int = 1) {
+        Counter(label: "vigil_syslog_dropped_total", dimensions: [("reason", reason)]).increment(by: count)
+    }
+
+    /// A connection refused (over the limit) or closed by the server (idle).
+    public static func connectionRefused(_ reason: String) {
+        Counter(label: "vigil_syslog_connections_closed_total", dimensions: [("reason", reason)]).increment()
+    }
+
+    public static func parseFailure(dataset: String) {
+        Counter(label: "vigil_parse_failures_total", dimensions: [("dataset", dataset)]).increment()
+    }
+}
+
+/// The fallback when no protocol pack is configured: the frame becomes `message`, stamped at
+/// receive time, dataset `syslog`.
+public struct PlainSyslogDecoder: SyslogDecoding {
+    public init() {}
+
+    public func decode(frame: [UInt8], peer: String, received: EpochMillis) -> SyslogDecoded {
+        var object = JSONObject()
+        object["message"] = .string(String(decoding: frame, as: UTF8.self))
+        FieldNesting.set(.string("syslog"), at: "event.dataset", in: &object)
+        FieldNesting.set(.string(peer), at: "log.source.address", in: &object)
+        return SyslogDecoded(item: .candidate(Candidate(object: object, timestamp: .absent, raw: frame)), dataset: "syslog", parseFailure: false)
+    }
+}
