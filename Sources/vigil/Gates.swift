@@ -101,11 +101,13 @@ struct GateContext: Sendable {
 
 extension GateContext {
     /// Polls `* | stats count()` (exact at any size, unlike `total`) until it reaches `count`.
-    func waitForCount(_ count: Int, key: String, from: String, to: String, timeoutSeconds: Double) async throws {
+    func waitForCount(_ count: Int, key: String, tenant: String? = nil, from: String, to: String, timeoutSeconds: Double) async throws {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         var last: Any = "nothing"
+        var body: [String: Any] = ["query": "* | stats count()", "from": from, "to": to]
+        if let tenant { body["tenant"] = tenant }
         while Date() < deadline {
-            let reply = try await client.json("POST", "/api/v1/search", token: key, ["query": "* | stats count()", "from": from, "to": to])
+            let reply = try await client.json("POST", "/api/v1/search", token: key, body)
             let rows = (reply.json as? [String: Any])?["rows"] as? [[Any]]
             last = rows?.first?.first ?? "HTTP \(reply.status)"
             if last as? Int == count { return }

@@ -1,0 +1,220 @@
+import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking TCP client for syslog senders in gates and benchmarks (POSIX sockets).
+struct TCPSender {
+    let fd: Int32
+
+    init(host: String, port: Int) throws {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &result) == 0, let info = result else {
+            throw GateFailure("cannot resolve \(host):\(port)")
+        }
+        defer { freeaddrinfo(result) }
+        let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+        guard fd >= 0 else { throw GateFailure("socket() failed: errno \(errno)") }
+        guard connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+            _ = Glibc.close(fd)
+            throw GateFailure("cannot connect to \(host):\(port): errno \(errno)")
+        }
+        self.fd = fd
+    }
+
+    func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { buffer in
+                Glibc.send(fd, buffer.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw GateFailure("send failed: errno \(errno)")
+            }
+            offset += written
+        }
+    }
+
+    func close() { _ = Glibc.close(fd) }
+}
+
+/// Mixed vendor syslog lines, each unique (a sequence number in it), stamped now.
+struct SyslogTrafficGenerator {
+    var random = EventGenerator(seed: 7)
+    var sequence = 0
+
+    static func bsdTime(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "MMM dd HH:mm:ss"
+        return formatter.string(from: date)
+    }
+
+    mutating func line(stamp: String) -> String {
+        sequence += 1
+        let n = sequence
+        let src = random.ip("10.1"), dst = random.ip("203.0")
+        let sport = 1024 + Int(random.next() % 60000), dport = random.pick([22, 53, 80, 443, 3389])
+        switch n % 6 {
+        case 0:
+            return "<166>\(stamp) asa-1 : %ASA-6-302013: Built outbound TCP connection \(n) for outside:\(dst)/\(dport) (\(dst)/\(dport)) to inside:\(src)/\(sport) (\(src)/\(sport))"
+        case 1:
+            return "<14>\(stamp) pa-fw-1 1,2026/11/24 10:00:00,012345678901,TRAFFIC,end,2561,2026/11/24 10:00:00,\(src),\(dst),0.0.0.0,0.0.0.0,allow-web,,,ssl,vsys1,trust,untrust,ethernet1/2,ethernet1/1,log-fwd,2026/11/24 10:00:00,\(n),1,\(sport),\(dport),0,0,0x400000,tcp,allow,5000,3000,2000,20,2026/11/24 09:59:50,10,any,0,\(n),0x0,10.0.0.0-10.255.255.255,United States,0,10,10,tcp-fin,0,0,0,0,,pa-fw-1,from-policy,,,0,,0,,N/A,0,0,0,0"
+        case 2:
+            return "<189>date=2026-11-24 time=10:00:00 devname=\"fgt-1\" devid=\"FGT60E\" logid=\"0000000013\" type=\"traffic\" subtype=\"forward\" level=\"notice\" vd=\"root\" srcip=\(src) srcport=\(sport) srcintf=\"port1\" dstip=\(dst) dstport=\(dport) dstintf=\"wan1\" sessionid=\(n) proto=6 action=\"accept\" policyid=1 service=\"HTTPS\" sentbyte=1200 rcvdbyte=5400"
+        case 3:
+            return "<38>\(stamp) web-1 sshd[\(1000 + n % 5000)]: Failed password for invalid user admin\(n % 97) from \(src) port \(sport) ssh2"
+        case 4:
+            return "<134>\(stamp) bigip-1 tmm[1234]: Rule /Common/log_http <HTTP_REQUEST>: \(src):\(sport) -> \(dst):\(dport) GET /app/\(n) HTTP/1.1"
+        default:
+            return "<13>\(stamp) host-\(n % 50) app[\(n % 999)]: generic message number \(n) user=u\(n % 31)"
+        }
+    }
+}
+
+struct SyslogBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "syslog",
+        abstract: "Mixed vendor syslog over TCP into a live server (packs and a threat-intel feed on): events/s to stored-and-searchable, against rsyslogd writing the same stream to a file.")
+
+    @Option(help: "Lines to send.") var events: Int = 200_000
+    @Option(help: "Indicators in the generated threat-intel feed (0: no feed).") var indicators: Int = 1_000_000
+    @Option(help: "Where to write the JSON result.") var output: String = "bench-results/syslog.json"
+
+    func run() async throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-syslog-bench-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+
+        var generator = SyslogTrafficGenerator()
+        let stamp = SyslogTrafficGenerator.bsdTime(Date())
+        var payload: [UInt8] = []
+        var rawBytes = 0
+        for _ in 0..<events {
+            let line = generator.line(stamp: stamp)
+            rawBytes += line.utf8.count
+            payload += Array(line.utf8)
+            payload.append(0x0A)
+        }
+        print("generated \(events) lines (\(rawBytes / 1_048_576) MiB)")
+
+        // Ceiling: rsyslogd from Debian, TCP in, plain file out.
+        let rsyslogRate = try runRsyslog(payload: payload, work: work)
+        if let rsyslogRate { print("rsyslogd: \(Int(rsyslogRate)) lines/s to a file") }
+
+        var environment: [String: String] = [:]
+        if indicators > 0 {
+            let feed = work.appendingPathComponent("feed.csv")
+            try Self.writeFeed(count: indicators, to: feed)
+            environment["VIGIL_INTEL_FEEDS"] = feed.path
+            print("threat-intel feed: \(indicators) indicators")
+        }
+        let process = try ServerProcess(extraEnvironment: environment)
+        let baseURL = try await process.start(timeoutSeconds: 300)
+        defer { process.stop() }
+        let addresses = try JSONSerialization.jsonObject(with: Data(contentsOf: process.dataDirectory.appendingPathComponent("run/addresses.json"))) as? [String: String]
+        guard let tcp = addresses?["syslog_tcp"], let tcpAddress = SocketAddress(tcp) else { throw GateFailure("the server has no syslog TCP listener") }
+        let client = VigilHTTPClient(baseURL: baseURL, connections: 2)
+        let context = GateContext(client: client, adminToken: process.adminToken)
+        let start = Date()
+        let sender = try TCPSender(host: tcpAddress.host, port: tcpAddress.port)
+        try sender.send(payload)
+        sender.close()
+        let sent = Date().timeIntervalSince(start)
+        let from = EventGenerator.iso(Int64(Date().timeIntervalSince1970 * 1000) - 2 * 86_400_000)
+        let to = EventGenerator.iso(Int64(Date().timeIntervalSince1970 * 1000) + 86_400_000)
+        try await context.waitForCount(events, key: process.adminToken, tenant: "default", from: from, to: to, timeoutSeconds: 900)
+        let searchable = Date().timeIntervalSince(start)
+        let vigilRate = Double(events) / searchable
+
+        let result: [String: Any] = [
+            "benchmark": "syslog", "events": events, "raw_bytes": rawBytes, "indicators": indicators,
+            "vigil_searchable_eps": Int(vigilRate),
+            "vigil_send_seconds": (sent * 100).rounded() / 100,
+            "rsyslog_file_eps": rsyslogRate.map { Int($0) } ?? -1,
+            "ratio_to_rsyslog": rsyslogRate.map { (vigilRate / $0 * 1000).rounded() / 1000 } ?? -1,
+            "peak_rss_mib": process.peakRSSBytes().map { Int($0 / 1_048_576) } ?? -1,
+            "machine": "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB",
+            "date": ISO8601DateFormatter().string(from: Date()),
+        ]
+        print("| metric | value |\n|---|---|")
+        for key in ["events", "indicators", "vigil_searchable_eps", "rsyslog_file_eps", "ratio_to_rsyslog", "peak_rss_mib", "machine"] {
+            print("| \(key) | \(result[key] ?? "") |")
+        }
+        let url = URL(fileURLWithPath: output)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+    }
+
+    /// Sends the payload to rsyslogd (imtcp → omfile) and returns lines/s until the file has
+    /// every line; nil when rsyslogd is not installed.
+    func runRsyslog(payload: [UInt8], work: URL) throws -> Double? {
+        let binary = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let binary else {
+            print("rsyslogd not found: no ceiling (apt-get install rsyslog)")
+            return nil
+        }
+        let dir = work.appendingPathComponent("rsyslog")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("spool"), withIntermediateDirectories: true)
+        let portFile = dir.appendingPathComponent("port"), out = dir.appendingPathComponent("out.log")
+        let conf = dir.appendingPathComponent("rsyslog.conf")
+        try """
+        global(workDirectory="\(dir.path)/spool")
+        module(load="imtcp")
+        input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName="\(portFile.path)")
+        action(type="omfile" file="\(out.path)" template="RSYSLOG_FileFormat")
+        """.write(to: conf, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["-n", "-f", conf.path, "-i", dir.appendingPathComponent("pid").path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // SIGKILL: rsyslogd inherits this process's blocked signals and would ignore SIGTERM.
+        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        var port: Int?
+        let ready = Date().addingTimeInterval(30)
+        while port == nil, Date() < ready {
+            port = (try? String(contentsOf: portFile, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if port == nil { usleep(20_000) }  // readiness polling
+        }
+        guard let port else { throw GateFailure("rsyslogd did not start") }
+        let expected = payload.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+        let start = Date()
+        let sender = try TCPSender(host: "127.0.0.1", port: port)
+        try sender.send(payload)
+        sender.close()
+        let deadline = Date().addingTimeInterval(600)
+        while Date() < deadline {
+            if let data = FileManager.default.contents(atPath: out.path), data.reduce(0, { $0 + ($1 == 0x0A ? 1 : 0) }) >= expected {
+                return Double(expected) / Date().timeIntervalSince(start)
+            }
+            usleep(20_000)  // polling for the file to be complete
+        }
+        throw GateFailure("rsyslogd did not write every line in 600 s")
+    }
+
+    /// A CSV feed of mixed indicators, none of which the generated traffic hits except a
+    /// few hundred source addresses (so enrichment has matches to add).
+    static func writeFeed(count: Int, to url: URL) throws {
+        var text = "type,value,source,confidence\n"
+        text.reserveCapacity(count * 48)
+        var random = EventGenerator(seed: 99)
+        for i in 0..<count {
+            switch i % 5 {
+            case 0: text += "ip,198.\(random.next() % 256).\(random.next() % 256).\(random.next() % 256),bench,80\n"
+            case 1: text += "domain,host\(i).bad\(random.next() % 1000).example,bench,70\n"
+            case 2: text += "url,http://evil\(i).example/path\(random.next() % 100),bench,60\n"
+            case 3: text += "sha256,\(String(repeating: String(format: "%016llx", random.next()), count: 4)),bench,90\n"
+            default: text += i % 2000 == 4 ? "ip,10.1.\(random.next() % 250 + 1).\(random.next() % 250 + 1),bench,50\n" : "md5,\(String(format: "%016llx%016llx", random.next(), random.next())),bench,40\n"
+            }
+        }
+        try text.write(to: url, atomically: true, encoding: .utf8)
+    }
+}
