@@ -5,6 +5,14 @@ import Synchronization
 import VigilCore
 import VigilStorage
 
+/// A step of admission that sees every event's fields before its key is made: protocol packs
+/// recognising documents shipped over HTTP, threat-intel enrichment.
+public protocol AdmissionStep: Sendable {
+    /// May rewrite the fields; returns a timestamp when the step found a better one than the
+    /// candidate had (a pack reading the device's own time).
+    func apply(to fields: inout JSONObject, received: EpochMillis) -> EpochMillis?
+}
+
 /// What happened to each decoded item of a request.
 public enum ItemStatus: Sendable, Equatable {
     case accepted
@@ -33,16 +41,22 @@ public final class IntakeService: Sendable {
     public let limits: IntakeLimits
     public let retention: RetentionPolicies
     let logger: Logger
+    /// Applied in order to every admitted event (packs first, then enrichment).
+    let steps: [any AdmissionStep]
     /// Keys appended to the queue and not yet stored, per tenant.
     let pending = Mutex<[TenantName: Set<EventKey>]>([:])
+    /// Events in the queue and not yet stored, by receive time: the scheduler never closes a
+    /// detection window past the oldest of them (it would miss them).
+    let unstoredByIngest = Mutex<[EpochMillis: Int]>([:])
 
     let receivedCounter: Counter
     let acceptedCounter: Counter
     let duplicateCounter: Counter
 
     public init(queue: any IntakeQueue, store: any EventStore, clock: any VigilClock, limits: IntakeLimits,
-                retention: RetentionPolicies = RetentionPolicies(), logger: Logger) {
+                retention: RetentionPolicies = RetentionPolicies(), steps: [any AdmissionStep] = [], logger: Logger) {
         self.retention = retention
+        self.steps = steps
         self.queue = queue
         self.store = store
         self.clock = clock
@@ -61,6 +75,7 @@ public final class IntakeService: Sendable {
             for bytes in records {
                 if case .event(let event)? = IntakeRecord.decode(bytes) {
                     pending[event.tenant, default: []].insert(event.key)
+                    unstoredByIngest.withLock { $0[event.ingested, default: 0] += 1 }
                     restored += 1
                 }
             }
@@ -73,6 +88,19 @@ public final class IntakeService: Sendable {
         pending.withLock { pending in
             for event in events { pending[event.tenant]?.remove(event.key) }
         }
+        unstoredByIngest.withLock { counts in
+            for event in events {
+                guard let count = counts[event.ingested] else { continue }
+                if count <= 1 { counts.removeValue(forKey: event.ingested) } else { counts[event.ingested] = count - 1 }
+            }
+        }
+    }
+
+    /// The receive time of the oldest event acknowledged but not yet stored; nil when the
+    /// store holds everything acknowledged. Events received later than this are not all
+    /// visible in the store yet.
+    public func oldestUnstoredIngest() -> EpochMillis? {
+        unstoredByIngest.withLock { $0.keys.min() }
     }
 
     /// Admits a request's items for a tenant.
@@ -127,10 +155,16 @@ public final class IntakeService: Sendable {
             }
         }
         release(tenant, alreadyStored)
+        // Counted before the append: the pipeline may store them before append returns.
+        if !admitted.isEmpty { unstoredByIngest.withLock { $0[received, default: 0] += admitted.count } }
         do {
             try await queue.append(records.map { $0.encoded() })
         } catch {
             release(tenant, admitted.map(\.key))
+            unstoredByIngest.withLock { counts in
+                let left = (counts[received] ?? 0) - admitted.count
+                if left <= 0 { counts.removeValue(forKey: received) } else { counts[received] = left }
+            }
             throw error
         }
         let outcome = IngestOutcome(statuses: statuses)
@@ -164,9 +198,15 @@ public final class IntakeService: Sendable {
         case .candidate(let c): candidate = c
         }
         var fields = FieldNesting.nest(candidate.object)
+        var found: EpochMillis?
+        for step in steps {
+            if let better = step.apply(to: &fields, received: candidate.defaultTimestamp ?? received) { found = better }
+        }
 
+        var timestampField = candidate.timestamp
+        if timestampField == .absent, let found { timestampField = .millis(found) }
         let timestamp: EpochMillis
-        switch candidate.timestamp {
+        switch timestampField {
         case .absent: timestamp = candidate.defaultTimestamp ?? received
         case .invalid(let detail): return reject(.invalidField, detail, candidate.raw)
         case .millis(let millis):

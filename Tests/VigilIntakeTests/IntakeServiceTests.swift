@@ -92,6 +92,43 @@ struct IntakeServiceTests {
         }
     }
 
+    @Test func theUnstoredFrontierHoldsUntilThePipelineStoresAndIgnoresDuplicates() async throws {
+        let (service, spool, store) = try makeService()
+        #expect(service.oldestUnstoredIngest() == nil)
+        _ = try await service.submit(tenant: tenant, source: "test", items: lines("{\"event_id\":\"f1\"}\n{\"event_id\":\"f2\"}"))
+        #expect(service.oldestUnstoredIngest() == now)
+        try await drain(spool, store, service)
+        #expect(service.oldestUnstoredIngest() == nil)
+        // A duplicate is never queued, so it holds nothing back.
+        _ = try await service.submit(tenant: tenant, source: "test", items: lines("{\"event_id\":\"f1\"}"))
+        #expect(service.oldestUnstoredIngest() == nil)
+    }
+
+    struct TagStep: AdmissionStep {
+        func apply(to fields: inout JSONObject, received: EpochMillis) -> EpochMillis? {
+            fields["tags"] = .array([.string("stepped")])
+            return fields["device_time"].flatMap { if case .int(let t) = $0 { return t } else { return nil } }
+        }
+    }
+
+    @Test func admissionStepsRewriteFieldsAndTheirTimestampIsRangeChecked() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("intake-\(UUID().uuidString)")
+        let spool = try Spool(configuration: SpoolConfiguration(directory: dir))
+        let store = InMemoryEventStore()
+        let service = IntakeService(queue: spool, store: store, clock: ManualClock(now), limits: IntakeLimits(), steps: [TagStep()], logger: Logger(label: "test"))
+        let outcome = try await service.submit(tenant: tenant, source: "test", items: lines("""
+        {"message":"a","device_time":\(now - 5000)}
+        {"message":"b","device_time":1000}
+        """))
+        #expect(outcome.accepted == 1)
+        guard case .quarantined(.timestampOutOfRange, _) = outcome.statuses[1] else { Issue.record("expected out of range"); return }
+        try await drain(spool, store, service)
+        let stored = store.events.withLock { $0 }
+        #expect(stored.count == 1)
+        #expect(stored.first?.timestamp == now - 5000)
+        #expect(stored.first.map { String(decoding: $0.document, as: UTF8.self).contains("stepped") } == true)
+    }
+
     @Test func countsAcceptedDuplicatesAndQuarantined() async throws {
         let (service, spool, store) = try makeService()
         let outcome = try await service.submit(tenant: tenant, source: "test", items: lines("""
