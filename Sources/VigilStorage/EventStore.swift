@@ -51,6 +51,10 @@ public protocol EventStore: Sendable {
     /// Events stored since `cursor` (nil: start now, returning no events) whose timestamp
     /// is within a day of `now`, oldest first, at most `limit`.
     func tail(tenant: TenantName, query: Query, cursor: TailCursor?, now: EpochMillis, limit: Int, budget: QueryBudget) async throws -> (hits: [SearchHit], cursor: TailCursor)
+    /// Events of a tenant received (ingest time) in `[from, to)`, whatever their timestamp,
+    /// that match `query`'s filter, ordered by receive time then key; at most `limit`, after
+    /// `after` (the last (ingested, key) of the previous page). Detection windows read this.
+    func eventsIngested(tenant: TenantName, query: Query, from: EpochMillis, to: EpochMillis, after: (EpochMillis, EventKey)?, limit: Int) async throws -> [Event]
     /// Quarantined items of a tenant, newest first.
     func quarantine(tenant: TenantName, reason: QuarantineReason?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [QuarantineItem]
     /// Quarantined items of a tenant by id (unknown ids are skipped).

@@ -7,6 +7,7 @@ public enum SQLValue: Sendable, Equatable {
     case int(Int64)
     case double(Double)
     case text(String)
+    case blob([UInt8])
 }
 
 /// A piece of SQL and the values of its `?` parameters, in order.

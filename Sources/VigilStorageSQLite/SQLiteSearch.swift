@@ -420,6 +420,29 @@ extension SQLiteEventStore {
         return (hits, next)
     }
 
+    public func eventsIngested(tenant: TenantName, query: Query, from: EpochMillis, to: EpochMillis, after: (EpochMillis, EventKey)?, limit: Int) async throws -> [Event] {
+        let filter = try SQLiteDialect().filter(query.filter)
+        var built = SQLFragment("event.ingested >= ? AND event.ingested < ? AND (", [.int(from), .int(to)]) + filter + SQLFragment(")")
+        if let (ingested, key) = after {
+            built = built + SQLFragment(" AND (event.ingested > ? OR (event.ingested = ? AND event.key > ?))", [.int(ingested), .int(ingested), .blob(key.bytes)])
+        }
+        let clause = built
+        // Late events land in old partitions: every partition is read (the ingest index makes
+        // each read a range scan). Partitions are per event day, at most the retention.
+        var events: [Event] = []
+        let budget = QueryBudget(timeoutMillis: 60_000)
+        for day in existingDays(tenant) {
+            let rows = try await read(tenant, day: day, budget: budget) { db in
+                try Row.fetchAll(db, sql: "SELECT event.ts, event.ingested, event.key, event.message, event.doc FROM event WHERE \(clause.sql) ORDER BY event.ingested, event.key LIMIT \(max(0, limit))",
+                                 arguments: Self.arguments(clause.arguments))
+                    .compactMap { Self.event(from: $0, tenant: tenant) }
+            } ?? []
+            events += rows
+        }
+        events.sort { ($0.ingested, $0.key) < ($1.ingested, $1.key) }
+        return Array(events.prefix(limit))
+    }
+
     // MARK: - Plans
 
     /// SQLite's plan for the event query of a search on its newest partition (tests and
@@ -443,6 +466,7 @@ extension SQLiteEventStore {
             case .int(let int): return int.databaseValue
             case .double(let double): return double.databaseValue
             case .text(let text): return text.databaseValue
+            case .blob(let bytes): return Data(bytes).databaseValue
             }
         })
     }

@@ -39,6 +39,10 @@ final class InMemoryEventStore: EventStore {
         ([], TailCursor(since: now))
     }
 
+    func eventsIngested(tenant: TenantName, query: Query, from: EpochMillis, to: EpochMillis, after: (EpochMillis, EventKey)?, limit: Int) async throws -> [Event] {
+        []  // not used by intake tests
+    }
+
     func quarantine(tenant: TenantName, reason: QuarantineReason?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [QuarantineItem] {
         quarantined.withLock { $0.filter { $0.tenant == tenant && (reason == nil || $0.reason == reason) } }
     }

@@ -92,6 +92,25 @@ struct SQLiteSearchTests {
         #expect(try await ids(store, query) == expected, "query: \(query)")
     }
 
+    @Test func eventsByIngestTimeIncludeLateEventsInOldPartitionsAndPageByKey() async throws {
+        let store = try await makeStore()
+        // A late event: yesterday's timestamp, received now (after everything else).
+        var late = event(acme, 7, at: day - 5000, "late failed login", [])
+        late.ingested = day + Timestamp.millisPerDay + 100
+        _ = try await store.write(events: [late], quarantined: [])
+        let all = try await store.eventsIngested(tenant: acme, query: try QueryParser().parse("*"), from: day, to: day + 2 * Timestamp.millisPerDay, after: nil, limit: 100)
+        #expect(all.map(\.key.low) == [1, 2, 3, 4, 5, 7])
+        let failed = try await store.eventsIngested(tenant: acme, query: try QueryParser().parse("failed"), from: day + 1500, to: day + 2 * Timestamp.millisPerDay, after: nil, limit: 100)
+        #expect(failed.map(\.key.low) == [4, 5, 7])
+        let page = try await store.eventsIngested(tenant: acme, query: try QueryParser().parse("*"), from: day, to: day + 2 * Timestamp.millisPerDay, after: (all[2].ingested, all[2].key), limit: 2)
+        #expect(page.map(\.key.low) == [4, 5])
+        // The window is half-open and per tenant.
+        let window = try await store.eventsIngested(tenant: other, query: try QueryParser().parse("*"), from: day + 1001, to: day + 1002, after: nil, limit: 100)
+        #expect(window.map(\.key.low) == [6])
+        let empty = try await store.eventsIngested(tenant: other, query: try QueryParser().parse("*"), from: day + 1002, to: day + 5000, after: nil, limit: 100)
+        #expect(empty.isEmpty)
+    }
+
     @Test func aggregationsMergeAcrossPartitions() async throws {
         let store = try await makeStore()
         let stats = try #require(try await store.search(request("* | stats count(), dc(user.name), sum(bytes), avg(bytes), max(bytes) by host.name")).table)
