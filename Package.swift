@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
@@ -91,10 +92,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "VigilAlerts",
+            dependencies: [
+                "VigilCore", "VigilQuery", "VigilStorage",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilCore", "VigilQuery", "VigilStorage", "VigilStorageSQLite", "VigilIntake", "VigilServer", "VigilSyslog",
+                "VigilCore", "VigilQuery", "VigilStorage", "VigilStorageSQLite", "VigilIntake", "VigilServer", "VigilSyslog", "VigilAlerts",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -112,6 +125,7 @@ let package = Package(
         .testTarget(name: "VigilQueryTests", dependencies: ["VigilQuery", "VigilCore"]),
         .testTarget(name: "VigilStorageSQLiteTests", dependencies: ["VigilStorageSQLite", "VigilStorage", "VigilCore", "VigilQuery", "VigilIntake"]),
         .testTarget(name: "VigilIntakeTests", dependencies: ["VigilIntake", "VigilStorage", "VigilCore"]),
+        .testTarget(name: "VigilAlertsTests", dependencies: ["VigilAlerts", "VigilStorage", "VigilStorageSQLite", "VigilQuery", "VigilCore"]),
         .testTarget(name: "VigilSyslogTests", dependencies: ["VigilSyslog", "VigilIntake", "VigilStorage", "VigilCore"]),
         .testTarget(name: "VigilServerTests", dependencies: [
             "VigilServer", "VigilIntake", "VigilStorage", "VigilStorageSQLite", "VigilCore",

@@ -1,0 +1,39 @@
+import VigilCore
+
+/// The next detection window of a rule: ingest time `[watermark, end)`.
+///
+/// `end` is the earliest of: now minus the safety lag; the receive time of the oldest event
+/// acknowledged but not yet stored (events received from then on may not be visible yet);
+/// the watermark plus the maximum window (catch-up after downtime goes window by window, never
+/// skipping); and for bucketed rules the last bucket boundary (a bucket is evaluated once,
+/// whole). Windows therefore tile ingest time: they never overlap and never leave a gap.
+public struct WindowPlanner: Sendable, Equatable {
+    /// Safety lag behind now (default 120 s).
+    public var lagMillis: Int64
+    /// Largest window evaluated at once (default 1 h).
+    public var maxWindowMillis: Int64
+
+    public init(lagMillis: Int64 = 120_000, maxWindowMillis: Int64 = 3_600_000) {
+        self.lagMillis = max(0, lagMillis)
+        self.maxWindowMillis = max(1, maxWindowMillis)
+    }
+
+    public func nextWindow(watermark: EpochMillis, now: EpochMillis, oldestUnstored: EpochMillis?, bucketMillis: Int64?) -> Range<EpochMillis>? {
+        var end = now - lagMillis
+        if let oldestUnstored { end = min(end, oldestUnstored) }
+        if let bucket = bucketMillis, bucket > 0 {
+            // Whole buckets only; a bucket longer than the max window is still taken whole.
+            let limit = max(watermark + maxWindowMillis, Self.floor(watermark, bucket) + bucket)
+            end = Self.floor(min(end, limit), bucket)
+        } else {
+            end = min(end, watermark + maxWindowMillis)
+        }
+        guard end > watermark else { return nil }
+        return watermark..<end
+    }
+
+    static func floor(_ value: Int64, _ step: Int64) -> Int64 {
+        let q = value / step
+        return (value % step != 0 && value < 0 ? q - 1 : q) * step
+    }
+}

@@ -1,0 +1,183 @@
+import Foundation
+import GRDB
+import VigilCore
+import VigilStorage
+
+/// Rules, watermarks, coverage, alerts and the webhook outbox in `<data-dir>/detection.sqlite`.
+/// A window's alerts, its coverage and the new watermark are one transaction.
+public final class SQLiteDetectionStore: DetectionStore {
+    let pool: DatabasePool
+    /// When false no outbox rows are written (no webhook configured).
+    let notifications: Bool
+
+    public init(dataDirectory: URL, notifications: Bool) throws {
+        pool = try SQLiteEventStore.openPool(dataDirectory.appendingPathComponent("detection.sqlite"), migrator: Self.migrator)
+        self.notifications = notifications
+    }
+
+    static let migrator: DatabaseMigrator = {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE rule (tenant TEXT NOT NULL, id TEXT NOT NULL, format TEXT NOT NULL, source TEXT NOT NULL,
+                                   created INTEGER NOT NULL, watermark INTEGER NOT NULL, fence INTEGER NOT NULL DEFAULT 0,
+                                   PRIMARY KEY (tenant, id)) WITHOUT ROWID;
+                CREATE TABLE coverage (tenant TEXT NOT NULL, rule_id TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
+                                       PRIMARY KEY (tenant, rule_id, start)) WITHOUT ROWID;
+                CREATE TABLE alert (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, rule_id TEXT NOT NULL, severity TEXT NOT NULL,
+                                    key BLOB NOT NULL, event_ids TEXT NOT NULL, grp TEXT NOT NULL, first_seen INTEGER NOT NULL,
+                                    last_seen INTEGER NOT NULL, status TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);
+                CREATE UNIQUE INDEX alert_key ON alert(tenant, key);
+                CREATE INDEX alert_time ON alert(tenant, created);
+                CREATE TABLE outbox (id INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                                     due INTEGER NOT NULL);
+                CREATE INDEX outbox_due ON outbox(due);
+                """)
+        }
+        return migrator
+    }()
+
+    public func saveRule(_ rule: RuleRecord) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO rule (tenant, id, format, source, created, watermark) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (tenant, id) DO UPDATE SET format = excluded.format, source = excluded.source
+                """, arguments: [rule.tenant.rawValue, rule.id, rule.format, rule.source, rule.created, rule.watermark])
+        }
+    }
+
+    static func rule(_ row: Row) -> RuleRecord? {
+        guard let tenant = TenantName(row["tenant"] as String) else { return nil }
+        return RuleRecord(tenant: tenant, id: row["id"], format: row["format"], source: row["source"], created: row["created"], watermark: row["watermark"])
+    }
+
+    public func rules(tenant: TenantName?) async throws -> [RuleRecord] {
+        try await pool.read { db in
+            if let tenant {
+                return try Row.fetchAll(db, sql: "SELECT * FROM rule WHERE tenant = ? ORDER BY id", arguments: [tenant.rawValue]).compactMap(Self.rule)
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM rule ORDER BY tenant, id").compactMap(Self.rule)
+        }
+    }
+
+    public func rule(tenant: TenantName, id: String) async throws -> RuleRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM rule WHERE tenant = ? AND id = ?", arguments: [tenant.rawValue, id]).flatMap(Self.rule)
+        }
+    }
+
+    public func deleteRule(tenant: TenantName, id: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM rule WHERE tenant = ? AND id = ?", arguments: [tenant.rawValue, id])
+            let deleted = db.changesCount > 0
+            try db.execute(sql: "DELETE FROM coverage WHERE tenant = ? AND rule_id = ?", arguments: [tenant.rawValue, id])
+            return deleted
+        }
+    }
+
+    public func commit(_ commit: WindowCommit) async throws -> Int {
+        let notify = notifications
+        return try await pool.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT watermark, fence FROM rule WHERE tenant = ? AND id = ?",
+                                             arguments: [commit.tenant.rawValue, commit.ruleID]) else {
+                throw DetectionStoreError(.unknownRule, "rule \(commit.ruleID) does not exist")
+            }
+            let watermark: Int64 = row["watermark"]
+            let fence: Int64 = row["fence"]
+            guard Int64(truncatingIfNeeded: commit.fencingToken) >= fence else {
+                throw DetectionStoreError(.staleFencingToken, "token \(commit.fencingToken) is older than \(fence)")
+            }
+            guard watermark == commit.window.lowerBound else {
+                throw DetectionStoreError(.watermarkMoved, "watermark is \(watermark), the window starts at \(commit.window.lowerBound)")
+            }
+            var inserted = 0
+            for alert in commit.alerts {
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO alert (tenant, rule_id, severity, key, event_ids, grp, first_seen, last_seen, status, created, updated)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [alert.tenant.rawValue, alert.ruleID, alert.severity, Data(alert.key.bytes),
+                                     JSONWriter.string(.array(alert.eventIDs.map(JSONValue.string))), JSONWriter.string(.object(alert.group)),
+                                     alert.firstSeen, alert.lastSeen, alert.status.rawValue, alert.created, alert.created])
+                if db.changesCount > 0 {
+                    inserted += 1
+                    if notify {
+                        try db.execute(sql: "INSERT INTO outbox (alert_id, due) VALUES (?, ?)", arguments: [db.lastInsertedRowID, alert.created])
+                    }
+                }
+            }
+            // Coverage: extend the interval that ends where this window starts, else add one.
+            try db.execute(sql: "UPDATE coverage SET end = ? WHERE tenant = ? AND rule_id = ? AND end = ?",
+                           arguments: [commit.window.upperBound, commit.tenant.rawValue, commit.ruleID, commit.window.lowerBound])
+            if db.changesCount == 0 {
+                try db.execute(sql: "INSERT INTO coverage (tenant, rule_id, start, end) VALUES (?, ?, ?, ?)",
+                               arguments: [commit.tenant.rawValue, commit.ruleID, commit.window.lowerBound, commit.window.upperBound])
+            }
+            try db.execute(sql: "UPDATE rule SET watermark = ?, fence = ? WHERE tenant = ? AND id = ?",
+                           arguments: [commit.window.upperBound, Int64(truncatingIfNeeded: commit.fencingToken), commit.tenant.rawValue, commit.ruleID])
+            return inserted
+        }
+    }
+
+    public func coverage(tenant: TenantName, ruleID: String) async throws -> [Range<EpochMillis>] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT start, end FROM coverage WHERE tenant = ? AND rule_id = ? ORDER BY start",
+                             arguments: [tenant.rawValue, ruleID]).map { ($0["start"] as Int64)..<($0["end"] as Int64) }
+        }
+    }
+
+    static func alert(_ row: Row) -> AlertRecord? {
+        guard let tenant = TenantName(row["tenant"] as String), let keyData = row["key"] as Data?, keyData.count == 16,
+              let status = AlertStatus(rawValue: row["status"]) else { return nil }
+        let ids = (try? JSONParser.parse(row["event_ids"] as String))
+        let group = (try? JSONParser.parse(row["grp"] as String))?.objectValue ?? JSONObject()
+        var eventIDs: [String] = []
+        if case .array(let values)? = ids { eventIDs = values.compactMap(\.stringValue) }
+        return AlertRecord(id: row["id"], tenant: tenant, ruleID: row["rule_id"], severity: row["severity"], key: EventKey(bytes: Array(keyData)),
+                           eventIDs: eventIDs, group: group, firstSeen: row["first_seen"], lastSeen: row["last_seen"], status: status, created: row["created"])
+    }
+
+    public func alerts(tenant: TenantName, ruleID: String?, status: AlertStatus?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [AlertRecord] {
+        try await pool.read { db in
+            var sql = "SELECT * FROM alert WHERE tenant = ? AND created >= ? AND created < ?"
+            var arguments: [(any DatabaseValueConvertible)?] = [tenant.rawValue, from, to]
+            if let ruleID {
+                sql += " AND rule_id = ?"
+                arguments.append(ruleID)
+            }
+            if let status {
+                sql += " AND status = ?"
+                arguments.append(status.rawValue)
+            }
+            sql += " ORDER BY created DESC, id DESC LIMIT \(max(0, limit))"
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).compactMap(Self.alert)
+        }
+    }
+
+    public func setAlertStatus(tenant: TenantName, id: Int64, status: AlertStatus, now: EpochMillis) async throws -> AlertRecord? {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE alert SET status = ?, updated = ? WHERE tenant = ? AND id = ?", arguments: [status.rawValue, now, tenant.rawValue, id])
+            return try Row.fetchOne(db, sql: "SELECT * FROM alert WHERE tenant = ? AND id = ?", arguments: [tenant.rawValue, id]).flatMap(Self.alert)
+        }
+    }
+
+    public func dueNotifications(now: EpochMillis, limit: Int) async throws -> [PendingNotification] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT outbox.id AS outbox_id, outbox.attempts, alert.* FROM outbox JOIN alert ON alert.id = outbox.alert_id
+                WHERE outbox.due <= ? ORDER BY outbox.due, outbox.id LIMIT \(max(0, limit))
+                """, arguments: [now]).compactMap { row in
+                Self.alert(row).map { PendingNotification(id: row["outbox_id"], alert: $0, attempts: row["attempts"]) }
+            }
+        }
+    }
+
+    public func notificationDelivered(id: Int64) async throws {
+        try await pool.write { db in try db.execute(sql: "DELETE FROM outbox WHERE id = ?", arguments: [id]) }
+    }
+
+    public func notificationFailed(id: Int64, retryAt: EpochMillis) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE outbox SET attempts = attempts + 1, due = ? WHERE id = ?", arguments: [retryAt, id])
+        }
+    }
+}

@@ -1,0 +1,235 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import VigilCore
+import VigilQuery
+import VigilStorage
+import VigilStorageSQLite
+@testable import VigilAlerts
+
+/// The watermark scheduler on real SQLite stores with a manual clock: windows tile ingest
+/// time across restarts, crashes and downtime; late events are caught; counts are exact.
+struct SchedulerTests {
+    let acme = TenantName("acme")!
+    static let start: EpochMillis = 1_795_478_400_000  // 2026-11-24T00:00:00Z
+
+    final class Fixture: Sendable {
+        let dir: URL
+        let events: SQLiteEventStore
+        let detection: SQLiteDetectionStore
+        let clock = ManualClock(SchedulerTests.start)
+        let unstored = Mutex<EpochMillis?>(nil)
+        let coordinator = InProcessCoordinator()
+        let sequence = Atomic<UInt64>(0)
+
+        init() throws {
+            dir = FileManager.default.temporaryDirectory.appendingPathComponent("sched-\(UUID().uuidString)", isDirectory: true)
+            events = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
+            detection = try SQLiteDetectionStore(dataDirectory: dir, notifications: true)
+        }
+
+        /// A fresh scheduler over the same stores, as after a restart.
+        func scheduler(detection: (any DetectionStore)? = nil, maxWindow: Int64 = 3_600_000, perTick: Int = 24) -> DetectionScheduler {
+            DetectionScheduler(events: events, detection: detection ?? self.detection, compiler: RuleCompiler(), coordinator: coordinator,
+                               clock: clock, planner: WindowPlanner(lagMillis: 120_000, maxWindowMillis: maxWindow),
+                               oldestUnstored: { [self] in self.unstored.withLock { $0 } }, maxWindowsPerTick: perTick, logger: Logger(label: "test"))
+        }
+
+        /// Stores an event received now (or at `ingested`), stamped `timestamp`.
+        func ingest(_ fields: [(String, JSONValue)], timestamp: EpochMillis? = nil, ingested: EpochMillis? = nil) async throws {
+            let n = sequence.wrappingAdd(1, ordering: .relaxed).newValue
+            var object = JSONObject()
+            for (key, value) in fields { FieldNesting.set(value, at: key, in: &object) }
+            let received = ingested ?? clock.now()
+            let event = Event(tenant: TenantName("acme")!, key: EventKey(high: 7, low: n), timestamp: timestamp ?? received, ingested: received, fields: object)
+            _ = try await events.write(events: [StoredEvent(event)], quarantined: [])
+        }
+
+        func addRule(_ yaml: String, id: String, at created: EpochMillis? = nil) async throws {
+            let rule = try NativeRule.parse(yaml)
+            let now = created ?? clock.now()
+            let watermark = rule.bucketMillis.map { WindowPlanner.floor(now, $0) } ?? now
+            try await detection.saveRule(RuleRecord(tenant: TenantName("acme")!, id: id, format: "native", source: yaml, created: now, watermark: watermark))
+        }
+    }
+
+    static let failedLogins = """
+    id: failed-login
+    query: 'event.outcome:failure'
+    severity: low
+    """
+
+    static let bruteForce = """
+    id: brute-force
+    query: 'event.outcome:failure'
+    severity: high
+    threshold: {count: 3, window: 5m, group_by: [source.ip]}
+    """
+
+    @Test func windowsTileIngestTimeAndEachMatchAlertsOnce() async throws {
+        let f = try Fixture()
+        try await f.addRule(Self.failedLogins, id: "failed-login")
+        let scheduler = f.scheduler()
+        for step in 0..<30 {
+            try await f.ingest([("event.outcome", .string(step % 3 == 0 ? "failure" : "success"))])
+            f.clock.advance(byMillis: 17_000)
+            _ = await scheduler.tick()
+        }
+        f.clock.advance(byMillis: 130_000)
+        _ = await scheduler.tick()
+        let alerts = try await f.detection.alerts(tenant: acme, ruleID: "failed-login", status: nil, from: 0, to: .max, limit: 1000)
+        #expect(alerts.count == 10)
+        let coverage = try await f.detection.coverage(tenant: acme, ruleID: "failed-login")
+        #expect(coverage.count == 1, "windows never leave a gap: \(coverage)")
+        #expect(coverage.first?.lowerBound == Self.start)
+        #expect(coverage.first?.upperBound == f.clock.now() - 120_000)
+        // Nothing left to evaluate and a re-tick changes nothing.
+        let report = await scheduler.tick()
+        #expect(report.windows == 0)
+    }
+
+    @Test func aLateEventIsCaughtBecauseWindowsAreOverIngestTime() async throws {
+        let f = try Fixture()
+        try await f.addRule(Self.failedLogins, id: "failed-login")
+        let scheduler = f.scheduler()
+        f.clock.advance(byMillis: 600_000)
+        _ = await scheduler.tick()
+        // An event stamped two days ago arrives now (a collector that was offline).
+        try await f.ingest([("event.outcome", .string("failure"))], timestamp: Self.start - 2 * 86_400_000)
+        f.clock.advance(byMillis: 121_000)
+        let report = await scheduler.tick()
+        #expect(report.alerts == 1)
+        let alerts = try await f.detection.alerts(tenant: acme, ruleID: nil, status: nil, from: 0, to: .max, limit: 10)
+        #expect(alerts.first?.firstSeen == Self.start - 2 * 86_400_000)
+    }
+
+    /// Fails the first commit, as a crash between evaluation and commit would.
+    final class CrashOnce: DetectionStore {
+        let inner: SQLiteDetectionStore
+        let crashed = Atomic<Bool>(false)
+        init(_ inner: SQLiteDetectionStore) { self.inner = inner }
+        func commit(_ commit: WindowCommit) async throws -> Int {
+            if !crashed.exchange(true, ordering: .relaxed) { throw CancellationError() }
+            return try await inner.commit(commit)
+        }
+        func saveRule(_ rule: RuleRecord) async throws { try await inner.saveRule(rule) }
+        func rules(tenant: TenantName?) async throws -> [RuleRecord] { try await inner.rules(tenant: tenant) }
+        func rule(tenant: TenantName, id: String) async throws -> RuleRecord? { try await inner.rule(tenant: tenant, id: id) }
+        func deleteRule(tenant: TenantName, id: String) async throws -> Bool { try await inner.deleteRule(tenant: tenant, id: id) }
+        func coverage(tenant: TenantName, ruleID: String) async throws -> [Range<EpochMillis>] { try await inner.coverage(tenant: tenant, ruleID: ruleID) }
+        func alerts(tenant: TenantName, ruleID: String?, status: AlertStatus?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [AlertRecord] {
+            try await inner.alerts(tenant: tenant, ruleID: ruleID, status: status, from: from, to: to, limit: limit)
+        }
+        func setAlertStatus(tenant: TenantName, id: Int64, status: AlertStatus, now: EpochMillis) async throws -> AlertRecord? {
+            try await inner.setAlertStatus(tenant: tenant, id: id, status: status, now: now)
+        }
+        func dueNotifications(now: EpochMillis, limit: Int) async throws -> [PendingNotification] { try await inner.dueNotifications(now: now, limit: limit) }
+        func notificationDelivered(id: Int64) async throws { try await inner.notificationDelivered(id: id) }
+        func notificationFailed(id: Int64, retryAt: EpochMillis) async throws { try await inner.notificationFailed(id: id, retryAt: retryAt) }
+    }
+
+    @Test func aCrashBeforeTheCommitReRunsTheWindowWithoutDuplicates() async throws {
+        let f = try Fixture()
+        try await f.addRule(Self.bruteForce, id: "brute-force")
+        for i in 0..<7 {
+            try await f.ingest([("event.outcome", .string("failure")), ("source.ip", .string(i < 4 ? "10.0.0.1" : "10.0.0.2"))])
+            f.clock.advance(byMillis: 1000)
+        }
+        f.clock.advance(byMillis: 600_000)
+        let crashing = f.scheduler(detection: CrashOnce(f.detection))
+        let first = await crashing.tick()
+        #expect(first.failures.count == 1)
+        #expect(try await f.detection.rule(tenant: acme, id: "brute-force")?.watermark == Self.start)
+        // After the "restart": a new scheduler, the same stores.
+        let report = await f.scheduler().tick()
+        #expect(report.alerts == 2)
+        let again = await f.scheduler().tick()
+        #expect(again.alerts == 0)
+        let alerts = try await f.detection.alerts(tenant: acme, ruleID: "brute-force", status: nil, from: 0, to: .max, limit: 10)
+        #expect(alerts.map(\.eventIDs.count).sorted() == [3, 4])
+        #expect(Set(alerts.compactMap { $0.group["source.ip"]?.stringValue }) == ["10.0.0.1", "10.0.0.2"])
+    }
+
+    @Test func downtimeLongerThanTheMaximumWindowIsCaughtUpWindowByWindow() async throws {
+        let f = try Fixture()
+        try await f.addRule(Self.failedLogins, id: "failed-login")
+        for hour in 0..<6 {
+            try await f.ingest([("event.outcome", .string("failure"))], ingested: Self.start + Int64(hour) * 3_600_000 + 1000)
+        }
+        f.clock.advance(byMillis: 6 * 3_600_000 + 200_000)
+        let scheduler = f.scheduler(maxWindow: 3_600_000, perTick: 2)
+        var windows = 0, alerts = 0
+        for _ in 0..<10 {
+            let report = await scheduler.tick()
+            windows += report.windows
+            alerts += report.alerts
+        }
+        #expect(windows == 7)  // six whole hours and the rest up to now - lag
+        #expect(alerts == 6)
+        let coverage = try await f.detection.coverage(tenant: acme, ruleID: "failed-login")
+        #expect(coverage == [Self.start..<(f.clock.now() - 120_000)])
+    }
+
+    @Test func windowsNeverCloseOverEventsNotYetStored() async throws {
+        let f = try Fixture()
+        try await f.addRule(Self.failedLogins, id: "failed-login")
+        let stalled = Self.start + 30_000
+        f.unstored.withLock { $0 = stalled }
+        f.clock.advance(byMillis: 900_000)
+        _ = await f.scheduler().tick()
+        #expect(try await f.detection.rule(tenant: acme, id: "failed-login")?.watermark == stalled)
+        // The pipeline catches up: the stalled event is stored with its original receive time.
+        try await f.ingest([("event.outcome", .string("failure"))], ingested: stalled)
+        f.unstored.withLock { $0 = nil }
+        let report = await f.scheduler().tick()
+        #expect(report.alerts == 1)
+    }
+
+    @Test func thresholdBucketsAreWholeAndCountedOnce() async throws {
+        let f = try Fixture()
+        try await f.addRule(Self.bruteForce, id: "brute-force")
+        let scheduler = f.scheduler()
+        // 3 failures in the first 5-minute bucket, 2 + 1 split across the next boundary.
+        for offset in [10_000, 20_000, 30_000, 290_000, 299_000, 301_000] as [Int64] {
+            try await f.ingest([("event.outcome", .string("failure")), ("source.ip", .string("10.9.9.9"))], ingested: Self.start + offset)
+        }
+        f.clock.set(Self.start + 400_000)  // now - lag = 280 s: no whole bucket yet
+        #expect(await scheduler.tick().windows == 0)
+        f.clock.set(Self.start + 300_000 + 120_000)
+        let first = await scheduler.tick()
+        #expect(first.windows == 1)
+        #expect(first.alerts == 1)  // bucket [0, 5m) has 5 failures
+        f.clock.set(Self.start + 600_000 + 120_000)
+        let second = await scheduler.tick()
+        #expect(second.alerts == 0)  // bucket [5m, 10m) has 1
+        let alerts = try await f.detection.alerts(tenant: acme, ruleID: "brute-force", status: nil, from: 0, to: .max, limit: 10)
+        #expect(alerts.count == 1)
+        #expect(alerts.first?.eventIDs.count == 5)
+    }
+
+    @Test func aStaleFencingTokenCannotCommit() async throws {
+        let f = try Fixture()
+        try await f.addRule(Self.failedLogins, id: "failed-login")
+        let window = Self.start..<(Self.start + 1000)
+        _ = try await f.detection.commit(WindowCommit(tenant: acme, ruleID: "failed-login", window: window, fencingToken: 5, alerts: []))
+        await #expect(throws: DetectionStoreError.self) {
+            _ = try await f.detection.commit(WindowCommit(tenant: acme, ruleID: "failed-login", window: window.upperBound..<(window.upperBound + 1000), fencingToken: 4, alerts: []))
+        }
+        // A second worker evaluating the same window after the first committed is refused too.
+        await #expect(throws: DetectionStoreError.self) {
+            _ = try await f.detection.commit(WindowCommit(tenant: acme, ruleID: "failed-login", window: window, fencingToken: 6, alerts: []))
+        }
+    }
+
+    @Test func leasesExcludeOtherHoldersUntilExpiryAndTokensGrow() async {
+        let coordinator = InProcessCoordinator()
+        let a = await coordinator.acquire("r", holder: "a", ttlMillis: 1000, now: 0)
+        #expect(a != nil)
+        #expect(await coordinator.acquire("r", holder: "b", ttlMillis: 1000, now: 500) == nil)
+        #expect(await coordinator.acquire("r", holder: "a", ttlMillis: 1000, now: 500)?.token == a?.token)
+        let b = await coordinator.acquire("r", holder: "b", ttlMillis: 1000, now: 2000)
+        #expect(b != nil)
+        #expect((b?.token ?? 0) > (a?.token ?? 0))
+    }
+}
