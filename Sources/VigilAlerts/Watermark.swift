@@ -32,8 +32,33 @@ public struct WindowPlanner: Sendable, Equatable {
         return watermark..<end
     }
 
-    static func floor(_ value: Int64, _ step: Int64) -> Int64 {
+    public static func floor(_ value: Int64, _ step: Int64) -> Int64 {
         let q = value / step
         return (value % step != 0 && value < 0 ? q - 1 : q) * step
+    }
+}
+
+/// Covered intervals of a rule, the gaps between them, and how far behind now it is.
+public struct CoverageReport: Sendable, Equatable {
+    public var intervals: [Range<EpochMillis>]
+    public var gaps: [Range<EpochMillis>]
+    /// Now minus the watermark: the safety lag plus any backlog.
+    public var lagMillis: Int64
+
+    public init(intervals: [Range<EpochMillis>], watermark: EpochMillis, now: EpochMillis, lagMillis: Int64) {
+        let sorted = intervals.sorted { $0.lowerBound < $1.lowerBound }
+        var merged: [Range<EpochMillis>] = []
+        for interval in sorted {
+            if let last = merged.last, interval.lowerBound <= last.upperBound {
+                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, interval.upperBound)
+            } else {
+                merged.append(interval)
+            }
+        }
+        var gaps: [Range<EpochMillis>] = []
+        for (a, b) in zip(merged, merged.dropFirst()) where a.upperBound < b.lowerBound { gaps.append(a.upperBound..<b.lowerBound) }
+        self.intervals = merged
+        self.gaps = gaps
+        self.lagMillis = max(0, now - watermark)
     }
 }

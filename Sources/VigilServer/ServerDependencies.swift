@@ -5,6 +5,7 @@ import Logging
 import Metrics
 import NIOCore
 import Prometheus
+import VigilAlerts
 import VigilCore
 import VigilIntake
 import VigilQuery
@@ -21,6 +22,8 @@ public struct ServerDependencies: Sendable {
     public var searchLimits: SearchLimits
     public var metrics: PrometheusCollectorRegistry?
     public var retention: RetentionService?
+    /// Rules and alerts; nil when detection is off.
+    public var detection: DetectionRuntime?
     public var logger: Logger
     /// Searches, exports and tails running per tenant.
     let querySlots = QuerySlots()

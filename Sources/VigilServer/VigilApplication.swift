@@ -19,6 +19,7 @@ public func buildRouter(_ deps: ServerDependencies) -> Router<BasicRequestContex
     SearchController(deps: deps).register(on: router)
     AdminController(deps: deps).register(on: router)
     ElasticsearchController(deps: deps).register(on: router)
+    RulesController(deps: deps).register(on: router)
     return router
 }
 

@@ -114,7 +114,10 @@ struct SQLiteDialect: SQLDialect {
             if value == "true" || value == "false" {
                 options.append(SQLFragment("json_type(event.doc, ?) = ?", [.text(Self.jsonPath(field)), .text(value)]))
             }
-            return options.count == 1 ? options[0] : SQLFragment.join(options, separator: " OR ")
+            // Arrays (`tags`, `event.category`, `related.ip`) match when any element does.
+            options.append(SQLFragment("(json_type(event.doc, ?) = 'array' AND EXISTS (SELECT 1 FROM json_each(event.doc, ?) WHERE json_each.value = ?))",
+                                       [.text(Self.jsonPath(field)), .text(Self.jsonPath(field)), .text(value)]))
+            return SQLFragment("(") + SQLFragment.join(options, separator: " OR ") + SQLFragment(")")
         case .prefix(let prefix):
             let length = Int64(prefix.unicodeScalars.count)
             return SQLFragment("substr(") + expression + SQLFragment(", 1, ?) = ?", [.int(length), .text(prefix)])

@@ -13,7 +13,7 @@ struct Gates: AsyncParsableCommand {
 
     static let all: [(name: String, run: (@Sendable (GateContext) async throws -> Void)?)] = [
         ("storage", StorageGate.run), ("quarantine", QuarantineGate.run), ("idempotency", IdempotencyGate.run),
-        ("watermark", nil), ("redis", nil), ("drill", nil),
+        ("watermark", WatermarkGate.run), ("redis", nil), ("drill", nil),
         ("search_safety", SearchSafetyGate.run), ("parsers", nil), ("fts", FTSGate.run), ("agents", nil), ("ledger", nil),
         ("collector_spool", nil), ("collector_perf", nil), ("kafka_stress", nil), ("sizing", nil),
     ]
@@ -30,7 +30,8 @@ struct Gates: AsyncParsableCommand {
             guard let resolved = server.resolvedToken else { throw ValidationError("--token (or VIGIL_ADMIN_TOKEN) is required with --url: gates need an admin key") }
             token = resolved
         } else {
-            let process = try ServerProcess()
+            // Detection with a short lag, so the watermark gate does not wait two minutes.
+            let process = try ServerProcess(extraEnvironment: ["VIGIL_DETECTION_LAG_SECS": "2", "VIGIL_DETECTION_INTERVAL_SECS": "1"])
             owned = process
             baseURL = try await process.start()
             token = process.adminToken

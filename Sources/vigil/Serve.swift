@@ -12,6 +12,7 @@ import VigilServer
 import VigilStorage
 import VigilStorageSQLite
 import VigilSyslog
+import VigilAlerts
 import VigilQuery
 import NIOSSL
 
@@ -32,6 +33,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Largest syslog frame, bytes. Env VIGIL_SYSLOG_MAX_FRAME_BYTES. Default 65536") var syslogMaxFrameBytes: String?
     @Option(help: "Open syslog TCP/TLS connections. Env VIGIL_SYSLOG_MAX_CONNECTIONS. Default 1000") var syslogMaxConnections: String?
     @Option(help: "Close silent syslog connections after, seconds. Env VIGIL_SYSLOG_IDLE_TIMEOUT_SECS. Default 300") var syslogIdleTimeoutSecs: String?
+    @Option(help: "Detection safety lag behind now, seconds. Env VIGIL_DETECTION_LAG_SECS. Default 120") var detectionLagSecs: String?
+    @Option(help: "Largest detection window, seconds. Env VIGIL_DETECTION_MAX_WINDOW_SECS. Default 3600") var detectionMaxWindowSecs: String?
+    @Option(help: "How often rules are evaluated, seconds. Env VIGIL_DETECTION_INTERVAL_SECS. Default 10") var detectionIntervalSecs: String?
+    @Option(help: "Webhook that receives every new alert. Env VIGIL_WEBHOOK_URL") var webhookUrl: String?
+    @Option(help: "Secret for the alert webhook's HMAC-SHA256 signature. Env VIGIL_WEBHOOK_SECRET") var webhookSecret: String?
     @Option(help: "Largest request body after decompression, bytes. Env VIGIL_MAX_BODY_BYTES") var maxBodyBytes: String?
     @Option(help: "Largest event line, bytes. Env VIGIL_MAX_LINE_BYTES") var maxLineBytes: String?
     @Option(help: "Spool size that makes ingest answer 503, bytes. Env VIGIL_SPOOL_MAX_BYTES") var spoolMaxBytes: String?
@@ -50,6 +56,8 @@ struct Serve: AsyncParsableCommand {
             ("syslog_tenant", syslogTenant), ("syslog_sender_tenants", syslogSenderTenants),
             ("syslog_max_frame_bytes", syslogMaxFrameBytes), ("syslog_max_connections", syslogMaxConnections),
             ("syslog_idle_timeout_secs", syslogIdleTimeoutSecs),
+            ("detection_lag_secs", detectionLagSecs), ("detection_max_window_secs", detectionMaxWindowSecs),
+            ("detection_interval_secs", detectionIntervalSecs), ("webhook_url", webhookUrl), ("webhook_secret", webhookSecret),
         ]
         for (key, value) in pairs { if let value { flags[key] = value } }
         return flags
@@ -101,8 +109,19 @@ struct Serve: AsyncParsableCommand {
         let retention = RetentionService(store: store, tenants: tenants, policies: policies, clock: clock, logger: logger)
         try spool.forEachUncommitted { intake.restorePending($0) }
         let pipeline = PipelineService(queue: spool, store: store, intake: intake, logger: logger)
-        let deps = ServerDependencies(intake: intake, queue: spool, store: store, tenants: tenants, clock: clock,
+        var deps = ServerDependencies(intake: intake, queue: spool, store: store, tenants: tenants, clock: clock,
                                       limits: limits, metrics: registry, retention: retention, logger: logger)
+        let detectionStore = try SQLiteDetectionStore(dataDirectory: dataURL, notifications: settings.webhookURL != nil)
+        let planner = WindowPlanner(lagMillis: settings.detectionLagSecs * 1000, maxWindowMillis: settings.detectionMaxWindowSecs * 1000)
+        let compiler = RuleCompiler()
+        deps.detection = DetectionRuntime(store: detectionStore, compiler: compiler, planner: planner, oldestUnstored: { intake.oldestUnstoredIngest() })
+        let scheduler = DetectionScheduler(events: store, detection: detectionStore, compiler: compiler, coordinator: InProcessCoordinator(),
+                                           clock: clock, planner: planner, oldestUnstored: { intake.oldestUnstoredIngest() },
+                                           intervalMillis: settings.detectionIntervalSecs * 1000, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: pipeline), .init(service: retention), .init(service: scheduler)]
+        if let webhook = settings.webhookURL.flatMap(URL.init(string:)) {
+            services.append(.init(service: WebhookNotifier(store: detectionStore, url: webhook, secret: settings.webhookSecret ?? "", clock: clock, logger: logger)))
+        }
         let syslog = try await bindSyslog(settings, intake: intake, tenants: tenants, clock: clock, logger: logger)
         let runDirectory = dataURL.appendingPathComponent("run", isDirectory: true)
         let http = settings.httpAddress
@@ -128,7 +147,7 @@ struct Serve: AsyncParsableCommand {
         // Shut down in reverse order: HTTP stops taking requests first, then the pipeline
         // drains what was acknowledged.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: pipeline), .init(service: retention), .init(service: syslog), .init(service: app)],
+            services: services + [.init(service: syslog), .init(service: app)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))

@@ -44,6 +44,11 @@ struct Settings {
     var syslogMaxFrameBytes = 64 * 1024
     var syslogMaxConnections = 1_000
     var syslogIdleTimeoutSecs: Int64 = 300
+    var detectionLagSecs: Int64 = 120
+    var detectionMaxWindowSecs: Int64 = 3600
+    var detectionIntervalSecs: Int64 = 10
+    var webhookURL: String?
+    var webhookSecret: String?
     var maxBodyBytes = 16 << 20
     var maxLineBytes = 1 << 20
     var spoolMaxBytes: Int64 = 1 << 30
@@ -94,6 +99,9 @@ struct Settings {
                 if let problem = settings.apply(key: key, value: value) { problems.append("\(source): \(problem)") }
             }
         }
+        if settings.webhookURL != nil, (settings.webhookSecret ?? "").isEmpty {
+            problems.append("webhook_url needs webhook_secret (alerts are signed with HMAC-SHA256)")
+        }
         if settings.syslogTLSAddress != nil, settings.syslogTLSCert == nil || settings.syslogTLSKey == nil {
             problems.append("syslog_tls_address needs syslog_tls_cert and syslog_tls_key (PEM files)")
         }
@@ -106,6 +114,7 @@ struct Settings {
         "spool_max_bytes", "max_event_age_secs", "max_event_future_secs", "log_level",
         "syslog_tls_address", "syslog_tls_cert", "syslog_tls_key", "syslog_tenant", "syslog_sender_tenants",
         "syslog_max_frame_bytes", "syslog_max_connections", "syslog_idle_timeout_secs",
+        "detection_lag_secs", "detection_max_window_secs", "detection_interval_secs", "webhook_url", "webhook_secret",
     ]
 
     /// Applies one setting; returns a problem description when the value is not valid.
@@ -151,6 +160,19 @@ struct Settings {
         case "syslog_max_frame_bytes": return positive { (v: Int) in syslogMaxFrameBytes = v }
         case "syslog_max_connections": return positive { (v: Int) in syslogMaxConnections = v }
         case "syslog_idle_timeout_secs": return positive { (v: Int64) in syslogIdleTimeoutSecs = v }
+        case "detection_lag_secs":
+            guard let v = Int64(value), v >= 0 else { return "detection_lag_secs must be a non-negative integer, got '\(value)'" }
+            detectionLagSecs = v
+            return nil
+        case "detection_max_window_secs": return positive { (v: Int64) in detectionMaxWindowSecs = v }
+        case "detection_interval_secs": return positive { (v: Int64) in detectionIntervalSecs = v }
+        case "webhook_url":
+            guard let url = URL(string: value), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else { return "webhook_url must be an http(s) URL" }
+            webhookURL = value
+            return nil
+        case "webhook_secret":
+            webhookSecret = value
+            return nil
         case "max_body_bytes": return positive { (v: Int) in maxBodyBytes = v }
         case "max_line_bytes": return positive { (v: Int) in maxLineBytes = v }
         case "spool_max_bytes": return positive { (v: Int64) in spoolMaxBytes = v }

@@ -6,7 +6,7 @@ struct VigilCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vigil",
         abstract: "Vigil: a SIEM in one binary. Collects, stores, searches and guards security logs.",
-        subcommands: [Serve.self, Tenants.self, Search.self, Retention.self, Gates.self, Bench.self, Validate.self]
+        subcommands: [Serve.self, Tenants.self, Search.self, Rules.self, Retention.self, Gates.self, Bench.self, Validate.self]
     )
 }
 

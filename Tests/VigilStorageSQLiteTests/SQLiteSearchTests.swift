@@ -92,6 +92,18 @@ struct SQLiteSearchTests {
         #expect(try await ids(store, query) == expected, "query: \(query)")
     }
 
+    @Test func fieldEqualityMatchesAnyElementOfAnArray() async throws {
+        let store = try await makeStore()
+        _ = try await store.write(events: [
+            event(acme, 8, at: day + 9000, "tagged", [("tags", .array([.string("ioc_match"), .string("vpn")])), ("event.category", .array([.string("network")]))]),
+            event(acme, 9, at: day + 9001, "single", [("tags", .string("ioc_match"))]),
+            event(acme, 10, at: day + 9002, "other tags", [("tags", .array([.string("ioc")]))]),
+        ], quarantined: [])
+        #expect(try await ids(store, "tags:ioc_match") == [9, 8])
+        #expect(try await ids(store, "tags:vpn AND event.category:network") == [8])
+        #expect(try await ids(store, "NOT tags:ioc_match AND tags:*") == [10])
+    }
+
     @Test func eventsByIngestTimeIncludeLateEventsInOldPartitionsAndPageByKey() async throws {
         let store = try await makeStore()
         // A late event: yesterday's timestamp, received now (after everything else).
