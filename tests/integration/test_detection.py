@@ -1,0 +1,185 @@
+"""Detection on a live server: rules through the API, alerts exactly once, status changes,
+coverage, refusals with reasons, and a webhook receiver that is down for a while and then
+gets every alert once with a valid HMAC-SHA256 signature."""
+
+import hashlib
+import hmac
+import json
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+import requests
+
+from test_live_server import Server
+
+SECRET = "webhook-secret-" + uuid.uuid4().hex[:8]
+
+
+class Receiver:
+    """A webhook receiver on port 0 that answers 503 while `down` is set."""
+
+    def __init__(self):
+        self.down = True
+        self.received = []
+        self.refused = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if receiver.down:
+                    receiver.refused += 1
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                receiver.received.append((self.headers.get("X-Vigil-Signature"), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def server(receiver):
+    with tempfile.TemporaryDirectory() as data_dir:
+        s = Server(data_dir, extra=("--detection-lag-secs", "1", "--detection-interval-secs", "1",
+                                    "--webhook-url", receiver.url, "--webhook-secret", SECRET))
+        yield s
+        assert s.stop() == 0
+
+
+def auth(key):
+    return {"Authorization": "Bearer " + key}
+
+
+def ingest(server, key, lines):
+    r = requests.post(server.url + "/api/v1/ingest", data="\n".join(json.dumps(l) for l in lines) + "\n", headers=auth(key))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_alerts(server, key, rule_id, count):
+    deadline = time.monotonic() + 60
+    alerts = []
+    while time.monotonic() < deadline:  # polling until the scheduler has evaluated
+        r = requests.get(server.url + f"/api/v1/alerts?rule_id={rule_id}", headers=auth(key))
+        assert r.status_code == 200, r.text
+        alerts = r.json()["alerts"]
+        if len(alerts) >= count:
+            return alerts
+        time.sleep(0.1)
+    raise AssertionError(f"expected {count} alerts for {rule_id}, got {len(alerts)}")
+
+
+def test_threshold_rule_alerts_once_per_group_and_status_changes(server):
+    name, key = server.named_tenant()
+    nonce = uuid.uuid4().hex[:10]
+    rule = f"""
+id: brute-{nonce}
+query: 'event.outcome:failure AND {nonce}'
+severity: high
+threshold: {{count: 3, window: 10s, group_by: [source.ip]}}
+"""
+    r = requests.post(server.url + "/api/v1/rules", data=rule, headers=auth(key))
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] == f"brute-{nonce}"
+    ingest(server, key, [{"message": f"{nonce} failed {i}", "event.outcome": "failure", "source.ip": ip}
+                         for i, ip in enumerate(["10.0.0.1"] * 4 + ["10.0.0.2"] * 2)])
+    alerts = wait_alerts(server, key, f"brute-{nonce}", 1)
+    # Let a few more windows pass: the count stays exact.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        cov = requests.get(server.url + f"/api/v1/rules/brute-{nonce}/coverage", headers=auth(key)).json()
+        if cov["covered"] and cov["covered"][0]["to"] > alerts[0]["created"]:
+            break
+        time.sleep(0.2)
+    alerts = wait_alerts(server, key, f"brute-{nonce}", 1)
+    assert len(alerts) == 1, alerts
+    assert alerts[0]["group"] == {"source.ip": "10.0.0.1"}
+    assert len(alerts[0]["event_ids"]) == 4
+    assert alerts[0]["status"] == "open"
+    r = requests.patch(server.url + f"/api/v1/alerts/{alerts[0]['id']}", json={"status": "acknowledged"}, headers=auth(key))
+    assert r.status_code == 200 and r.json()["status"] == "acknowledged"
+    r = requests.get(server.url + "/api/v1/alerts?status=acknowledged", headers=auth(key))
+    assert [a["id"] for a in r.json()["alerts"]] == [alerts[0]["id"]]
+    cov = requests.get(server.url + f"/api/v1/rules/brute-{nonce}/coverage", headers=auth(key)).json()
+    assert cov["gaps"] == [] and len(cov["covered"]) == 1
+    assert cov["lag_ms"] >= 1000
+
+
+def test_rules_are_refused_with_the_reason_and_stay_per_tenant(server):
+    _, key = server.named_tenant()
+    _, other = server.named_tenant()
+    cases = [
+        ("id: Bad_Id\nquery: '*'\n", "invalid_id"),
+        ("id: ok-rule\n", "missing_query"),
+        ("id: ok-rule\nquery: 'a AND ('\n", "query_syntax"),
+        ("id: ok-rule\nquery: '* | stats count()'\n", "query_stages"),
+        ("id: ok-rule\nquery: '*'\nseverity: urgent\n", "invalid_severity"),
+        ("id: ok-rule\nquery: '*'\nthreshold: {count: 0, window: 5m}\n", "invalid_threshold"),
+        ("id: [unterminated\n", "yaml_syntax"),
+    ]
+    for body, code in cases:
+        r = requests.post(server.url + "/api/v1/rules", data=body, headers=auth(key))
+        assert r.status_code == 422, (body, r.status_code, r.text)
+        assert r.json()["error"]["code"] == code, (body, r.text)
+    r = requests.post(server.url + "/api/v1/rules", data="id: mine\nquery: 'x'\n", headers=auth(key))
+    assert r.status_code == 201
+    assert [x["id"] for x in requests.get(server.url + "/api/v1/rules", headers=auth(key)).json()["rules"]] == ["mine"]
+    assert requests.get(server.url + "/api/v1/rules", headers=auth(other)).json()["rules"] == []
+    assert requests.get(server.url + "/api/v1/rules/mine/coverage", headers=auth(other)).status_code == 404
+    assert requests.get(server.url + "/api/v1/rules?tenant=someone-else", headers=auth(key)).status_code == 403
+    assert requests.get(server.url + "/api/v1/rules", headers=auth("wrong")).status_code == 401
+
+
+def test_webhook_gets_each_alert_once_with_a_valid_signature_after_being_down(server, receiver):
+    _, key = server.named_tenant()
+    nonce = uuid.uuid4().hex[:10]
+    r = requests.post(server.url + "/api/v1/rules", data=f"id: hook-{nonce}\nquery: '{nonce}'\nseverity: low\n", headers=auth(key))
+    assert r.status_code == 201
+    ingest(server, key, [{"message": f"{nonce} event {i}"} for i in range(3)])
+    alerts = wait_alerts(server, key, f"hook-{nonce}", 3)
+    deadline = time.monotonic() + 30
+    while receiver.refused < 2 and time.monotonic() < deadline:  # the receiver is down and refuses retries
+        time.sleep(0.1)
+    assert receiver.refused >= 2
+    receiver.down = False
+    deadline = time.monotonic() + 60
+    mine = []
+    while time.monotonic() < deadline:  # polling for delivery after the backoff
+        mine = [json.loads(body) for _, body in receiver.received if json.loads(body)["rule_id"] == f"hook-{nonce}"]
+        if len(mine) >= 3:
+            break
+        time.sleep(0.2)
+    assert sorted(a["id"] for a in mine) == sorted(a["id"] for a in alerts)
+    for signature, body in receiver.received:
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(signature, expected)
+    # Delivered once: nothing more arrives for them.
+    count = len(receiver.received)
+    ingest(server, key, [{"message": f"{nonce} one more"}])
+    wait_alerts(server, key, f"hook-{nonce}", 4)
+    deadline = time.monotonic() + 30
+    while len(receiver.received) < count + 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ids = [json.loads(body)["id"] for _, body in receiver.received]
+    assert len(ids) == len(set(ids))
