@@ -77,6 +77,15 @@ public enum Timestamp {
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(milli, 3))Z"
     }
 
+    /// The UTC day number of a calendar date; nil when the date does not exist.
+    public static func dayNumber(year: Int, month: Int, day: Int) -> Int64? {
+        guard (1...9999).contains(year), (1...12).contains(month), (1...daysInMonth(year: year, month: month)).contains(day) else { return nil }
+        return Int64(daysFromCivil(year: year, month: month, day: day))
+    }
+
+    /// The UTC calendar year of a time.
+    public static func year(of millis: EpochMillis) -> Int { civilFromDays(Int(day(of: millis))).0 }
+
     /// The UTC day number (days since 1970-01-01) of a time.
     public static func day(of millis: EpochMillis) -> Int64 { floorDivMod(millis, millisPerDay).0 }
 

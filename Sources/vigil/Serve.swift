@@ -189,7 +189,7 @@ struct Serve: AsyncParsableCommand {
         func pair(_ address: SocketAddress?) -> (host: String, port: Int)? { address.map { ($0.host, $0.port) } }
         return try await SyslogListeners.bind(
             tcp: pair(settings.syslogTCPAddress), udp: pair(settings.syslogUDPAddress), tls: pair(settings.syslogTLSAddress),
-            tlsContext: tlsContext, batcher: batcher, decoder: PlainSyslogDecoder(),
+            tlsContext: tlsContext, batcher: batcher, decoder: PackSyslogDecoder(),
             routing: SyslogTenantRouting(defaultTenant: defaultTenant, senders: senders),
             limits: limits, clock: clock, logger: logger)
     }

@@ -183,3 +183,37 @@ def test_webhook_gets_each_alert_once_with_a_valid_signature_after_being_down(se
         time.sleep(0.1)
     ids = [json.loads(body)["id"] for _, body in receiver.received]
     assert len(ids) == len(set(ids))
+
+
+def test_sshd_failures_over_syslog_raise_the_brute_force_alert(server):
+    """logger → syslog TCP → Linux auth pack → native threshold rule → alert, end to end."""
+    import subprocess
+    ip = "203.0.113.%d" % (uuid.uuid4().int % 250 + 1)
+    nonce = uuid.uuid4().hex[:8]
+    rule = f"""
+id: ssh-brute-{nonce}
+query: 'event.dataset:linux.auth AND event.action:ssh_login AND event.outcome:failure AND source.ip:{ip}'
+severity: high
+threshold: {{count: 3, window: 10s, group_by: [source.ip]}}
+"""
+    r = requests.post(server.url + "/api/v1/rules?tenant=default", data=rule, headers=auth(server.admin))
+    assert r.status_code == 201, r.text
+    port = server.addresses["syslog_tcp"].rsplit(":", 1)[1]
+    lines = "".join(f"Failed password for invalid user u{i} from {ip} port {40000 + i} ssh2\n" for i in range(6))
+    subprocess.run(["logger", "-n", "127.0.0.1", "-P", port, "-T", "-t", "sshd", "-i"], input=lines.encode(), check=True, timeout=30)
+    deadline = time.monotonic() + 60
+    alerts = []
+    while time.monotonic() < deadline:  # polling until the scheduler has evaluated
+        r = requests.get(server.url + f"/api/v1/alerts?tenant=default&rule_id=ssh-brute-{nonce}", headers=auth(server.admin))
+        assert r.status_code == 200, r.text
+        alerts = r.json()["alerts"]
+        if alerts:
+            break
+        time.sleep(0.1)
+    assert alerts, "no alert"
+    assert all(a["group"] == {"source.ip": ip} for a in alerts)
+    assert sum(len(a["event_ids"]) for a in alerts) <= 6
+    r = requests.post(server.url + "/api/v1/search", headers=auth(server.admin),
+                      json={"query": f"source.ip:{ip} AND user.name:u3", "from": "-1h", "tenant": "default"})
+    event = r.json()["events"][0]
+    assert event["event"]["dataset"] == "linux.auth" and event["process"]["name"] == "sshd"

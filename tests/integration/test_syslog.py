@@ -75,7 +75,8 @@ def test_logger_udp_tcp_and_octet_counting_are_searchable(server):
 
 def test_many_frames_in_one_connection_arrive_once_each(server):
     nonce = uuid.uuid4().hex[:12]
-    lines = [f"<13>Nov 24 10:00:{i % 60:02d} host app: bulk{nonce} n{i}" for i in range(2000)]
+    stamp = time.strftime("%b %d %H:%M:%S", time.gmtime())
+    lines = [f"<13>{stamp} host app: bulk{nonce} n{i}" for i in range(2000)]
     payload = "".join(f"{len(l.encode())} {l}" if i % 2 else l + "\n" for i, l in enumerate(lines)).encode()
     with socket.create_connection(("127.0.0.1", port(server.addresses["syslog_tcp"]))) as s:
         s.sendall(payload)
