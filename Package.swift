@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "VigilIntake",
             dependencies: [
-                "VigilCore", "VigilStorage", "CZlib",
+                "VigilCore", "VigilStorage", "VigilPacks", "CZlib",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "VigilServer",
             dependencies: [
-                "VigilCore", "VigilQuery", "VigilStorage", "VigilIntake", "CZlib", "CZstd",
+                "VigilCore", "VigilQuery", "VigilStorage", "VigilIntake", "VigilAlerts", "CZlib", "CZstd",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -93,9 +93,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "VigilPacks",
+            dependencies: ["VigilCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VigilSigma",
+            dependencies: ["VigilCore", "VigilQuery", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "VigilAlerts",
             dependencies: [
-                "VigilCore", "VigilQuery", "VigilStorage",
+                "VigilCore", "VigilQuery", "VigilStorage", "VigilSigma",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -107,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilCore", "VigilQuery", "VigilStorage", "VigilStorageSQLite", "VigilIntake", "VigilServer", "VigilSyslog", "VigilAlerts",
+                "VigilCore", "VigilQuery", "VigilStorage", "VigilStorageSQLite", "VigilIntake", "VigilServer", "VigilSyslog", "VigilAlerts", "VigilSigma", "VigilPacks",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -125,6 +135,7 @@ let package = Package(
         .testTarget(name: "VigilQueryTests", dependencies: ["VigilQuery", "VigilCore"]),
         .testTarget(name: "VigilStorageSQLiteTests", dependencies: ["VigilStorageSQLite", "VigilStorage", "VigilCore", "VigilQuery", "VigilIntake"]),
         .testTarget(name: "VigilIntakeTests", dependencies: ["VigilIntake", "VigilStorage", "VigilCore"]),
+        .testTarget(name: "VigilSigmaTests", dependencies: ["VigilSigma", "VigilPacks", "VigilCore"]),
         .testTarget(name: "VigilAlertsTests", dependencies: ["VigilAlerts", "VigilStorage", "VigilStorageSQLite", "VigilQuery", "VigilCore"]),
         .testTarget(name: "VigilSyslogTests", dependencies: ["VigilSyslog", "VigilIntake", "VigilStorage", "VigilCore"]),
         .testTarget(name: "VigilServerTests", dependencies: [

@@ -94,7 +94,7 @@ struct Rules: AsyncParsableCommand {
                 }
                 if dryRun {
                     do {
-                        _ = try RuleCompiler().compile(RuleRecord(tenant: .defaultTenant, id: "", format: DetectionRuntime.format(of: source), source: source, created: 0, watermark: 0))
+                        _ = try RuleCompiler(others: ["sigma": SigmaDetectionRule.compile]).compile(RuleRecord(tenant: .defaultTenant, id: "", format: DetectionRuntime.format(of: source), source: source, created: 0, watermark: 0))
                         imported += 1
                     } catch let error as RuleError {
                         refused[error.code, default: []].append(file.lastPathComponent)

@@ -105,7 +105,8 @@ struct Serve: AsyncParsableCommand {
         limits.maxFutureMillis = settings.maxEventFutureSecs * 1000
         let policies = RetentionPolicies()
         for tenant in try await tenants.listTenants() { policies.set(tenant, days: try await tenants.retentionDays(tenant)) }
-        let intake = IntakeService(queue: spool, store: store, clock: clock, limits: limits, retention: policies, logger: logger)
+        let intake = IntakeService(queue: spool, store: store, clock: clock, limits: limits, retention: policies,
+                                   steps: [WindowsEventStep()], logger: logger)
         let retention = RetentionService(store: store, tenants: tenants, policies: policies, clock: clock, logger: logger)
         try spool.forEachUncommitted { intake.restorePending($0) }
         let pipeline = PipelineService(queue: spool, store: store, intake: intake, logger: logger)
@@ -113,7 +114,7 @@ struct Serve: AsyncParsableCommand {
                                       limits: limits, metrics: registry, retention: retention, logger: logger)
         let detectionStore = try SQLiteDetectionStore(dataDirectory: dataURL, notifications: settings.webhookURL != nil)
         let planner = WindowPlanner(lagMillis: settings.detectionLagSecs * 1000, maxWindowMillis: settings.detectionMaxWindowSecs * 1000)
-        let compiler = RuleCompiler()
+        let compiler = RuleCompiler(others: ["sigma": SigmaDetectionRule.compile])
         deps.detection = DetectionRuntime(store: detectionStore, compiler: compiler, planner: planner, oldestUnstored: { intake.oldestUnstoredIngest() })
         let scheduler = DetectionScheduler(events: store, detection: detectionStore, compiler: compiler, coordinator: InProcessCoordinator(),
                                            clock: clock, planner: planner, oldestUnstored: { intake.oldestUnstoredIngest() },

@@ -1,0 +1,230 @@
+import VigilCore
+
+/// Finds a Sigma field's value in a normalized (ECS) event.
+///
+/// Windows events keep every EventData item under `winlog.event_data.<Name>`, which is what
+/// Sigma's Windows field names are; other sources go through the mapping's ECS names, then the
+/// field name as a dotted path.
+struct FieldResolver {
+    let event: JSONValue
+    let mapping: FieldMapping
+    let isWindows: Bool
+
+    init(event: JSONValue, mapping: FieldMapping) {
+        self.event = event
+        self.mapping = mapping
+        isWindows = event.value(atKeys: ["winlog"]) != nil
+    }
+
+    func value(_ field: String) -> JSONValue? {
+        if isWindows, let v = event.value(atKeys: ["winlog", "event_data", field]) { return v }
+        for path in mapping.fields[field] ?? [] {
+            if let v = event.value(atPath: path) { return v }
+        }
+        return event.value(atPath: field)
+    }
+
+    /// Every string in the event (keyword searches).
+    func allStrings() -> [String] {
+        var out: [String] = []
+        func walk(_ value: JSONValue) {
+            switch value {
+            case .string(let s): out.append(s)
+            case .array(let items): items.forEach(walk)
+            case .object(let object): object.members.forEach { walk($0.value) }
+            default: break
+            }
+        }
+        walk(event)
+        return out
+    }
+}
+
+/// Which events a rule's `logsource` selects: any of the clauses, each a conjunction of field
+/// tests (a field equal to one of the values).
+public struct LogsourcePredicate: Sendable, Equatable {
+    public var clauses: [[Test]]
+
+    public struct Test: Sendable, Equatable {
+        public var path: String
+        public var values: Set<String>
+        public init(_ path: String, _ values: Set<String>) {
+            self.path = path
+            self.values = values
+        }
+    }
+
+    public init(_ clauses: [[Test]]) { self.clauses = clauses }
+
+    func matches(_ resolver: FieldResolver) -> Bool {
+        clauses.contains { clause in
+            clause.allSatisfy { test in
+                guard let text = resolver.event.value(atPath: test.path)?.scalarText else { return false }
+                return test.values.contains(text) || test.values.contains(text.lowercased())
+            }
+        }
+    }
+}
+
+/// Sigma → Vigil: logsources to event predicates, field names to ECS paths, and values for
+/// `expand` placeholders. `standard` ships Windows/Sysmon, Linux and the network packs.
+public struct FieldMapping: Sendable {
+    public var fields: [String: [String]]
+    public var placeholders: [String: [String]]
+    /// `product/category` or `product/service` (product may be empty) → predicate.
+    public var logsources: [String: LogsourcePredicate]
+
+    public init(fields: [String: [String]], placeholders: [String: [String]] = [:], logsources: [String: LogsourcePredicate]) {
+        self.fields = fields
+        self.placeholders = placeholders
+        self.logsources = logsources
+    }
+
+    func logsource(product: String?, category: String?, service: String?) throws(SigmaError) -> LogsourcePredicate {
+        let p = product?.lowercased() ?? ""
+        if let category, let found = logsources["\(p)/\(category.lowercased())"] {
+            if let service, let narrowed = logsources["\(p)/\(service.lowercased())"] {
+                // Both: an event must satisfy both (e.g. windows process_creation + sysmon).
+                return LogsourcePredicate(found.clauses.flatMap { a in narrowed.clauses.map { a + $0 } })
+            }
+            return found
+        }
+        if category == nil, let service, let found = logsources["\(p)/\(service.lowercased())"] { return found }
+        if category == nil, service == nil, let found = logsources["\(p)/"] { return found }
+        throw SigmaError("unknown_logsource", "product=\(product ?? "-") category=\(category ?? "-") service=\(service ?? "-")")
+    }
+
+    static let sysmonChannel = "Microsoft-Windows-Sysmon/Operational"
+
+    static func sysmon(_ ids: [Int]) -> LogsourcePredicate {
+        LogsourcePredicate([[.init("winlog.channel", [sysmonChannel]), .init("winlog.event_id", Set(ids.map(String.init)))]])
+    }
+
+    static func channel(_ name: String, ids: [Int]? = nil) -> LogsourcePredicate {
+        var clause: [LogsourcePredicate.Test] = [.init("winlog.channel", [name])]
+        if let ids { clause.append(.init("winlog.event_id", Set(ids.map(String.init)))) }
+        return LogsourcePredicate([clause])
+    }
+
+    static func datasets(_ names: [String]) -> LogsourcePredicate {
+        LogsourcePredicate([[.init("event.dataset", Set(names))]])
+    }
+
+    /// The shipped mapping.
+    public static let standard: FieldMapping = {
+        var logsources: [String: LogsourcePredicate] = [
+            "windows/process_creation": LogsourcePredicate(sysmon([1]).clauses + channel("Security", ids: [4688]).clauses),
+            "windows/network_connection": sysmon([3]),
+            "windows/sysmon_status": sysmon([4, 16]),
+            "windows/process_termination": sysmon([5]),
+            "windows/driver_load": sysmon([6]),
+            "windows/image_load": sysmon([7]),
+            "windows/create_remote_thread": sysmon([8]),
+            "windows/raw_access_thread": sysmon([9]),
+            "windows/process_access": sysmon([10]),
+            "windows/file_event": sysmon([11]),
+            "windows/registry_add": sysmon([12]),
+            "windows/registry_delete": sysmon([12]),
+            "windows/registry_set": sysmon([13]),
+            "windows/registry_rename": sysmon([14]),
+            "windows/registry_event": sysmon([12, 13, 14]),
+            "windows/create_stream_hash": sysmon([15]),
+            "windows/pipe_created": sysmon([17, 18]),
+            "windows/wmi_event": sysmon([19, 20, 21]),
+            "windows/dns_query": sysmon([22]),
+            "windows/file_delete": sysmon([23, 26]),
+            "windows/clipboard_capture": sysmon([24]),
+            "windows/process_tampering": sysmon([25]),
+            "windows/file_block_executable": sysmon([27]),
+            "windows/file_block_shredding": sysmon([28]),
+            "windows/file_executable_detected": sysmon([29]),
+            "windows/sysmon_error": sysmon([255]),
+            "windows/file_access": channel("Microsoft-Windows-Kernel-File/Analytic"),
+            "windows/file_change": sysmon([2]),
+            "windows/ps_script": channel("Microsoft-Windows-PowerShell/Operational", ids: [4104]),
+            "windows/ps_module": channel("Microsoft-Windows-PowerShell/Operational", ids: [4103]),
+            "windows/ps_classic_start": channel("Windows PowerShell", ids: [400]),
+            "windows/ps_classic_provider_start": channel("Windows PowerShell", ids: [600]),
+            "windows/ps_classic_script": channel("Windows PowerShell", ids: [800]),
+            "windows/sysmon": channel(sysmonChannel),
+            "windows/security": channel("Security"),
+            "windows/system": channel("System"),
+            "windows/application": channel("Application"),
+            "windows/powershell": channel("Microsoft-Windows-PowerShell/Operational"),
+            "windows/windefend": channel("Microsoft-Windows-Windows Defender/Operational"),
+            "windows/taskscheduler": channel("Microsoft-Windows-TaskScheduler/Operational"),
+            "windows/wmi": channel("Microsoft-Windows-WMI-Activity/Operational"),
+            "windows/dns-server": channel("DNS Server"),
+            "windows/driver-framework": channel("Microsoft-Windows-DriverFrameworks-UserMode/Operational"),
+            "windows/firewall-as": channel("Microsoft-Windows-Windows Firewall With Advanced Security/Firewall"),
+            "windows/bits-client": channel("Microsoft-Windows-Bits-Client/Operational"),
+            "windows/codeintegrity-operational": channel("Microsoft-Windows-CodeIntegrity/Operational"),
+            "windows/appxdeployment-server": channel("Microsoft-Windows-AppXDeploymentServer/Operational"),
+            "windows/dns-client": channel("Microsoft-Windows-DNS Client Events/Operational"),
+            "windows/msexchange-management": channel("MSExchange Management"),
+            "windows/applocker": LogsourcePredicate(["Microsoft-Windows-AppLocker/EXE and DLL", "Microsoft-Windows-AppLocker/MSI and Script",
+                                                     "Microsoft-Windows-AppLocker/Packaged app-Deployment", "Microsoft-Windows-AppLocker/Packaged app-Execution"]
+                                                    .map { [LogsourcePredicate.Test("winlog.channel", [$0])] }),
+            "windows/ntlm": channel("Microsoft-Windows-NTLM/Operational"),
+            "windows/printservice-admin": channel("Microsoft-Windows-PrintService/Admin"),
+            "windows/printservice-operational": channel("Microsoft-Windows-PrintService/Operational"),
+            "windows/smbclient-security": channel("Microsoft-Windows-SmbClient/Security"),
+            "windows/terminalservices-localsessionmanager": channel("Microsoft-Windows-TerminalServices-LocalSessionManager/Operational"),
+            "windows/openssh": channel("OpenSSH/Operational"),
+            "windows/shell-core": channel("Microsoft-Windows-Shell-Core/Operational"),
+            "windows/capi2": channel("Microsoft-Windows-CAPI2/Operational"),
+            "windows/certificateservicesclient-lifecycle-system": channel("Microsoft-Windows-CertificateServicesClient-Lifecycle-System/Operational"),
+            "windows/diagnosis-scripted": channel("Microsoft-Windows-Diagnosis-Scripted/Operational"),
+            "windows/ldap_debug": channel("Microsoft-Windows-LDAP-Client/Debug"),
+            "windows/lsa-server": channel("Microsoft-Windows-LSA/Operational"),
+            "windows/security-mitigations": channel("Microsoft-Windows-Security-Mitigations/Kernel Mode"),
+            "windows/sysmon/operational": channel(sysmonChannel),
+            "windows/vhdmp": channel("Microsoft-Windows-VHDMP/Operational"),
+            "windows/iis-configuration": channel("Microsoft-IIS-Configuration/Operational"),
+            // Linux: the auth pack, and syslog lines in general.
+            "linux/": datasets(["linux.auth", "syslog"]),
+            "linux/auth": datasets(["linux.auth"]),
+            "linux/sshd": LogsourcePredicate([[.init("event.dataset", ["linux.auth"]), .init("process.name", ["sshd"])]]),
+            "linux/sudo": LogsourcePredicate([[.init("event.dataset", ["linux.auth"]), .init("process.name", ["sudo"])]]),
+            "linux/syslog": datasets(["syslog", "linux.auth"]),
+            // Network devices.
+            "/firewall": datasets(["panos.traffic", "fortinet.firewall", "cisco.asa", "cisco.ftd", "f5.bigip.afm"]),
+            "/dns": datasets(["zeek.dns", "fortinet.firewall"]),
+            "/proxy": datasets(["panos.threat", "fortinet.firewall"]),
+            "/webserver": datasets(["nginx.access", "apache.access", "f5.bigip.ltm"]),
+            "fortigate/event": datasets(["fortinet.firewall"]),
+            "cisco/asa": datasets(["cisco.asa"]),
+        ]
+        for service in ["conn", "dns", "http", "ssl", "files", "notice", "weird", "ssh", "x509", "smb_files", "smb_mapping", "dce_rpc", "kerberos", "rdp"] {
+            logsources["zeek/\(service)"] = datasets(["zeek.\(service)"])
+        }
+        let fields: [String: [String]] = [
+            // Windows fields for Security 4688 and ECS, after winlog.event_data.
+            "Image": ["winlog.event_data.NewProcessName", "process.executable"],
+            "ParentImage": ["winlog.event_data.ParentProcessName", "process.parent.executable"],
+            "CommandLine": ["process.command_line"],
+            "ParentCommandLine": ["process.parent.command_line"],
+            "User": ["user.name"],
+            "ProcessId": ["process.pid"],
+            "TargetFilename": ["file.path"],
+            "TargetObject": ["registry.path"],
+            "QueryName": ["dns.question.name"],
+            "DestinationIp": ["destination.ip"],
+            "DestinationPort": ["destination.port"],
+            "SourceIp": ["source.ip"],
+            "SourcePort": ["source.port"],
+            "EventID": ["winlog.event_id", "event.code"],
+            "Channel": ["winlog.channel"],
+            "Computer": ["winlog.computer_name", "host.name"],
+            "Provider_Name": ["winlog.provider_name"],
+            // Network and Linux.
+            "src_ip": ["source.ip"], "dst_ip": ["destination.ip"], "src_port": ["source.port"], "dst_port": ["destination.port"],
+            "c-ip": ["source.ip"], "cs-uri-query": ["url.query"], "cs-uri-stem": ["url.path"], "c-uri": ["url.original"],
+            "cs-method": ["http.request.method"], "sc-status": ["http.response.status_code"], "c-useragent": ["user_agent.original"],
+            "cs-host": ["url.domain"], "r-dns": ["url.domain"], "query": ["dns.question.name"], "answer": ["dns.answers.data"],
+            "user": ["user.name"], "USER": ["user.effective.name"], "COMMAND": ["system.auth.sudo.command"],
+            "id.orig_h": ["source.ip"], "id.resp_h": ["destination.ip"], "id.orig_p": ["source.port"], "id.resp_p": ["destination.port"],
+        ]
+        return FieldMapping(fields: fields, logsources: logsources)
+    }()
+}

@@ -1,0 +1,387 @@
+import Foundation
+import VigilCore
+import VigilQuery
+import Yams
+
+/// A detection selection: a map (every field condition holds), a list of maps (any map
+/// holds), or a list of keywords (any keyword occurs in the event's text).
+struct Selection: Sendable {
+    enum Kind: Sendable {
+        case maps([[FieldCondition]])
+        case keywords([ValueMatcher])
+    }
+
+    let kind: Kind
+
+    func matches(_ resolver: FieldResolver) -> Bool {
+        switch kind {
+        case .maps(let maps):
+            return maps.contains { conditions in conditions.allSatisfy { $0.matches(resolver) } }
+        case .keywords(let matchers):
+            let texts = resolver.allStrings()
+            return matchers.contains { matcher in texts.contains { matcher.matchesText($0) } }
+        }
+    }
+
+    static func parse(_ node: Node, name: String, mapping: FieldMapping) throws(SigmaError) -> Selection {
+        if let map = node.mapping {
+            return Selection(kind: .maps([try conditions(map, mapping: mapping)]))
+        }
+        if let list = node.sequence {
+            if list.allSatisfy({ $0.mapping != nil }) {
+                var maps: [[FieldCondition]] = []
+                for item in list { maps.append(try conditions(item.mapping!, mapping: mapping)) }
+                return Selection(kind: .maps(maps))
+            }
+            if list.allSatisfy({ $0.scalar != nil }) {
+                var matchers: [ValueMatcher] = []
+                for item in list { matchers.append(try ValueMatcher.make(scalar: item, modifiers: ["contains"], mapping: mapping)) }
+                return Selection(kind: .keywords(matchers))
+            }
+            throw SigmaError("invalid_detection", "selection '\(name)' mixes maps and plain values")
+        }
+        if node.scalar != nil {
+            return Selection(kind: .keywords([try ValueMatcher.make(scalar: node, modifiers: ["contains"], mapping: mapping)]))
+        }
+        throw SigmaError("invalid_detection", "selection '\(name)' is neither a map, a list nor a keyword")
+    }
+
+    static func conditions(_ map: Node.Mapping, mapping: FieldMapping) throws(SigmaError) -> [FieldCondition] {
+        var out: [FieldCondition] = []
+        for (keyNode, valueNode) in map {
+            guard let key = keyNode.string else { throw SigmaError("invalid_detection", "a field name must be a string") }
+            out.append(try FieldCondition.parse(key: key, value: valueNode, mapping: mapping))
+        }
+        return out
+    }
+}
+
+/// `Field|mod1|mod2: value(s)`.
+struct FieldCondition: Sendable {
+    let field: String
+    let matchers: [ValueMatcher]
+    /// `|all`: every value must match (otherwise any).
+    let requireAll: Bool
+
+    static let known: Set<String> = ["contains", "startswith", "endswith", "all", "re", "i", "m", "s", "base64", "base64offset",
+                                     "utf16le", "utf16be", "utf16", "wide", "windash", "cidr", "exists", "lt", "lte", "gt", "gte",
+                                     "expand", "fieldref", "cased"]
+
+    static func parse(key: String, value: Node, mapping: FieldMapping) throws(SigmaError) -> FieldCondition {
+        let parts = key.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+        let field = parts[0]
+        let modifiers = Array(parts.dropFirst())
+        for modifier in modifiers where !known.contains(modifier) {
+            throw SigmaError("unsupported_modifier", "\(modifier) (in \(key))")
+        }
+        var values: [Node] = []
+        if let list = value.sequence { values = Array(list) } else { values = [value] }
+        var matchers: [ValueMatcher] = []
+        for item in values {
+            guard item.scalar != nil || item.null != nil else { throw SigmaError("invalid_detection", "values of \(key) must be scalars") }
+            matchers.append(contentsOf: try ValueMatcher.variants(scalar: item, modifiers: modifiers, mapping: mapping))
+        }
+        if values.isEmpty { matchers = [.null] }
+        return FieldCondition(field: field, matchers: matchers, requireAll: modifiers.contains("all"))
+    }
+
+    func matches(_ resolver: FieldResolver) -> Bool {
+        if field.isEmpty {
+            // Keyword-style condition without a field name.
+            let texts = resolver.allStrings()
+            return requireAll ? matchers.allSatisfy { m in texts.contains { m.matchesText($0) } } : matchers.contains { m in texts.contains { m.matchesText($0) } }
+        }
+        let value = resolver.value(field)
+        if requireAll { return matchers.allSatisfy { $0.matches(value, resolver: resolver) } }
+        return matchers.contains { $0.matches(value, resolver: resolver) }
+    }
+}
+
+/// One value test against a field's value.
+enum ValueMatcher: Sendable {
+    /// The field is absent, null or empty.
+    case null
+    case exists(Bool)
+    /// Wildcard text match; `pattern` is lower-cased unless `cased`.
+    case text(pattern: [Unicode.Scalar], cased: Bool, plain: PlainKind?)
+    case regex(NSRegularExpressionBox)
+    case cidr(IPNetwork)
+    case compare(String, Double)
+    case fieldref(String)
+
+    enum PlainKind: Sendable { case equals, contains, prefix, suffix }
+
+    /// Several matchers for one value when a modifier expands it (windash, base64offset).
+    static func variants(scalar: Node, modifiers: [String], mapping: FieldMapping) throws(SigmaError) -> [ValueMatcher] {
+        if modifiers.contains("windash"), let text = scalar.string {
+            var out: [ValueMatcher] = []
+            for variant in windash(text) {
+                out.append(try make(scalar: Node(variant), modifiers: modifiers.filter { $0 != "windash" }, mapping: mapping, original: scalar))
+            }
+            return out
+        }
+        if modifiers.contains("base64offset"), let text = scalar.string {
+            guard modifiers.contains("contains") else {
+                throw SigmaError("unsupported_modifier_combination", "base64offset needs contains")
+            }
+            let bytes = try encode(text, modifiers: modifiers)
+            return base64Offsets(bytes).map { .text(pattern: ["*"] + Array($0.unicodeScalars) + ["*"], cased: true, plain: .contains) }
+        }
+        return [try make(scalar: scalar, modifiers: modifiers, mapping: mapping)]
+    }
+
+    static func make(scalar: Node, modifiers: [String], mapping: FieldMapping, original: Node? = nil) throws(SigmaError) -> ValueMatcher {
+        if scalar.null != nil, scalar.scalar?.style == .plain, (scalar.string == "null" || scalar.string == "~" || scalar.string == "") {
+            return .null
+        }
+        guard var text = scalar.string else { return .null }
+        if modifiers.contains("exists") {
+            guard let flag = scalar.bool else { throw SigmaError("invalid_detection", "exists takes true or false") }
+            return .exists(flag)
+        }
+        for op in ["lt", "lte", "gt", "gte"] where modifiers.contains(op) {
+            guard let number = Double(text) else { throw SigmaError("invalid_detection", "\(op) needs a number, got \(text)") }
+            return .compare(op, number)
+        }
+        if modifiers.contains("cidr") {
+            guard let network = IPNetwork(text.contains("/") ? text : text + (text.contains(":") ? "/128" : "/32")) else {
+                throw SigmaError("invalid_detection", "cidr value \(text) is not a network")
+            }
+            return .cidr(network)
+        }
+        if modifiers.contains("fieldref") {
+            guard modifiers.allSatisfy({ $0 == "fieldref" }) else {
+                throw SigmaError("unsupported_modifier_combination", "fieldref with other modifiers")
+            }
+            return .fieldref(text)
+        }
+        if modifiers.contains("expand") {
+            guard let name = text.firstMatchPlaceholder, let values = mapping.placeholders[name] else {
+                throw SigmaError("unsupported_placeholder", "expand of \(text): no placeholder values configured")
+            }
+            // Placeholders are expanded into alternatives joined as a regex-free OR upstream;
+            // a single configured value keeps this simple and exact.
+            guard values.count == 1 else { throw SigmaError("unsupported_placeholder", "expand of \(text) with several values") }
+            text = text.replacingOccurrences(of: "%\(name)%", with: values[0])
+        }
+        if modifiers.contains("re") {
+            var options: NSRegularExpression.Options = []
+            if modifiers.contains("i") { options.insert(.caseInsensitive) }
+            if modifiers.contains("m") { options.insert(.anchorsMatchLines) }
+            if modifiers.contains("s") { options.insert(.dotMatchesLineSeparators) }
+            do {
+                return .regex(NSRegularExpressionBox(try NSRegularExpression(pattern: text, options: options)))
+            } catch {
+                throw SigmaError("invalid_regex", "\(text.prefix(80))")
+            }
+        }
+        var cased = modifiers.contains("cased")
+        if modifiers.contains("base64") || modifiers.contains("utf16le") || modifiers.contains("utf16be") || modifiers.contains("utf16") || modifiers.contains("wide") {
+            guard modifiers.contains("base64") else {
+                throw SigmaError("unsupported_modifier_combination", "utf16 encodings are only supported with base64/base64offset")
+            }
+            text = escape(Data(try encode(text, modifiers: modifiers)).base64EncodedString())  // base64 has no wildcards
+            cased = true  // base64 is case sensitive
+        }
+        // Escapes are resolved first, so a value ending in a backslash stays a backslash when
+        // a wildcard is added after it.
+        var pattern = Self.compile(text, cased: cased)
+        var kind: PlainKind = .equals
+        if modifiers.contains("contains") {
+            pattern = ["*"] + pattern + ["*"]
+            kind = .contains
+        } else if modifiers.contains("startswith") {
+            pattern = pattern + ["*"]
+            kind = .prefix
+        } else if modifiers.contains("endswith") {
+            pattern = ["*"] + pattern
+            kind = .suffix
+        }
+        return .text(pattern: pattern, cased: cased, plain: kind)
+    }
+
+    /// Sigma wildcards: `*`, `?`, and `\` escapes (`\*`, `\?`, `\\`). Escaped wildcards become
+    /// private-use scalars so the matcher can tell them from real wildcards.
+    static let literalStar: Unicode.Scalar = "\u{F8FF}"
+    static let literalQuestion: Unicode.Scalar = "\u{F8FE}"
+
+    static func compile(_ text: String, cased: Bool) -> [Unicode.Scalar] {
+        var out: [Unicode.Scalar] = []
+        var scalars = Array((cased ? text : text.lowercased()).unicodeScalars)
+        var i = 0
+        while i < scalars.count {
+            let c = scalars[i]
+            if c == "\\", i + 1 < scalars.count, ["*", "?", "\\"].contains(scalars[i + 1]) {
+                let next = scalars[i + 1]
+                out.append(next == "*" ? literalStar : next == "?" ? literalQuestion : "\\")
+                i += 2
+                continue
+            }
+            out.append(c)
+            i += 1
+        }
+        scalars = out
+        return scalars
+    }
+
+    static func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "*", with: "\\*").replacingOccurrences(of: "?", with: "\\?")
+    }
+
+    static func encode(_ text: String, modifiers: [String]) throws(SigmaError) -> [UInt8] {
+        if modifiers.contains("utf16le") || modifiers.contains("wide") {
+            return text.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        }
+        if modifiers.contains("utf16be") { return text.utf16.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] } }
+        if modifiers.contains("utf16") { return [0xFF, 0xFE] + text.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] } }
+        return Array(text.utf8)
+    }
+
+    /// The three base64 forms of `bytes` at offsets 0, 1 and 2 of a longer string, with the
+    /// characters that depend on neighbouring bytes cut off (as pySigma does).
+    static func base64Offsets(_ bytes: [UInt8]) -> [String] {
+        (0..<3).map { i in
+            let encoded = Array(Data(Array(repeating: UInt8(ascii: " "), count: i) + bytes).base64EncodedString().utf8)
+            let start = [0, 2, 3][i]
+            let cut = [0, 3, 2][(bytes.count + i) % 3]
+            let end = encoded.count - cut
+            return start < end ? String(decoding: encoded[start..<end], as: UTF8.self) : ""
+        }
+    }
+
+    /// Windows command-line dashes: `-`, `/`, en dash, em dash, horizontal bar at the start of
+    /// each option.
+    static func windash(_ text: String) -> [String] {
+        let dashes: [Character] = ["-", "/", "\u{2013}", "\u{2014}", "\u{2015}"]
+        let chars = Array(text)
+        let positions = chars.indices.filter { i in (chars[i] == "-" || chars[i] == "/") && (i == 0 || chars[i - 1] == " " || chars[i - 1] == "*") }
+        guard !positions.isEmpty else { return [text] }
+        return dashes.map { dash in
+            var copy = chars
+            for p in positions { copy[p] = dash }
+            return String(copy)
+        }
+    }
+
+    func matches(_ value: JSONValue?, resolver: FieldResolver) -> Bool {
+        switch self {
+        case .null:
+            guard let value else { return true }
+            if case .null = value { return true }
+            return value.scalarText == ""
+        case .exists(let flag):
+            let present: Bool
+            if let value, case .null = value { present = false } else { present = value != nil }
+            return present == flag
+        case .fieldref(let other):
+            guard let a = value?.scalarText, let b = resolver.value(other)?.scalarText else { return false }
+            return a == b
+        default:
+            guard let value else { return false }
+            if case .array(let items) = value { return items.contains { matches($0, resolver: resolver) } }
+            guard let text = value.scalarText else { return false }
+            return matchesText(text)
+        }
+    }
+
+    func matchesText(_ text: String) -> Bool {
+        switch self {
+        case .text(let pattern, let cased, let plain):
+            let subject = Array((cased ? text : text.lowercased()).unicodeScalars)
+            if let plain, !pattern.dropFirst().dropLast().contains(where: { $0 == "*" || $0 == "?" }) {
+                switch plain {
+                case .equals where !pattern.contains("*") && !pattern.contains("?"):
+                    return Self.literal(pattern) == subject
+                case .contains where pattern.first == "*" && pattern.last == "*" && pattern.count >= 2:
+                    return Self.contains(subject, Self.literal(Array(pattern.dropFirst().dropLast())))
+                case .prefix where pattern.last == "*":
+                    let body = Self.literal(Array(pattern.dropLast()))
+                    return subject.count >= body.count && Array(subject.prefix(body.count)) == body
+                case .suffix where pattern.first == "*":
+                    let body = Self.literal(Array(pattern.dropFirst()))
+                    return subject.count >= body.count && Array(subject.suffix(body.count)) == body
+                default: break
+                }
+            }
+            return Self.wildcard(pattern, subject)
+        case .regex(let box):
+            let range = NSRange(text.startIndex..., in: text)
+            return box.regex.firstMatch(in: text, options: [], range: range) != nil
+        case .cidr(let network):
+            return network.contains(text: text)
+        case .compare(let op, let number):
+            guard let value = Double(text) else { return false }
+            switch op {
+            case "lt": return value < number
+            case "lte": return value <= number
+            case "gt": return value > number
+            default: return value >= number
+            }
+        case .null, .exists, .fieldref:
+            return false
+        }
+    }
+
+    static func literal(_ pattern: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        pattern.map { $0 == literalStar ? "*" : $0 == literalQuestion ? "?" : $0 }
+    }
+
+    static func contains(_ haystack: [Unicode.Scalar], _ needle: [Unicode.Scalar]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        guard haystack.count >= needle.count else { return false }
+        let first = needle[0]
+        var i = 0
+        while i <= haystack.count - needle.count {
+            if haystack[i] == first {
+                var j = 1
+                while j < needle.count, haystack[i + j] == needle[j] { j += 1 }
+                if j == needle.count { return true }
+            }
+            i += 1
+        }
+        return false
+    }
+
+    /// Glob with `*`/`?`; escaped wildcards (private-use scalars) match themselves literally.
+    static func wildcard(_ pattern: [Unicode.Scalar], _ text: [Unicode.Scalar]) -> Bool {
+        var p = 0, t = 0, star = -1, mark = 0
+        func same(_ a: Unicode.Scalar, _ b: Unicode.Scalar) -> Bool {
+            a == b || (a == literalStar && b == "*") || (a == literalQuestion && b == "?")
+        }
+        while t < text.count {
+            if p < pattern.count, pattern[p] == "?" || (pattern[p] != "*" && same(pattern[p], text[t])) {
+                p += 1
+                t += 1
+            } else if p < pattern.count, pattern[p] == "*" {
+                star = p
+                mark = t
+                p += 1
+            } else if star >= 0 {
+                p = star + 1
+                mark += 1
+                t = mark
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count, pattern[p] == "*" { p += 1 }
+        return p == pattern.count
+    }
+}
+
+/// NSRegularExpression is thread-safe for matching; this box states it to the compiler.
+struct NSRegularExpressionBox: @unchecked Sendable {
+    let regex: NSRegularExpression
+    init(_ regex: NSRegularExpression) { self.regex = regex }
+}
+
+extension String {
+    /// `%name%` in an expand value.
+    var firstMatchPlaceholder: String? {
+        guard let start = firstIndex(of: "%") else { return nil }
+        let rest = self[index(after: start)...]
+        guard let end = rest.firstIndex(of: "%") else { return nil }
+        let name = String(rest[..<end])
+        return name.isEmpty ? nil : name
+    }
+}
