@@ -18,8 +18,8 @@ public struct DetectionRuntime: Sendable {
 
     /// A rule's format from its YAML: Sigma rules have `detection` (or `correlation`).
     public static func format(of yaml: String) -> String {
-        guard let mapping = (try? Yams.compose(yaml: yaml))??.mapping else { return "native" }
-        return mapping[Node("detection")] != nil || mapping[Node("correlation")] != nil ? "sigma" : "native"
+        guard let documents = try? Array(Yams.compose_all(yaml: yaml)) else { return "native" }
+        return documents.contains { $0.mapping?[Node("detection")] != nil || $0.mapping?[Node("correlation")] != nil } ? "sigma" : "native"
     }
 
     /// Validates and stores a rule for a tenant; the first window starts now (on a bucket

@@ -21,12 +21,42 @@ public struct SigmaDetectionRule: DetectionRule {
         events.filter { sigma.matches($0.fields, mapping: mapping) }.map { AlertDraft(discriminator: "e:\($0.key)", group: JSONObject(), events: [$0]) }
     }
 
-    /// Compiles Sigma YAML for the rule compiler; refusals become `RuleError`s with the reason.
+    /// Compiles Sigma YAML for the rule compiler (a rule, or a correlation with the rules it
+    /// names in the same file); refusals become `RuleError`s with the reason.
     public static func compile(_ source: String) throws -> any DetectionRule {
         do {
+            if source.contains("correlation:") {
+                return SigmaCorrelationRule(try SigmaCorrelation.parse(source))
+            }
             return SigmaDetectionRule(try SigmaRule.parse(source))
         } catch {
             throw RuleError("sigma_\(error.reason)", error.detail)
+        }
+    }
+}
+
+
+/// A Sigma correlation in the scheduler: buckets of `timespan` of ingest time, one alert per
+/// group that satisfies the correlation in a bucket.
+public struct SigmaCorrelationRule: DetectionRule {
+    public let correlation: SigmaCorrelation
+    public let mapping: FieldMapping
+
+    public init(_ correlation: SigmaCorrelation, mapping: FieldMapping = .standard) {
+        self.correlation = correlation
+        self.mapping = mapping
+    }
+
+    public var id: String { correlation.id }
+    public var severity: String { ["informational", "low", "medium", "high", "critical"].contains(correlation.level) ? correlation.level : "medium" }
+    public var prefilter: Query { Query(filter: .all, stages: []) }
+    public var bucketMillis: Int64? { correlation.timespanMillis }
+
+    public func evaluate(_ events: [Event], window: Range<EpochMillis>) -> [AlertDraft] {
+        correlation.evaluate(events.map { (payload: $0, timestamp: $0.timestamp, fields: $0.fields) }, mapping: mapping).map { found in
+            var group = JSONObject()
+            for (field, value) in zip(correlation.groupBy, found.group) { group[field] = .string(value) }
+            return AlertDraft(discriminator: "c:\(window.lowerBound):\(found.group.joined(separator: "\u{1}"))", group: group, events: found.events)
         }
     }
 }

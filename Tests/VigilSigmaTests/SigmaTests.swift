@@ -232,3 +232,71 @@ struct SigmaTests {
         #expect(Double(imported) / Double(total) > 0.8)
     }
 }
+
+/// Correlation rules over a hand-made window of events.
+struct SigmaCorrelationTests {
+    static let base = """
+    title: Failed logon
+    name: failed_logon
+    id: 0e95725d-7320-415d-80f7-004da920fc11
+    logsource:
+        product: windows
+        service: security
+    detection:
+        selection:
+            EventID: 4625
+        condition: selection
+    ---
+    title: Successful logon
+    name: successful_logon
+    logsource:
+        product: windows
+        service: security
+    detection:
+        selection:
+            EventID: 4624
+        condition: selection
+    ---
+    """
+
+    static func logon(_ id: Int, user: String, ip: String) -> JSONObject {
+        var object = JSONObject()
+        object["winlog"] = .object(JSONObject([("channel", .string("Security")), ("event_id", .string(String(id))),
+                                               ("event_data", .object(JSONObject([("TargetUserName", .string(user)), ("IpAddress", .string(ip))])))]))
+        return object
+    }
+
+    func run(_ correlation: String, _ events: [JSONObject]) throws -> [[String]] {
+        let parsed = try SigmaCorrelation.parse(Self.base + "\n" + correlation)
+        return parsed.evaluate(events.enumerated().map { (payload: $0.offset, timestamp: Int64($0.offset) * 1000, fields: $0.element) }, mapping: .standard).map(\.group)
+    }
+
+    @Test func eventCountPerGroup() throws {
+        let rule = "title: brute\ncorrelation:\n    type: event_count\n    rules: [failed_logon]\n    group-by: [TargetUserName]\n    timespan: 5m\n    condition:\n        gte: 3\nlevel: high\n"
+        let events = (0..<3).map { _ in Self.logon(4625, user: "bob", ip: "10.0.0.1") } + (0..<2).map { _ in Self.logon(4625, user: "eve", ip: "10.0.0.2") } + [Self.logon(4624, user: "eve", ip: "x")]
+        #expect(try run(rule, events) == [["bob"]])
+    }
+
+    @Test func valueCountCountsDistinctValues() throws {
+        let rule = "title: spray\ncorrelation:\n    type: value_count\n    rules: [failed_logon]\n    group-by: [IpAddress]\n    timespan: 5m\n    condition:\n        field: TargetUserName\n        gte: 3\n"
+        let events = ["a", "b", "c", "c"].map { Self.logon(4625, user: $0, ip: "10.9.9.9") } + ["a", "a", "a"].map { Self.logon(4625, user: $0, ip: "10.8.8.8") }
+        #expect(try run(rule, events) == [["10.9.9.9"]])
+    }
+
+    @Test func temporalAndTemporalOrdered() throws {
+        let temporal = "title: t\ncorrelation:\n    type: temporal\n    rules: [failed_logon, successful_logon]\n    group-by: [TargetUserName]\n    timespan: 5m\n"
+        let ordered = temporal.replacingOccurrences(of: "type: temporal", with: "type: temporal_ordered")
+        let successThenFail = [Self.logon(4624, user: "bob", ip: "x"), Self.logon(4625, user: "bob", ip: "x")]
+        let failThenSuccess = [Self.logon(4625, user: "bob", ip: "x"), Self.logon(4624, user: "bob", ip: "x")]
+        #expect(try run(temporal, successThenFail) == [["bob"]])
+        #expect(try run(ordered, successThenFail).isEmpty)
+        #expect(try run(ordered, failThenSuccess) == [["bob"]])
+        #expect(try run(temporal, [Self.logon(4625, user: "bob", ip: "x")]).isEmpty)
+    }
+
+    @Test func referencesOutsideTheFileAreRefused() {
+        #expect(throws: SigmaError.self) {
+            _ = try SigmaCorrelation.parse("title: x\ncorrelation:\n    type: event_count\n    rules: [elsewhere]\n    timespan: 5m\n    condition:\n        gte: 1\n")
+        }
+    }
+}

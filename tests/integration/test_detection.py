@@ -217,3 +217,44 @@ threshold: {{count: 3, window: 10s, group_by: [source.ip]}}
                       json={"query": f"source.ip:{ip} AND user.name:u3", "from": "-1h", "tenant": "default"})
     event = r.json()["events"][0]
     assert event["event"]["dataset"] == "linux.auth" and event["process"]["name"] == "sshd"
+
+
+def test_sigma_correlation_over_winlogbeat_documents(server):
+    """A Sigma event_count correlation with its base rule in one file, fed Winlogbeat-shaped
+    Security 4625 events through the ingest API."""
+    _, key = server.named_tenant()
+    rule = """title: Failed logon
+name: failed_logon
+id: 2b8e9d1c-1f1e-4c57-9d7e-0a6b7c4f0001
+logsource:
+    product: windows
+    service: security
+detection:
+    selection:
+        EventID: 4625
+    condition: selection
+---
+title: Many failed logons for one user
+id: 2b8e9d1c-1f1e-4c57-9d7e-0a6b7c4f0002
+correlation:
+    type: event_count
+    rules:
+        - failed_logon
+    group-by:
+        - TargetUserName
+    timespan: 10s
+    condition:
+        gte: 4
+level: high
+"""
+    r = requests.post(server.url + "/api/v1/rules", data=rule, headers=auth(key))
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] == "2b8e9d1c-1f1e-4c57-9d7e-0a6b7c4f0002"
+    docs = [{"message": "An account failed to log on.", "winlog": {"channel": "Security", "event_id": 4625, "computer_name": "dc-1",
+             "event_data": {"TargetUserName": user, "IpAddress": "10.0.0.5"}}} for user in ["alice"] * 5 + ["bob"] * 2]
+    ingest(server, key, docs)
+    alerts = wait_alerts(server, key, "2b8e9d1c-1f1e-4c57-9d7e-0a6b7c4f0002", 1)
+    assert len(alerts) == 1
+    assert alerts[0]["group"] == {"TargetUserName": "alice"} and len(alerts[0]["event_ids"]) == 5
+    found = requests.post(server.url + "/api/v1/search", headers=auth(key), json={"query": "event.dataset:windows.security AND winlog.event_id:4625", "from": "-1h"}).json()
+    assert found["total"] == 7 and found["events"][0]["host"]["name"] == "dc-1"

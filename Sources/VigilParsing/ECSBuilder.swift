@@ -1,0 +1,133 @@
+import VigilCore
+
+/// Accumulates ECS fields at dotted paths; skips empty and placeholder values so packs can
+/// map vendor fields without a guard per line.
+struct ECSBuilder: Sendable {
+    var object = JSONObject()
+
+    init() {}
+    init(_ object: JSONObject) { self.object = object }
+
+    /// Values vendors use for "nothing here".
+    static func isPlaceholder(_ s: String) -> Bool {
+        s.isEmpty || s == "-" || s == "N/A" || s == "n/a"
+    }
+
+    mutating func set(_ path: String, _ value: JSONValue?) {
+        guard let value else { return }
+        FieldNesting.set(value, at: path, in: &object)
+    }
+
+    mutating func set(_ path: String, string: String?) {
+        guard let string, !ECSBuilder.isPlaceholder(string) else { return }
+        FieldNesting.set(.string(string), at: path, in: &object)
+    }
+
+    mutating func set(_ path: String, strings: [String]) {
+        FieldNesting.set(.array(strings.map { .string($0) }), at: path, in: &object)
+    }
+
+    /// Sets an integer parsed from text; leaves the field out when the text is no integer.
+    mutating func set(_ path: String, int text: String?) {
+        guard let text, let value = ECSBuilder.parseInt(text) else { return }
+        FieldNesting.set(.int(value), at: path, in: &object)
+    }
+
+    /// Sets an address only when the text is an IPv4 or IPv6 literal.
+    mutating func set(_ path: String, ip text: String?) {
+        guard let text, let ip = ECSBuilder.normalizedIP(text) else { return }
+        FieldNesting.set(.string(ip), at: path, in: &object)
+    }
+
+    /// Appends to an array field (`related.ip`), skipping duplicates.
+    mutating func append(_ path: String, _ text: String?) {
+        guard let text, !ECSBuilder.isPlaceholder(text) else { return }
+        var items: [JSONValue] = []
+        if case .array(let existing)? = JSONValue.object(object).value(atPath: path) { items = existing }
+        guard !items.contains(.string(text)) else { return }
+        items.append(.string(text))
+        FieldNesting.set(.array(items), at: path, in: &object)
+    }
+
+    func get(_ path: String) -> JSONValue? { JSONValue.object(object).value(atPath: path) }
+    func string(_ path: String) -> String? { get(path)?.stringValue }
+
+    // MARK: - Text helpers
+
+    /// Parses a decimal integer without trapping on overflow.
+    static func parseInt(_ text: some StringProtocol) -> Int64? {
+        var utf8 = Substring(text).utf8[...]
+        while let f = utf8.first, f == 0x20 { utf8 = utf8.dropFirst() }
+        while let l = utf8.last, l == 0x20 { utf8 = utf8.dropLast() }
+        var negative = false
+        if let f = utf8.first, f == UInt8(ascii: "-") || f == UInt8(ascii: "+") {
+            negative = f == UInt8(ascii: "-")
+            utf8 = utf8.dropFirst()
+        }
+        guard !utf8.isEmpty, utf8.count <= 18 else { return nil }
+        var value: Int64 = 0
+        for b in utf8 {
+            guard b >= 0x30, b <= 0x39 else { return nil }
+            value = value &* 10 &+ Int64(b &- 0x30)
+        }
+        return negative ? -value : value
+    }
+
+    /// The address if `text` is an IPv4 or IPv6 literal (an IPv6 zone `%eth0` is kept).
+    static func normalizedIP(_ text: some StringProtocol) -> String? {
+        let s = String(text)
+        return isIP(s) ? s : nil
+    }
+
+    static func isIPv4(_ s: some StringProtocol) -> Bool {
+        var parts = 0
+        var digits = 0
+        var value = 0
+        for b in s.utf8 {
+            if b == UInt8(ascii: ".") {
+                guard digits > 0 else { return false }
+                parts += 1
+                digits = 0
+                value = 0
+            } else if b >= 0x30, b <= 0x39 {
+                digits += 1
+                value = value * 10 + Int(b - 0x30)
+                guard digits <= 3, value <= 255 else { return false }
+            } else {
+                return false
+            }
+        }
+        return parts == 3 && digits > 0
+    }
+
+    static func isIP(_ s: some StringProtocol) -> Bool {
+        if isIPv4(s) { return true }
+        guard s.utf8.count >= 2, s.utf8.count <= 64, s.contains(":") else { return false }
+        var body = Substring(s)
+        if let pct = body.firstIndex(of: "%") { body = body[..<pct] }
+        var colons = 0
+        for c in body.unicodeScalars {
+            if c == ":" { colons += 1; continue }
+            if c == "." || c.properties.isASCIIHexDigit { continue }
+            return false
+        }
+        return colons >= 2
+    }
+
+    /// Splits `ip/port` (ASA), `ip:port` (IPv4 only) or `[v6]:port`.
+    static func splitHostPort(_ text: some StringProtocol, separator: Character = "/") -> (String, String?) {
+        let s = String(text)
+        guard let i = s.lastIndex(of: separator) else { return (s, nil) }
+        return (String(s[..<i]), String(s[s.index(after: i)...]))
+    }
+}
+
+extension String {
+    /// Trims ASCII spaces, tabs and line ends.
+    var trimmedASCII: String {
+        var sub = Substring(self)
+        while let f = sub.first, f.isWhitespace { sub = sub.dropFirst() }
+        while let l = sub.last, l.isWhitespace { sub = sub.dropLast() }
+        return String(sub)
+    }
+}
