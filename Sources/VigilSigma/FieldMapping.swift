@@ -1,41 +1,83 @@
 import VigilCore
 
-/// Finds a Sigma field's value in a normalized (ECS) event.
+/// A field value prepared for matching: its text, and the UTF-8 bytes as is and lower-cased.
+struct Text {
+    let string: String
+    let raw: [UInt8]
+    let lower: [UInt8]
+
+    init(_ string: String) {
+        self.string = string
+        raw = Array(string.utf8)
+        lower = Array(string.lowercased().utf8)
+    }
+}
+
+/// An event being matched against many rules: resolved fields, their prepared texts and
+/// logsource verdicts are computed once per event, not once per rule.
 ///
 /// Windows events keep every EventData item under `winlog.event_data.<Name>`, which is what
 /// Sigma's Windows field names are; other sources go through the mapping's ECS names, then the
 /// field name as a dotted path.
-struct FieldResolver {
+public final class SigmaEvent {
     let event: JSONValue
     let mapping: FieldMapping
     let isWindows: Bool
-
-    init(event: JSONValue, mapping: FieldMapping) {
-        self.event = event
-        self.mapping = mapping
-        isWindows = event.value(atKeys: ["winlog"]) != nil
-    }
-
-    func value(_ field: String) -> JSONValue? {
-        if isWindows, let v = event.value(atKeys: ["winlog", "event_data", field]) { return v }
-        for path in mapping.fields[field] ?? [] {
-            if let v = event.value(atPath: path) { return v }
-        }
-        return event.value(atPath: field)
-    }
-
-    /// Every string in the event (keyword searches).
-    func allStrings() -> [String] {
-        var out: [String] = []
+    let eventData: JSONObject?
+    var values: [String: JSONValue?] = [:]
+    var texts: [String: [Text]] = [:]
+    var logsources: [Int: Bool] = [:]
+    lazy var allTexts: [Text] = {
+        var out: [Text] = []
         func walk(_ value: JSONValue) {
             switch value {
-            case .string(let s): out.append(s)
+            case .string(let s): out.append(Text(s))
             case .array(let items): items.forEach(walk)
             case .object(let object): object.members.forEach { walk($0.value) }
             default: break
             }
         }
         walk(event)
+        return out
+    }()
+
+    public init(_ fields: JSONObject, mapping: FieldMapping = .standard) {
+        event = .object(fields)
+        self.mapping = mapping
+        if case .object(let winlog)? = fields["winlog"] {
+            isWindows = true
+            eventData = winlog["event_data"]?.objectValue
+        } else {
+            isWindows = false
+            eventData = nil
+        }
+    }
+
+    func value(_ field: String) -> JSONValue? {
+        if let cached = values[field] { return cached }
+        let found = resolve(field)
+        values[field] = .some(found)
+        return found
+    }
+
+    func resolve(_ field: String) -> JSONValue? {
+        if let v = eventData?[field] { return v }
+        for path in mapping.fields[field] ?? [] {
+            if let v = event.value(atPath: path) { return v }
+        }
+        return event.value(atPath: field)
+    }
+
+    /// The field's scalar values (every element of an array) as prepared texts.
+    func texts(_ field: String) -> [Text] {
+        if let cached = texts[field] { return cached }
+        var out: [Text] = []
+        switch value(field) {
+        case .array(let items)?: out = items.compactMap { $0.scalarText.map(Text.init) }
+        case let value?: if let text = value.scalarText { out = [Text(text)] }
+        case nil: break
+        }
+        texts[field] = out
         return out
     }
 }
@@ -56,10 +98,10 @@ public struct LogsourcePredicate: Sendable, Equatable {
 
     public init(_ clauses: [[Test]]) { self.clauses = clauses }
 
-    func matches(_ resolver: FieldResolver) -> Bool {
+    func matches(_ event: SigmaEvent) -> Bool {
         clauses.contains { clause in
             clause.allSatisfy { test in
-                guard let text = resolver.event.value(atPath: test.path)?.scalarText else { return false }
+                guard let text = event.event.value(atPath: test.path)?.scalarText else { return false }
                 return test.values.contains(text) || test.values.contains(text.lowercased())
             }
         }

@@ -13,12 +13,12 @@ struct Selection: Sendable {
 
     let kind: Kind
 
-    func matches(_ resolver: FieldResolver) -> Bool {
+    func matches(_ event: SigmaEvent) -> Bool {
         switch kind {
         case .maps(let maps):
-            return maps.contains { conditions in conditions.allSatisfy { $0.matches(resolver) } }
+            return maps.contains { conditions in conditions.allSatisfy { $0.matches(event) } }
         case .keywords(let matchers):
-            let texts = resolver.allStrings()
+            let texts = event.allTexts
             return matchers.contains { matcher in texts.contains { matcher.matchesText($0) } }
         }
     }
@@ -85,15 +85,14 @@ struct FieldCondition: Sendable {
         return FieldCondition(field: field, matchers: matchers, requireAll: modifiers.contains("all"))
     }
 
-    func matches(_ resolver: FieldResolver) -> Bool {
+    func matches(_ event: SigmaEvent) -> Bool {
         if field.isEmpty {
             // Keyword-style condition without a field name.
-            let texts = resolver.allStrings()
+            let texts = event.allTexts
             return requireAll ? matchers.allSatisfy { m in texts.contains { m.matchesText($0) } } : matchers.contains { m in texts.contains { m.matchesText($0) } }
         }
-        let value = resolver.value(field)
-        if requireAll { return matchers.allSatisfy { $0.matches(value, resolver: resolver) } }
-        return matchers.contains { $0.matches(value, resolver: resolver) }
+        if requireAll { return matchers.allSatisfy { $0.matches(field, event) } }
+        return matchers.contains { $0.matches(field, event) }
     }
 }
 
@@ -102,8 +101,8 @@ enum ValueMatcher: Sendable {
     /// The field is absent, null or empty.
     case null
     case exists(Bool)
-    /// Wildcard text match; `pattern` is lower-cased unless `cased`.
-    case text(pattern: [Unicode.Scalar], cased: Bool, plain: PlainKind?)
+    /// Wildcard text match.
+    case text(TextPattern)
     case regex(NSRegularExpressionBox)
     case cidr(IPNetwork)
     case compare(String, Double)
@@ -125,7 +124,7 @@ enum ValueMatcher: Sendable {
                 throw SigmaError("unsupported_modifier_combination", "base64offset needs contains")
             }
             let bytes = try encode(text, modifiers: modifiers)
-            return base64Offsets(bytes).map { .text(pattern: ["*"] + Array($0.unicodeScalars) + ["*"], cased: true, plain: .contains) }
+            return base64Offsets(bytes).map { .text(TextPattern(["*"] + Array($0.unicodeScalars) + ["*"], cased: true)) }
         }
         return [try make(scalar: scalar, modifiers: modifiers, mapping: mapping)]
     }
@@ -197,7 +196,8 @@ enum ValueMatcher: Sendable {
             pattern = ["*"] + pattern
             kind = .suffix
         }
-        return .text(pattern: pattern, cased: cased, plain: kind)
+        _ = kind
+        return .text(TextPattern(pattern, cased: cased))
     }
 
     /// Sigma wildcards: `*`, `?`, and `\` escapes (`\*`, `\?`, `\\`). Escaped wildcards become
@@ -263,54 +263,36 @@ enum ValueMatcher: Sendable {
         }
     }
 
-    func matches(_ value: JSONValue?, resolver: FieldResolver) -> Bool {
+    func matches(_ field: String, _ event: SigmaEvent) -> Bool {
         switch self {
         case .null:
-            guard let value else { return true }
+            guard let value = event.value(field) else { return true }
             if case .null = value { return true }
             return value.scalarText == ""
         case .exists(let flag):
+            let value = event.value(field)
             let present: Bool
             if let value, case .null = value { present = false } else { present = value != nil }
             return present == flag
         case .fieldref(let other):
-            guard let a = value?.scalarText, let b = resolver.value(other)?.scalarText else { return false }
+            guard let a = event.value(field)?.scalarText, let b = event.value(other)?.scalarText else { return false }
             return a == b
         default:
-            guard let value else { return false }
-            if case .array(let items) = value { return items.contains { matches($0, resolver: resolver) } }
-            guard let text = value.scalarText else { return false }
-            return matchesText(text)
+            return event.texts(field).contains { matchesText($0) }
         }
     }
 
-    func matchesText(_ text: String) -> Bool {
+    func matchesText(_ text: Text) -> Bool {
         switch self {
-        case .text(let pattern, let cased, let plain):
-            let subject = Array((cased ? text : text.lowercased()).unicodeScalars)
-            if let plain, !pattern.dropFirst().dropLast().contains(where: { $0 == "*" || $0 == "?" }) {
-                switch plain {
-                case .equals where !pattern.contains("*") && !pattern.contains("?"):
-                    return Self.literal(pattern) == subject
-                case .contains where pattern.first == "*" && pattern.last == "*" && pattern.count >= 2:
-                    return Self.contains(subject, Self.literal(Array(pattern.dropFirst().dropLast())))
-                case .prefix where pattern.last == "*":
-                    let body = Self.literal(Array(pattern.dropLast()))
-                    return subject.count >= body.count && Array(subject.prefix(body.count)) == body
-                case .suffix where pattern.first == "*":
-                    let body = Self.literal(Array(pattern.dropFirst()))
-                    return subject.count >= body.count && Array(subject.suffix(body.count)) == body
-                default: break
-                }
-            }
-            return Self.wildcard(pattern, subject)
+        case .text(let pattern):
+            return pattern.matches(text)
         case .regex(let box):
-            let range = NSRange(text.startIndex..., in: text)
-            return box.regex.firstMatch(in: text, options: [], range: range) != nil
+            let range = NSRange(text.string.startIndex..., in: text.string)
+            return box.regex.firstMatch(in: text.string, options: [], range: range) != nil
         case .cidr(let network):
-            return network.contains(text: text)
+            return network.contains(text: text.string)
         case .compare(let op, let number):
-            guard let value = Double(text) else { return false }
+            guard let value = Double(text.string) else { return false }
             switch op {
             case "lt": return value < number
             case "lte": return value <= number
@@ -383,5 +365,90 @@ extension String {
         guard let end = rest.firstIndex(of: "%") else { return nil }
         let name = String(rest[..<end])
         return name.isEmpty ? nil : name
+    }
+}
+
+
+/// A Sigma text pattern compiled for byte matching: the parts between unescaped `*`, matched in
+/// order on lower-cased UTF-8 (or as is when `cased`). Patterns with `?` match scalar by scalar.
+struct TextPattern: Sendable {
+    let segments: [[UInt8]]
+    let anchoredStart: Bool
+    let anchoredEnd: Bool
+    let cased: Bool
+    /// Set when the pattern has a `?`: the scalar glob matcher is used instead.
+    let scalars: [Unicode.Scalar]?
+
+    init(_ pattern: [Unicode.Scalar], cased: Bool) {
+        self.cased = cased
+        if pattern.contains("?") {
+            scalars = pattern
+            segments = []
+            anchoredStart = true
+            anchoredEnd = true
+            return
+        }
+        scalars = nil
+        var parts: [[UInt8]] = [[]]
+        for scalar in pattern {
+            if scalar == "*" {
+                parts.append([])
+                continue
+            }
+            let literal = scalar == ValueMatcher.literalStar ? "*" : scalar == ValueMatcher.literalQuestion ? "?" : scalar
+            parts[parts.count - 1].append(contentsOf: Array(String(Character(literal)).utf8))
+        }
+        anchoredStart = pattern.first != "*"
+        anchoredEnd = pattern.last != "*"
+        segments = parts
+    }
+
+    func matches(_ text: Text) -> Bool {
+        if let scalars {
+            return ValueMatcher.wildcard(scalars, Array((cased ? text.string : text.string.lowercased()).unicodeScalars))
+        }
+        let subject = cased ? text.raw : text.lower
+        if segments.count == 1 {
+            return subject == segments[0]
+        }
+        var position = 0
+        var end = subject.count
+        if anchoredStart {
+            let first = segments[0]
+            guard subject.count >= first.count, subject.starts(with: first) else { return false }
+            position = first.count
+        }
+        if anchoredEnd {
+            let last = segments[segments.count - 1]
+            guard subject.count - position >= last.count, subject[(subject.count - last.count)...].elementsEqual(last) else { return false }
+            end = subject.count - last.count
+        }
+        let middle = segments[(anchoredStart ? 1 : 0)..<(anchoredEnd ? segments.count - 1 : segments.count)]
+        for segment in middle where !segment.isEmpty {
+            guard let found = Self.find(segment, in: subject, from: position, to: end) else { return false }
+            position = found + segment.count
+        }
+        return position <= end
+    }
+
+    /// First index of `needle` in `haystack[from..<to]`.
+    static func find(_ needle: [UInt8], in haystack: [UInt8], from: Int, to: Int) -> Int? {
+        guard to - from >= needle.count else { return nil }
+        return haystack.withUnsafeBufferPointer { h in
+            needle.withUnsafeBufferPointer { n in
+                guard let base = h.baseAddress, let nb = n.baseAddress else { return nil }
+                let first = nb[0]
+                var i = from
+                let last = to - needle.count
+                while i <= last {
+                    // memchr for the first byte, then compare the rest.
+                    guard let hit = memchr(base + i, Int32(first), last - i + 1) else { return nil }
+                    let index = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                    if memcmp(base + index, nb, needle.count) == 0 { return index }
+                    i = index + 1
+                }
+                return nil
+            }
+        }
     }
 }

@@ -47,11 +47,11 @@ public struct SigmaCorrelation: Sendable {
     /// The groups that satisfy the correlation among `hits` (events of one timespan bucket):
     /// group values and the events that made them.
     public func evaluate<Payload>(_ events: [(payload: Payload, timestamp: EpochMillis, fields: JSONObject)], mapping: FieldMapping) -> [(group: [String], events: [Payload])] {
-        var groups: [[String]: [(payload: Payload, timestamp: EpochMillis, rules: [Int], resolver: FieldResolver)]] = [:]
+        var groups: [[String]: [(payload: Payload, timestamp: EpochMillis, rules: [Int], resolver: SigmaEvent)]] = [:]
         var order: [[String]] = []
         for event in events {
-            let resolver = FieldResolver(event: .object(event.fields), mapping: mapping)
-            let matched = rules.indices.filter { rules[$0].matches(event.fields, mapping: mapping) }
+            let resolver = SigmaEvent(event.fields, mapping: mapping)
+            let matched = rules.indices.filter { rules[$0].matches(resolver) }
             guard !matched.isEmpty else { continue }
             let key = groupBy.map { resolver.value($0)?.scalarText ?? "" }
             if groups[key] == nil { order.append(key) }

@@ -25,14 +25,28 @@ public struct SigmaRule: Sendable {
     let condition: ConditionNode
     let selections: [String: Selection]
 
+    /// Identifies the logsource predicate, so an event computes each verdict once.
+    let logsourceKey: Int
+
     /// True when the event belongs to the rule's logsource and its condition holds.
     public func matches(_ event: JSONObject, mapping: FieldMapping) -> Bool {
-        let resolver = FieldResolver(event: .object(event), mapping: mapping)
-        guard logsource.matches(resolver) else { return false }
-        return evaluate(condition, resolver)
+        matches(SigmaEvent(event, mapping: mapping))
     }
 
-    func evaluate(_ node: ConditionNode, _ resolver: FieldResolver) -> Bool {
+    /// The same, on an event prepared once for many rules.
+    public func matches(_ event: SigmaEvent) -> Bool {
+        let inLogsource: Bool
+        if let cached = event.logsources[logsourceKey] {
+            inLogsource = cached
+        } else {
+            inLogsource = logsource.matches(event)
+            event.logsources[logsourceKey] = inLogsource
+        }
+        guard inLogsource else { return false }
+        return evaluate(condition, event)
+    }
+
+    func evaluate(_ node: ConditionNode, _ resolver: SigmaEvent) -> Bool {
         switch node {
         case .selection(let name): return selections[name]?.matches(resolver) ?? false
         case .and(let nodes): return nodes.allSatisfy { evaluate($0, resolver) }
@@ -87,7 +101,8 @@ public struct SigmaRule: Sendable {
         if conditionText.contains("|") { throw SigmaError("unsupported_aggregation", "condition aggregations ('| count() ...') are deprecated; use correlation rules") }
         var parser = ConditionParser(text: conditionText, names: Array(selections.keys))
         let condition = try parser.parse()
-        return SigmaRule(id: id, title: title, level: level, tags: tags, logsource: logsource, condition: condition, selections: selections)
+        return SigmaRule(id: id, title: title, level: level, tags: tags, logsource: logsource, condition: condition, selections: selections,
+                         logsourceKey: logsource.clauses.description.hashValue)
     }
 }
 

@@ -1,0 +1,111 @@
+/// Splits `key=value key2="quoted value"` text (FortiGate, F5 ASM `key="v",key2="v"`,
+/// generic syslog). Quoted values unescape `\"` and `\\`; anything unparseable is skipped.
+enum KeyValueParser {
+    static func parse(_ text: String) -> [(key: String, value: String)] {
+        let b = Array(text.utf8)
+        var i = 0
+        var pairs: [(key: String, value: String)] = []
+        func isKeyByte(_ c: UInt8) -> Bool {
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                || c == UInt8(ascii: "_") || c == UInt8(ascii: "-") || c == UInt8(ascii: ".") || c == UInt8(ascii: ":")
+        }
+        while i < b.count {
+            while i < b.count, b[i] == 0x20 || b[i] == UInt8(ascii: ",") || b[i] == 0x09 || b[i] == UInt8(ascii: ";") { i += 1 }
+            let keyStart = i
+            while i < b.count, isKeyByte(b[i]) { i += 1 }
+            guard i < b.count, b[i] == UInt8(ascii: "="), i > keyStart else {
+                // Not a pair: skip to the next separator.
+                while i < b.count, b[i] != 0x20 { i += 1 }
+                continue
+            }
+            let key = String(decoding: b[keyStart..<i], as: UTF8.self)
+            i += 1
+            var value: [UInt8] = []
+            if i < b.count, b[i] == UInt8(ascii: "\"") {
+                i += 1
+                while i < b.count {
+                    let c = b[i]
+                    if c == UInt8(ascii: "\\"), i + 1 < b.count, b[i + 1] == UInt8(ascii: "\"") || b[i + 1] == UInt8(ascii: "\\") {
+                        value.append(b[i + 1])
+                        i += 2
+                        continue
+                    }
+                    i += 1
+                    if c == UInt8(ascii: "\"") { break }
+                    value.append(c)
+                }
+            } else {
+                while i < b.count, b[i] != 0x20, b[i] != 0x09 { value.append(b[i]); i += 1 }
+            }
+            pairs.append((key, String(decoding: value, as: UTF8.self)))
+        }
+        return pairs
+    }
+
+    /// Last value wins, as most vendors' own parsers do.
+    static func dictionary(_ text: String) -> [String: String] {
+        var d: [String: String] = [:]
+        for (k, v) in parse(text) { d[k] = v }
+        return d
+    }
+}
+
+/// Splits one CSV record (PAN-OS, F5); `"a,b"` and `""` escapes are honoured.
+enum CSVSplitter {
+    static func split(_ text: String, separator: UInt8 = UInt8(ascii: ",")) -> [String] {
+        let b = Array(text.utf8)
+        var fields: [String] = []
+        var current: [UInt8] = []
+        var inQuotes = false
+        var i = 0
+        while i < b.count {
+            let c = b[i]
+            if inQuotes {
+                if c == UInt8(ascii: "\"") {
+                    if i + 1 < b.count, b[i + 1] == UInt8(ascii: "\"") { current.append(c); i += 2; continue }
+                    inQuotes = false
+                } else {
+                    current.append(c)
+                }
+            } else if c == UInt8(ascii: "\"") && current.isEmpty {
+                inQuotes = true
+            } else if c == separator {
+                fields.append(String(decoding: current, as: UTF8.self))
+                current.removeAll(keepingCapacity: true)
+            } else {
+                current.append(c)
+            }
+            i += 1
+        }
+        fields.append(String(decoding: current, as: UTF8.self))
+        return fields
+    }
+}
+
+/// Splits URLs the way ECS wants them (`url.domain`, `url.path`, `url.query`, `url.scheme`).
+enum URLFields {
+    static func apply(_ original: String?, to b: inout ECSBuilder) {
+        guard let original, !ECSBuilder.isPlaceholder(original) else { return }
+        b.set("url.original", .string(original))
+        var rest = Substring(original)
+        if let r = rest.range(of: "://") {
+            b.set("url.scheme", string: String(rest[..<r.lowerBound]))
+            rest = rest[r.upperBound...]
+        }
+        let hostEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+        var host = rest[..<hostEnd]
+        if let at = host.lastIndex(of: "@") { host = host[host.index(after: at)...] }
+        if !host.hasPrefix("["), let colon = host.lastIndex(of: ":") {
+            b.set("url.port", int: String(host[host.index(after: colon)...]))
+            host = host[..<colon]
+        }
+        b.set("url.domain", string: String(host))
+        let pathAndQuery = rest[hostEnd...]
+        if let q = pathAndQuery.firstIndex(of: "?") {
+            b.set("url.path", string: String(pathAndQuery[..<q]))
+            b.set("url.query", string: String(pathAndQuery[pathAndQuery.index(after: q)...]))
+        } else {
+            b.set("url.path", string: String(pathAndQuery))
+        }
+    }
+}

@@ -1,0 +1,100 @@
+public import VigilCore
+
+/// Turns raw lines and JSON documents into ECS events by trying each protocol pack in order.
+///
+/// A line no pack knows becomes dataset `syslog` with the syslog header fields, never an
+/// error; `message` is always the original line, verbatim.
+///
+/// ```swift
+/// let event = Normalizer().normalize(line: "<134>Jan  1 00:00:00 fw %ASA-6-302013: ...", receivedAt: now)
+/// event.dataset // "cisco.asa"
+/// ```
+public struct Normalizer: Sendable {
+    public var packs: [any ProtocolPack]
+    public var syslogParser = SyslogParser()
+
+    public init(packs: [any ProtocolPack] = Normalizer.defaultPacks) {
+        self.packs = packs
+    }
+
+    /// Vendor packs first (most specific), then the generic formats.
+    public static var defaultPacks: [any ProtocolPack] {
+        [
+            PANOSPack(), FortiGatePack(), CiscoASAPack(), F5BigIPPack(), ZeekPack(), WindowsEventPack(),
+            LinuxAuthPack(), CEFPack(), LEEFPack(), KeyValuePack(),
+        ]
+    }
+
+    /// Normalizes one syslog or raw line (trailing CR/LF ignored for parsing, kept in `message`).
+    public func normalize(line: String, receivedAt: EpochMillis) -> NormalizedEvent {
+        let trimmed = line.trimmedASCII
+        if trimmed.hasPrefix("{"), case .object(let doc)? = try? JSONParser.parse(trimmed) {
+            if var event = normalize(document: doc, receivedAt: receivedAt) {
+                FieldNesting.set(.string(line), at: "message", in: &event.fields)
+                return event
+            }
+            var b = ECSBuilder(FieldNesting.nest(doc))
+            b.set("message", .string(line))
+            b.set("event.dataset", .string("json"))
+            let ts = (doc["@timestamp"]?.stringValue).flatMap(Timestamp.parseRFC3339)
+            return NormalizedEvent(fields: b.object, timestamp: ts, dataset: "json")
+        }
+        let syslog = syslogParser.parse(line, referenceTime: receivedAt)
+        var document: JSONObject?
+        if syslog.message.hasPrefix("{"), case .object(let doc)? = try? JSONParser.parse(syslog.message) { document = doc }
+        let input = PackInput(line: line, syslog: syslog, body: syslog.message, document: document, receivedAt: receivedAt)
+        for pack in packs {
+            guard let result = pack.normalize(input) else { continue }
+            return finish(result, syslog: syslog, message: line)
+        }
+        let fallback = PackResult(dataset: "syslog", fields: JSONObject(), parseFailure: false)
+        return finish(fallback, syslog: syslog, message: line)
+    }
+
+    /// Normalizes a JSON document (Winlogbeat, evtx JSON, PAN-OS JSON, Zeek NDJSON, a Splunk
+    /// export wrapper). Returns nil when no pack recognises it: store the document as it is.
+    public func normalize(document: JSONObject, receivedAt: EpochMillis) -> NormalizedEvent? {
+        // Splunk search export: {"result": {"_raw": "...", "host": "..."}}.
+        if let result = document["result"]?.objectValue, let raw = result["_raw"]?.stringValue {
+            var event = normalize(line: raw, receivedAt: receivedAt)
+            if event.dataset == "syslog" || event.dataset == "json" { return nil }
+            if let host = result["host"]?.stringValue { FieldNesting.set(.string(host), at: "host.name", in: &event.fields) }
+            return event
+        }
+        let input = PackInput(line: "", syslog: SyslogMessage(), body: "", document: document, receivedAt: receivedAt)
+        for pack in packs {
+            guard let result = pack.normalize(input) else { continue }
+            var event = finish(result, syslog: SyslogMessage(), message: nil)
+            if event.fields["message"] == nil, let message = document["message"] {
+                event.fields["message"] = message
+            }
+            return event
+        }
+        return nil
+    }
+
+    private func finish(_ result: PackResult, syslog: SyslogMessage, message: String?) -> NormalizedEvent {
+        var fields = syslog.ecsFields
+        Self.merge(result.fields, into: &fields)
+        if let message { fields["message"] = .string(message) }
+        FieldNesting.set(.string(result.dataset), at: "event.dataset", in: &fields)
+        let timestamp = result.timestamp ?? syslog.timestamp
+        let fromPack = result.timestamp != nil
+        return NormalizedEvent(
+            fields: fields, timestamp: timestamp, dataset: result.dataset, parseFailure: result.parseFailure,
+            timestampHasYear: fromPack ? true : syslog.timestampHasYear,
+            timestampHasZone: fromPack ? result.timestampHasZone : syslog.timestampHasZone)
+    }
+
+    /// Deep-merges `source` into `target`; `source` wins on conflicts.
+    static func merge(_ source: JSONObject, into target: inout JSONObject) {
+        for (key, value) in source.members {
+            if case .object(let s) = value, case .object(var t)? = target[key] {
+                merge(s, into: &t)
+                target[key] = .object(t)
+            } else {
+                target[key] = value
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import ArgumentParser
+import Foundation
+import VigilAlerts
+import VigilCore
+import VigilSigma
+
+/// `vigil bench detect`: events/s through the Sigma matcher with many rules loaded, and the
+/// latency from ingest to alert of a scheduled rule on a live server.
+struct DetectBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "detect",
+        abstract: "Events/s through 1,000 Sigma rules (the SigmaHQ corpus when ../shared/testdata is present), and ingest-to-alert latency of a scheduled rule.")
+
+    @Option(help: "Rules to load.") var rules: Int = 1000
+    @Option(help: "Events to match.") var events: Int = 50_000
+    @Option(help: "Directory of Sigma rules (default: ../shared/testdata/sigma/rules/windows).") var rulesDir: String?
+    @Option(help: "Latency runs against a live server (0: skip).") var latencyRuns: Int = 5
+    @Option(help: "Where to write the JSON result.") var output: String = "bench-results/detect.json"
+
+    func run() async throws {
+        let loaded = try loadRules()
+        print("loaded \(loaded.count) Sigma rules")
+        var generator = EventGenerator(seed: 11)
+        let images = ["C:\\Windows\\System32\\cmd.exe", "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe", "C:\\Program Files\\App\\app.exe",
+                      "C:\\Users\\bob\\AppData\\Local\\Temp\\x.exe", "C:\\Windows\\System32\\rundll32.exe", "C:\\Windows\\explorer.exe"]
+        let lines = ["/c whoami /all", "-NoProfile -EncodedCommand SQBFAFgA", "--update", "C:\\Users\\bob\\doc.dll,EntryPoint", "/background", "dir C:\\"]
+        var corpus: [JSONObject] = []
+        for i in 0..<events {
+            let id = [1, 1, 1, 3, 11, 13][i % 6]
+            var data = JSONObject()
+            data["Image"] = .string(generator.pick(images))
+            data["CommandLine"] = .string(generator.pick(images) + " " + generator.pick(lines))
+            data["ParentImage"] = .string(generator.pick(images))
+            data["User"] = .string("CORP\\user\(generator.next() % 50)")
+            data["TargetFilename"] = .string("C:\\Users\\bob\\file\(i).txt")
+            data["TargetObject"] = .string("HKLM\\SOFTWARE\\Key\(i % 100)")
+            data["DestinationIp"] = .string(generator.ip("10.2"))
+            var object = JSONObject()
+            object["winlog"] = .object(JSONObject([("channel", .string("Microsoft-Windows-Sysmon/Operational")), ("event_id", .string(String(id))), ("event_data", .object(data))]))
+            corpus.append(object)
+        }
+        // Warm-up, then one timed pass per core count.
+        _ = count(loaded, corpus.prefix(500))
+        var results: [String: Any] = ["rules": loaded.count, "events": events]
+        for workers in [1, 2] {
+            let start = Date()
+            let matches = await withTaskGroup(of: Int.self) { group in
+                for w in 0..<workers {
+                    let slice = Array(corpus.enumerated().filter { $0.offset % workers == w }.map(\.element))
+                    group.addTask { count(loaded, slice[...]) }
+                }
+                return await group.reduce(0, +)
+            }
+            let seconds = Date().timeIntervalSince(start)
+            let eps = Int(Double(events) / seconds)
+            print("\(workers) core(s): \(eps) events/s through \(loaded.count) rules (\(matches) matches)")
+            results["events_per_second_\(workers)_core"] = eps
+        }
+        if latencyRuns > 0 {
+            let latencies = try await measureLatency(runs: latencyRuns)
+            let sorted = latencies.sorted()
+            results["alert_latency_ms_p50"] = Int(sorted[sorted.count / 2])
+            results["alert_latency_ms_max"] = Int(sorted.last ?? 0)
+            print("ingest to alert (lag 0 s, evaluation every 1 s): p50 \(Int(sorted[sorted.count / 2])) ms, max \(Int(sorted.last ?? 0)) ms over \(latencyRuns) runs")
+        }
+        results["machine"] = "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB"
+        results["date"] = ISO8601DateFormatter().string(from: Date())
+        let url = URL(fileURLWithPath: output)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+    }
+
+    func count(_ rules: [SigmaRule], _ events: ArraySlice<JSONObject>) -> Int {
+        var matches = 0
+        for event in events {
+            for rule in rules where rule.matches(event, mapping: .standard) { matches += 1 }
+        }
+        return matches
+    }
+
+    func loadRules() throws -> [SigmaRule] {
+        let dir = rulesDir ?? "../shared/testdata/sigma/rules/windows"
+        var loaded: [SigmaRule] = []
+        if let enumerator = FileManager.default.enumerator(atPath: dir) {
+            for case let path as String in enumerator where path.hasSuffix(".yml") {
+                guard loaded.count < rules else { break }
+                if let text = try? String(contentsOfFile: dir + "/" + path, encoding: .utf8), let rule = try? SigmaRule.parse(text) { loaded.append(rule) }
+            }
+        }
+        // Without the corpus (or short of rules): generated process-creation rules.
+        var n = 0
+        while loaded.count < rules {
+            n += 1
+            let rule = try SigmaRule.parse("""
+            title: generated \(n)
+            id: generated-\(n)
+            logsource: {product: windows, category: process_creation}
+            detection:
+                selection:
+                    Image|endswith: '\\\\tool\(n).exe'
+                    CommandLine|contains: ['-flag\(n)', '/opt\(n)']
+                condition: selection
+            level: medium
+            """)
+            loaded.append(rule)
+        }
+        return loaded
+    }
+
+    /// Ingest one matching event and time until its alert is listed.
+    func measureLatency(runs: Int) async throws -> [Double] {
+        let process = try ServerProcess(extraEnvironment: ["VIGIL_DETECTION_LAG_SECS": "0", "VIGIL_DETECTION_INTERVAL_SECS": "1"])
+        let baseURL = try await process.start()
+        defer { process.stop() }
+        let client = VigilHTTPClient(baseURL: baseURL, connections: 2)
+        let context = GateContext(client: client, adminToken: process.adminToken)
+        let (_, key) = try await context.createTenant(prefix: "bench-detect")
+        let rule = "id: bench-latency\nquery: 'benchlatency'\nseverity: low\n"
+        _ = try await client.send("POST", "/api/v1/rules", headers: ["Authorization": "Bearer \(key)"], body: Data(rule.utf8))
+        var latencies: [Double] = []
+        for run in 0..<runs {
+            let start = Date()
+            _ = try await client.send("POST", "/api/v1/ingest", headers: ["Authorization": "Bearer \(key)"], body: Data("{\"message\":\"benchlatency \(run)\"}\n".utf8))
+            while Date().timeIntervalSince(start) < 60 {
+                let reply = try await client.send("GET", "/api/v1/alerts?rule_id=bench-latency", headers: ["Authorization": "Bearer \(key)"])
+                if let alerts = (reply.json as? [String: Any])?["alerts"] as? [Any], alerts.count > run { break }
+                try await Task.sleep(for: .milliseconds(20))  // polling for the alert
+            }
+            latencies.append(Date().timeIntervalSince(start) * 1000)
+        }
+        return latencies
+    }
+}
