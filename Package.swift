@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "VigilIntake",
             dependencies: [
-                "VigilCore", "VigilStorage", "VigilPacks", "CZlib",
+                "VigilCore", "VigilStorage", "VigilParsing", "CZlib",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -82,7 +82,7 @@ let package = Package(
         .target(
             name: "VigilSyslog",
             dependencies: [
-                "VigilCore", "VigilQuery", "VigilIntake",
+                "VigilCore", "VigilQuery", "VigilIntake", "VigilParsing",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -93,7 +93,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "VigilPacks",
+            name: "VigilParsing",
             dependencies: ["VigilCore"],
             swiftSettings: swiftSettings
         ),
@@ -117,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilCore", "VigilQuery", "VigilStorage", "VigilStorageSQLite", "VigilIntake", "VigilServer", "VigilSyslog", "VigilAlerts", "VigilSigma", "VigilPacks",
+                "VigilCore", "VigilQuery", "VigilStorage", "VigilStorageSQLite", "VigilIntake", "VigilServer", "VigilSyslog", "VigilAlerts", "VigilSigma", "VigilParsing",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -135,7 +135,8 @@ let package = Package(
         .testTarget(name: "VigilQueryTests", dependencies: ["VigilQuery", "VigilCore"]),
         .testTarget(name: "VigilStorageSQLiteTests", dependencies: ["VigilStorageSQLite", "VigilStorage", "VigilCore", "VigilQuery", "VigilIntake"]),
         .testTarget(name: "VigilIntakeTests", dependencies: ["VigilIntake", "VigilStorage", "VigilCore"]),
-        .testTarget(name: "VigilSigmaTests", dependencies: ["VigilSigma", "VigilPacks", "VigilCore"]),
+        .testTarget(name: "VigilParsingTests", dependencies: ["VigilParsing", "VigilCore"]),
+        .testTarget(name: "VigilSigmaTests", dependencies: ["VigilSigma", "VigilParsing", "VigilCore"]),
         .testTarget(name: "VigilAlertsTests", dependencies: ["VigilAlerts", "VigilStorage", "VigilStorageSQLite", "VigilQuery", "VigilCore"]),
         .testTarget(name: "VigilSyslogTests", dependencies: ["VigilSyslog", "VigilIntake", "VigilStorage", "VigilCore"]),
         .testTarget(name: "VigilServerTests", dependencies: [

@@ -1,3 +1,4 @@
+import Foundation
 import VigilCore
 
 /// A parsed ArcSight CEF record: `CEF:0|vendor|product|version|signature|name|severity|ext`.

@@ -1,3 +1,4 @@
+import Foundation
 import VigilCore
 
 /// Cisco ASA and Firepower Threat Defense syslog (`%ASA-6-302013: ...`, `%FTD-...`).

@@ -1,3 +1,4 @@
+import Foundation
 import VigilCore
 
 /// Accumulates ECS fields at dotted paths; skips empty and placeholder values so packs can

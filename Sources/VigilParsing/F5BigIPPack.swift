@@ -1,3 +1,4 @@
+import Foundation
 import VigilCore
 
 /// F5 BIG-IP: LTM (pool/monitor/request logs with an 8-hex message code), ASM/Advanced WAF

@@ -1,3 +1,4 @@
+import Foundation
 import VigilCore
 
 /// Fortinet FortiGate: `key=value` syslog and CEF. Dataset `fortinet.firewall` (as Elastic's

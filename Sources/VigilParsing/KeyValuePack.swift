@@ -1,3 +1,4 @@
+import Foundation
 import VigilCore
 
 /// Generic `key=value` lines (at least three pairs): dataset `kv`, values under `kv.*`, plus

@@ -1,3 +1,5 @@
+import Foundation
+import VigilCore
 /// Splits `key=value key2="quoted value"` text (FortiGate, F5 ASM `key="v",key2="v"`,
 /// generic syslog). Quoted values unescape `\"` and `\\`; anything unparseable is skipped.
 enum KeyValueParser {

@@ -1,3 +1,4 @@
+import Foundation
 import VigilCore
 
 /// A parsed IBM LEEF record: `LEEF:1.0|vendor|product|version|eventID|k=v<TAB>k=v`

@@ -1,3 +1,4 @@
+import Foundation
 public import VigilCore
 
 /// One event after a protocol pack (or the generic syslog fallback) has normalized it.

@@ -1,3 +1,4 @@
+import Foundation
 public import VigilCore
 
 /// Turns raw lines and JSON documents into ECS events by trying each protocol pack in order.

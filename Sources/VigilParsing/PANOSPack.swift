@@ -1,3 +1,4 @@
+import Foundation
 import VigilCore
 
 /// Palo Alto Networks PAN-OS: syslog CSV (TRAFFIC, THREAT incl. URL, SYSTEM, CONFIG, USERID,
@@ -72,7 +73,9 @@ public struct PANOSPack: ProtocolPack {
             b.set("observer.hostname", string: input.syslog.hostname)
             return b.object
         }()
-        result.parseFailure = values.count < layout.count - 4 && layout.count > Self.common.count
+        // Session logs need everything up to `action` (index 30); the rest is optional detail.
+        let required = values[3] == "TRAFFIC" || values[3] == "THREAT" ? 31 : min(layout.count, 11)
+        result.parseFailure = values.count < required
         return result
     }
 

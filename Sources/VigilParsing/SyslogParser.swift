@@ -1,3 +1,4 @@
+import Foundation
 public import VigilCore
 
 /// The header of one syslog frame and its body.

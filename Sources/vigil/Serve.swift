@@ -106,7 +106,7 @@ struct Serve: AsyncParsableCommand {
         let policies = RetentionPolicies()
         for tenant in try await tenants.listTenants() { policies.set(tenant, days: try await tenants.retentionDays(tenant)) }
         let intake = IntakeService(queue: spool, store: store, clock: clock, limits: limits, retention: policies,
-                                   steps: [WindowsEventStep()], logger: logger)
+                                   steps: [PackDocumentStep()], logger: logger)
         let retention = RetentionService(store: store, tenants: tenants, policies: policies, clock: clock, logger: logger)
         try spool.forEachUncommitted { intake.restorePending($0) }
         let pipeline = PipelineService(queue: spool, store: store, intake: intake, logger: logger)
@@ -190,7 +190,7 @@ struct Serve: AsyncParsableCommand {
         func pair(_ address: SocketAddress?) -> (host: String, port: Int)? { address.map { ($0.host, $0.port) } }
         return try await SyslogListeners.bind(
             tcp: pair(settings.syslogTCPAddress), udp: pair(settings.syslogUDPAddress), tls: pair(settings.syslogTLSAddress),
-            tlsContext: tlsContext, batcher: batcher, decoder: PackSyslogDecoder(),
+            tlsContext: tlsContext, batcher: batcher, decoder: NormalizingSyslogDecoder(),
             routing: SyslogTenantRouting(defaultTenant: defaultTenant, senders: senders),
             limits: limits, clock: clock, logger: logger)
     }

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import VigilCore
-import VigilPacks
+import VigilParsing
 @testable import VigilSigma
 
 /// The Sigma engine: modifiers, conditions, refusals, the SigmaHQ regression events and the
@@ -145,6 +145,8 @@ struct SigmaTests {
         return FileManager.default.fileExists(atPath: path + "/sigma/INDEX.tsv") ? URL(fileURLWithPath: path) : nil
     }
 
+    static let normalizer = Normalizer()
+
     /// Every rule of INDEX.tsv against its regression events (normalized by the Windows pack):
     /// it must match exactly `match_count` of them (at least one when none is stated).
     @Test func sigmaRegressionEventsMatchTheExpectedCount() throws {
@@ -174,8 +176,8 @@ struct SigmaTests {
             let documents = (try? JSONParser.parseConcatenated(bytes)) ?? []
             var matched = 0
             for document in documents {
-                guard case .object(var fields) = document else { continue }
-                _ = WindowsEventPack.normalize(&fields)
+                guard case .object(let object) = document else { continue }
+                let fields = Self.normalizer.normalize(document: object, receivedAt: 0)?.fields ?? object
                 if rule.matches(fields, mapping: .standard) { matched += 1 }
             }
             let ok = expected.map { matched == $0 } ?? (matched >= 1)

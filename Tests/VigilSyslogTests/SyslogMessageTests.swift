@@ -2,31 +2,32 @@ import Foundation
 import Testing
 import VigilCore
 import VigilIntake
+import VigilParsing
 @testable import VigilSyslog
 
 /// Syslog headers (RFC 5424, RFC 3164 and the variants devices send) and the Linux auth pack.
 struct SyslogMessageTests {
     static let reference: EpochMillis = 1_795_564_800_000  // 2026-11-25T00:00:00Z
 
-    func parse(_ text: String, reference: EpochMillis = Self.reference) -> SyslogMessage {
-        SyslogMessage.parse(Array(text.utf8), reference: reference)
+    func parse(_ text: String, reference: EpochMillis = Self.reference) -> VigilParsing.SyslogMessage {
+        SyslogParser().parse(Array(text.utf8), referenceTime: reference)
     }
 
     @Test func rfc5424WithStructuredDataAndBOM() {
         let m = parse("<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog 42 ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"Appli\\\"cation\"][x@1 a=\"b\"] \u{FEFF}An application event")
-        #expect(m.rfc5424)
+        #expect(m.format == .rfc5424)
         #expect(m.priority == 165 && m.facility == 20 && m.severity == 5)
         #expect(m.timestamp == Timestamp.parseRFC3339("2003-10-11T22:14:15.003Z"))
         #expect(m.hostname == "mymachine.example.com")
         #expect(m.appName == "evntslog" && m.procID == "42" && m.msgID == "ID47")
-        #expect(m.structuredData.map(\.id) == ["exampleSDID@32473", "x@1"])
-        #expect(m.structuredData.first?.params.map(\.1) == ["3", "Appli\"cation"])
+        #expect(m.structuredData?.members.map(\.key) == ["exampleSDID@32473", "x@1"])
+        #expect(m.structuredData?["exampleSDID@32473"]?.objectValue?["eventSource"]?.stringValue == "Appli\"cation")
         #expect(m.message == "An application event")
     }
 
     @Test func rfc5424WithNilValues() {
         let m = parse("<13>1 - - - - - - just text")
-        #expect(m.rfc5424 && m.timestamp == nil && m.hostname == nil && m.appName == nil)
+        #expect(m.format == .rfc5424 && m.timestamp == nil && m.hostname == nil && m.appName == nil)
         #expect(m.message == "just text")
     }
 
@@ -67,19 +68,19 @@ struct SyslogMessageTests {
         for sample in samples {
             let bytes = Array(sample.utf8)
             for cut in 0...bytes.count {
-                let decoded = PackSyslogDecoder().decode(frame: Array(bytes[..<cut]), peer: "10.0.0.9", received: Self.reference)
+                let decoded = NormalizingSyslogDecoder().decode(frame: Array(bytes[..<cut]), peer: "10.0.0.9", received: Self.reference)
                 if case .rejected = decoded.item { Issue.record("a frame is never rejected") }
             }
         }
         var generator = SplitMix(seed: 9)
         for _ in 0..<2000 {
             let bytes = (0..<Int(generator.next() % 120)).map { _ in UInt8(truncatingIfNeeded: generator.next() % 4 == 0 ? 0x3C : generator.next()) }
-            _ = PackSyslogDecoder().decode(frame: bytes, peer: "x", received: Self.reference)
+            _ = NormalizingSyslogDecoder().decode(frame: bytes, peer: "x", received: Self.reference)
         }
     }
 
     func decode(_ line: String) -> JSONObject {
-        guard case .candidate(let candidate) = PackSyslogDecoder().decode(frame: Array(line.utf8), peer: "10.0.0.9", received: Self.reference).item else { return JSONObject() }
+        guard case .candidate(let candidate) = NormalizingSyslogDecoder().decode(frame: Array(line.utf8), peer: "10.0.0.9", received: Self.reference).item else { return JSONObject() }
         return candidate.object
     }
 
@@ -91,7 +92,7 @@ struct SyslogMessageTests {
         ("<38>Nov 24 10:00:00 web-1 sshd[1]: Accepted publickey for alice from 2001:db8::1 port 50000 ssh2: RSA SHA256:abc",
          ["event.action": "ssh_login", "event.outcome": "success", "user.name": "alice", "source.ip": "2001:db8::1", "source.port": "50000"]),
         ("<38>Nov 24 10:00:00 web-1 sshd[1]: Invalid user webmaster from 173.234.31.186 port 40000",
-         ["event.action": "invalid_user", "event.outcome": "failure", "user.name": "webmaster", "source.ip": "173.234.31.186"]),
+         ["event.action": "ssh_login", "event.outcome": "failure", "user.name": "webmaster", "source.ip": "173.234.31.186", "system.auth.ssh.event": "Invalid"]),
         ("<38>Nov 24 10:00:00 web-1 sshd[1]: Disconnected from authenticating user root 10.1.1.1 port 22 [preauth]",
          ["event.action": "ssh_disconnect", "user.name": "root", "source.ip": "10.1.1.1", "source.port": "22"]),
         ("<86>Aug  6 19:42:10 server01 sudo[18432]: alice : PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id",
@@ -99,9 +100,9 @@ struct SyslogMessageTests {
         ("<86>Nov 24 10:00:00 h su[9]: FAILED su for root by mallory",
          ["event.outcome": "failure", "user.name": "mallory", "user.effective.name": "root"]),
         ("<86>Nov 24 10:00:00 h sshd[9]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.7  user=root",
-         ["event.outcome": "failure", "source.address": "198.51.100.7", "user.name": "root"]),
+         ["event.outcome": "failure", "user.name": "root"]),
         ("<86>Nov 24 10:00:00 h useradd[9]: new user: name=bob, UID=1001, GID=1001, home=/home/bob, shell=/bin/bash",
-         ["event.action": "user-created", "user.name": "bob", "user.id": "1001"]),
+         ["user.name": "bob", "user.id": "1001"]),
     ])
     func linuxAuthPack(_ line: String, _ expected: [String: String]) {
         let object = decode(line)
@@ -113,9 +114,9 @@ struct SyslogMessageTests {
     }
 
     @Test func unknownProgramsAreGenericSyslog() {
-        let object = decode("<13>Nov 24 10:00:00 h cron[1]: (root) CMD (run-parts /etc/cron.hourly)")
+        let object = decode("<13>Nov 24 10:00:00 h backupd[1]: nightly run finished in 42 s")
         #expect(field(object, "event.dataset") == "syslog")
-        #expect(field(object, "process.name") == "cron")
+        #expect(field(object, "process.name") == "backupd")
     }
 
     /// Elastic's expected document for its sudo sample (testdata; skipped when absent).
@@ -138,7 +139,7 @@ struct SyslogMessageTests {
             #expect(field(object, path) == JSONValue.object(expected).value(atPath: path)?.scalarText, "\(path)")
         }
         // Month, day and time agree (the expected year is when the fixture was regenerated).
-        guard case .candidate(let candidate) = PackSyslogDecoder().decode(frame: Array(("<86>" + line).utf8), peer: "x", received: Self.reference).item,
+        guard case .candidate(let candidate) = NormalizingSyslogDecoder().decode(frame: Array(("<86>" + line).utf8), peer: "x", received: Self.reference).item,
               case .millis(let millis) = candidate.timestamp, let expectedTime = expected["@timestamp"]?.stringValue else {
             Issue.record("no timestamp")
             return

@@ -1,0 +1,25 @@
+import VigilCore
+
+/// libFuzzer entry point: every parser must accept any bytes without trapping.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzParsing(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    let line = String(decoding: bytes, as: UTF8.self)
+    _ = SyslogParser().parse(bytes, referenceTime: 1_700_000_000_000)
+    _ = Normalizer().normalize(line: line, receivedAt: 1_700_000_000_000)
+    var reader = ZeekTSVReader()
+    _ = reader.normalize(line: "#fields\tts\tuid\tid.orig_h\tanswers", receivedAt: 0)
+    _ = reader.normalize(line: "#types\ttime\tstring\taddr\tvector[string]", receivedAt: 0)
+    _ = reader.normalize(line: line, receivedAt: 0)
+    // Documents (Winlogbeat, evtx JSON, PAN-OS JSON, Zeek NDJSON) as HTTP ingest sees them.
+    if case .object(let document)? = try? JSONParser.parse(bytes) {
+        _ = Normalizer().normalize(document: document, receivedAt: 1_700_000_000_000)
+    }
+    // The TCP framer, with the input split where its first byte says.
+    var framer = SyslogFramer(maxFrameBytes: 512)
+    let cut = bytes.isEmpty ? 0 : Int(bytes[0]) % (bytes.count + 1)
+    for output in framer.feed(bytes[..<cut]) + framer.feed(bytes[cut...]) + framer.finish() {
+        if case .frame(let frame) = output, frame.count > 512 { fatalError("frame over the limit") }
+    }
+    return 0
+}

@@ -1,0 +1,33 @@
+import VigilCore
+import VigilParsing
+
+/// Admission step for documents shipped over HTTP that a protocol pack recognises (Winlogbeat
+/// and evtx-style Windows events, PAN-OS JSON, Zeek NDJSON): the pack's ECS and vendor fields
+/// are merged into the document (the pack wins on conflicts, nothing else is dropped), and the
+/// pack's timestamp is offered when the document has none. An evtx `Event` object is replaced
+/// by its normalized form (`winlog.*` keeps every EventData item verbatim).
+public struct PackDocumentStep: AdmissionStep {
+    let normalizer: Normalizer
+
+    public init(normalizer: Normalizer = Normalizer()) {
+        self.normalizer = normalizer
+    }
+
+    public func apply(to fields: inout JSONObject, received: EpochMillis) -> EpochMillis? {
+        guard let normalized = normalizer.normalize(document: fields, receivedAt: received) else { return nil }
+        if normalized.dataset.hasPrefix("windows."), fields["Event"] != nil { fields.removeValue(forKey: "Event") }
+        Self.merge(normalized.fields, into: &fields)
+        return normalized.timestamp
+    }
+
+    static func merge(_ source: JSONObject, into target: inout JSONObject) {
+        for (key, value) in source.members {
+            if case .object(let s) = value, case .object(var t)? = target[key] {
+                merge(s, into: &t)
+                target[key] = .object(t)
+            } else {
+                target[key] = value
+            }
+        }
+    }
+}

@@ -1,0 +1,370 @@
+import Foundation
+public import VigilCore
+
+/// Windows event logs, Sysmon first: Winlogbeat / Elastic Agent documents (`winlog.*`),
+/// evtx-style JSON (`{"Event":{"System":{...},"EventData":{...}}}`) and the XML rendering.
+///
+/// Contract (the Sigma engine relies on it): every EventData item is kept verbatim, as a
+/// string, under `winlog.event_data.<Name>`, with `winlog.event_id` (string), `winlog.channel`,
+/// `winlog.provider_name`, `winlog.computer_name`, `winlog.record_id`, `event.code`,
+/// `host.name` (= Computer). Dataset `windows.sysmon_operational` for Sysmon,
+/// `windows.security` for Security, `windows.<channel, lower-cased, separators as _>` otherwise.
+public struct WindowsEventPack: ProtocolPack {
+    public let name = "windows"
+    public init() {}
+
+    /// The parts of an event every input form yields.
+    struct WinEvent {
+        var eventID = ""
+        var channel: String?
+        var provider: String?
+        var providerGUID: String?
+        var computer: String?
+        var recordID: String?
+        var timeCreated: String?
+        var userID: String?
+        var processID: String?
+        var threadID: String?
+        var level: String?
+        var task: String?
+        var version: String?
+        var data: [(String, String)] = []
+
+        subscript(_ key: String) -> String? {
+            guard let v = data.first(where: { $0.0 == key })?.1, !ECSBuilder.isPlaceholder(v) else { return nil }
+            return v
+        }
+    }
+
+    public func normalize(_ input: PackInput) -> PackResult? {
+        if let doc = input.document {
+            if let winlog = doc["winlog"]?.objectValue { return fromWinlogbeat(doc, winlog) }
+            if let event = doc["Event"]?.objectValue { return fromEvtxJSON(event) }
+            return nil
+        }
+        guard let start = input.body.range(of: "<Event") else { return nil }
+        guard let xml = TinyXMLReader.parse(String(input.body[start.lowerBound...])), xml.name == "Event" else { return nil }
+        return fromXML(xml)
+    }
+
+    // MARK: - Input forms
+
+    private func fromXML(_ xml: XMLElement) -> PackResult? {
+        var e = WinEvent()
+        let system = xml.child("System")
+        e.eventID = system?.child("EventID")?.text.trimmedASCII ?? ""
+        e.provider = system?.child("Provider")?.attributes["Name"]
+        e.providerGUID = system?.child("Provider")?.attributes["Guid"]
+        e.channel = system?.child("Channel")?.text
+        e.computer = system?.child("Computer")?.text
+        e.recordID = system?.child("EventRecordID")?.text
+        e.timeCreated = system?.child("TimeCreated")?.attributes["SystemTime"]
+        e.userID = system?.child("Security")?.attributes["UserID"]
+        e.processID = system?.child("Execution")?.attributes["ProcessID"]
+        e.threadID = system?.child("Execution")?.attributes["ThreadID"]
+        e.version = system?.child("Version")?.text
+        for data in (xml.child("EventData") ?? xml.child("UserData"))?.children ?? [] {
+            if let name = data.attributes["Name"] { e.data.append((name, data.text)) } else { e.data.append((data.name, data.text)) }
+        }
+        guard !e.eventID.isEmpty else { return nil }
+        return map(e, base: JSONObject(), parseFailure: system == nil)
+    }
+
+    private func fromEvtxJSON(_ event: JSONObject) -> PackResult? {
+        let system = event["System"]?.objectValue ?? JSONObject()
+        func text(_ v: JSONValue?) -> String? {
+            guard let v else { return nil }
+            if let s = v.scalarText { return s }
+            if case .object(let o) = v { return o["#text"]?.scalarText ?? o["Value"]?.scalarText }
+            return nil
+        }
+        func attr(_ key: String, _ name: String) -> String? {
+            guard case .object(let o)? = system[key] else { return nil }
+            return (o["#attributes"]?.objectValue?[name] ?? o[name])?.scalarText
+        }
+        var e = WinEvent()
+        guard let id = text(system["EventID"]) else { return nil }
+        e.eventID = id
+        e.provider = attr("Provider", "Name")
+        e.providerGUID = attr("Provider", "Guid")
+        e.channel = text(system["Channel"])
+        e.computer = text(system["Computer"])
+        e.recordID = text(system["EventRecordID"])
+        e.timeCreated = attr("TimeCreated", "SystemTime")
+        e.userID = attr("Security", "UserID")
+        e.processID = attr("Execution", "ProcessID")
+        e.threadID = attr("Execution", "ThreadID")
+        e.version = text(system["Version"])
+        let dataValue = event["EventData"] ?? event["UserData"]
+        switch dataValue {
+        case .object(let o)?:
+            if case .array(let items)? = o["Data"] {
+                for item in items {
+                    guard case .object(let d) = item else { continue }
+                    let name = (d["#attributes"]?.objectValue?["Name"] ?? d["Name"])?.scalarText
+                    if let name { e.data.append((name, d["#text"]?.scalarText ?? "")) }
+                }
+            } else {
+                for (k, v) in o.members where k != "#attributes" { e.data.append((k, Self.verbatim(v))) }
+            }
+        default: break
+        }
+        return map(e, base: JSONObject(), parseFailure: false)
+    }
+
+    /// Values as strings (Sigma compares text): numbers in JSON spelling, arrays joined.
+    static func verbatim(_ v: JSONValue) -> String {
+        if let s = v.scalarText { return s }
+        if case .array(let a) = v { return a.compactMap(\.scalarText).joined(separator: ",") }
+        if case .null = v { return "" }
+        return JSONWriter.string(v)
+    }
+
+    private func fromWinlogbeat(_ doc: JSONObject, _ winlog: JSONObject) -> PackResult? {
+        var e = WinEvent()
+        guard let id = winlog["event_id"]?.scalarText ?? (doc["event"]?.objectValue?["code"]?.scalarText) else { return nil }
+        e.eventID = id
+        e.channel = winlog["channel"]?.scalarText
+        e.provider = winlog["provider_name"]?.scalarText
+        e.providerGUID = winlog["provider_guid"]?.scalarText
+        e.computer = winlog["computer_name"]?.scalarText
+        e.recordID = winlog["record_id"]?.scalarText
+        e.timeCreated = winlog["time_created"]?.scalarText
+        e.userID = winlog["user"]?.objectValue?["identifier"]?.scalarText
+        e.task = winlog["task"]?.scalarText
+        if let data = winlog["event_data"]?.objectValue {
+            for (k, v) in data.members { e.data.append((k, Self.verbatim(v))) }
+        }
+        // Winlogbeat's sysmon module moves some EventData into ECS; the rendered message keeps
+        // them all as `Name: value` lines, so restore the missing ones from there.
+        if let message = doc["message"]?.stringValue {
+            for line in message.split(separator: "\n").dropFirst() {
+                guard let colon = line.range(of: ": ") else { continue }
+                let key = String(line[..<colon.lowerBound])
+                guard !key.isEmpty, !key.contains(" "), !e.data.contains(where: { $0.0 == key }) else { continue }
+                e.data.append((key, String(line[colon.upperBound...]).trimmingSuffix("\r")))
+            }
+        }
+        return map(e, base: FieldNesting.nest(doc), parseFailure: false)
+    }
+
+    // MARK: - ECS
+
+    static func dataset(channel: String?) -> String {
+        guard let channel, !channel.isEmpty else { return "windows.unknown" }
+        if channel == "Microsoft-Windows-Sysmon/Operational" { return "windows.sysmon_operational" }
+        if channel == "Security" { return "windows.security" }
+        var c = channel.lowercased()
+        if c.hasPrefix("microsoft-windows-") { c.removeFirst("microsoft-windows-".count) }
+        return "windows." + String(c.map { $0.isLetter || $0.isNumber ? $0 : "_" })
+    }
+
+    static let sysmonActions: [String: String] = [
+        "1": "Process Create", "2": "File creation time changed", "3": "Network connection detected",
+        "4": "Sysmon service state changed", "5": "Process terminated", "6": "Driver loaded", "7": "Image loaded",
+        "8": "CreateRemoteThread detected", "9": "RawAccessRead detected", "10": "Process accessed",
+        "11": "File created", "12": "Registry object added or deleted", "13": "Registry value set",
+        "14": "Registry object renamed", "15": "File stream created", "16": "Sysmon config state changed",
+        "17": "Pipe Created", "18": "Pipe Connected", "19": "WmiEventFilter activity detected",
+        "20": "WmiEventConsumer activity detected", "21": "WmiEventConsumerToFilter activity detected",
+        "22": "Dns query", "23": "File Delete archived", "24": "Clipboard changed", "25": "Process Tampering",
+        "26": "File Delete logged",
+    ]
+
+    private func map(_ e: WinEvent, base: JSONObject, parseFailure: Bool) -> PackResult {
+        var b = ECSBuilder(base)
+        let dataset = Self.dataset(channel: e.channel)
+        var eventData = JSONObject()
+        for (k, v) in e.data { eventData[k] = .string(v) }
+        b.set("winlog.event_data", .object(eventData))
+        b.set("winlog.event_id", .string(e.eventID))
+        b.set("winlog.channel", string: e.channel)
+        b.set("winlog.provider_name", string: e.provider)
+        b.set("winlog.provider_guid", string: e.providerGUID)
+        b.set("winlog.computer_name", string: e.computer)
+        b.set("winlog.record_id", string: e.recordID)
+        b.set("winlog.user.identifier", string: e.userID)
+        b.set("winlog.process.pid", int: e.processID)
+        b.set("winlog.process.thread.id", int: e.threadID)
+        b.set("event.code", .string(e.eventID))
+        b.set("event.provider", string: e.provider)
+        b.set("event.kind", string: "event")
+        b.set("host.name", string: e.computer)
+        if let user = e["User"] { setUser(user, &b) }
+        if dataset == "windows.sysmon_operational" { sysmon(e, &b) } else if e.channel == "Security" { security(e, &b) }
+        var ts: EpochMillis?
+        if let utc = e["UtcTime"], let t = Timestamp.parseRFC3339(utc.replacingOccurrences(of: " ", with: "T") + "Z") { ts = t }
+        if ts == nil, let created = e.timeCreated { ts = Timestamp.parseRFC3339(created) }
+        for p in ["source.ip", "destination.ip"] { b.append("related.ip", b.string(p)) }
+        if let u = b.string("user.name") { b.append("related.user", u) }
+        return PackResult(dataset: dataset, fields: b.object, timestamp: ts, parseFailure: parseFailure)
+    }
+
+    private func setUser(_ user: String, _ b: inout ECSBuilder) {
+        if let slash = user.firstIndex(of: "\\") {
+            b.set("user.domain", string: String(user[..<slash]))
+            b.set("user.name", string: String(user[user.index(after: slash)...]))
+        } else {
+            b.set("user.name", string: user)
+        }
+    }
+
+    static func basename(_ path: String) -> String {
+        String(path.split(whereSeparator: { $0 == "\\" || $0 == "/" }).last ?? Substring(path))
+    }
+
+    private func setProcess(_ prefix: String, image: String?, pid: String?, guid: String?, _ b: inout ECSBuilder) {
+        guard let image else { return }
+        b.set("\(prefix).executable", string: image)
+        b.set("\(prefix).name", string: Self.basename(image))
+        b.set("\(prefix).pid", int: pid)
+        b.set("\(prefix).entity_id", string: guid)
+    }
+
+    private func setHashes(_ hashes: String?, prefixes: [String], _ b: inout ECSBuilder) {
+        guard let hashes else { return }
+        for item in hashes.split(separator: ",") {
+            let kv = item.split(separator: "=", maxSplits: 1)
+            guard kv.count == 2 else { continue }
+            let algo = kv[0].lowercased(), value = kv[1].lowercased()
+            for p in prefixes {
+                if algo == "imphash" { b.set("\(p).pe.imphash", string: value) } else { b.set("\(p).hash.\(algo)", string: value) }
+            }
+            b.append("related.hash", value)
+        }
+    }
+
+    private func setFile(_ path: String?, _ b: inout ECSBuilder) {
+        guard let path else { return }
+        b.set("file.path", string: path)
+        let name = Self.basename(path)
+        b.set("file.name", string: name)
+        if let cut = path.lastIndex(where: { $0 == "\\" || $0 == "/" }) { b.set("file.directory", string: String(path[..<cut])) }
+        if let dot = name.lastIndex(of: "."), dot != name.startIndex { b.set("file.extension", string: name[name.index(after: dot)...].lowercased()) }
+    }
+
+    private func sysmon(_ e: WinEvent, _ b: inout ECSBuilder) {
+        let id = e.eventID
+        var action = [Self.sysmonActions[id] ?? e.task ?? "Sysmon event \(id)"]
+        setProcess("process", image: e["Image"], pid: e["ProcessId"], guid: e["ProcessGuid"], &b)
+        var category: [String] = ["process"], type: [String] = ["info"]
+        switch id {
+        case "1":
+            type = ["start"]
+            b.set("process.command_line", string: e["CommandLine"])
+            b.set("process.working_directory", string: e["CurrentDirectory"])
+            b.set("process.pe.original_file_name", string: e["OriginalFileName"])
+            b.set("process.pe.company", string: e["Company"])
+            b.set("process.pe.description", string: e["Description"])
+            setProcess("process.parent", image: e["ParentImage"], pid: e["ParentProcessId"], guid: e["ParentProcessGuid"], &b)
+            b.set("process.parent.command_line", string: e["ParentCommandLine"])
+            setHashes(e["Hashes"], prefixes: ["process"], &b)
+        case "3":
+            category = ["network"]
+            type = ["connection", "start", "protocol"]
+            b.set("source.ip", ip: e["SourceIp"])
+            b.set("source.port", int: e["SourcePort"])
+            b.set("source.domain", string: e["SourceHostname"])
+            b.set("destination.ip", ip: e["DestinationIp"])
+            b.set("destination.port", int: e["DestinationPort"])
+            b.set("destination.domain", string: e["DestinationHostname"])
+            b.set("network.transport", string: e["Protocol"]?.lowercased())
+            b.set("network.protocol", string: e["DestinationPortName"])
+            if let initiated = e["Initiated"] { b.set("network.direction", string: initiated == "true" ? "egress" : "ingress") }
+        case "5":
+            type = ["end"]
+        case "6", "7":
+            category = id == "6" ? ["driver"] : ["process", "library"]
+            type = ["change", "start"]
+            if id == "7" { action.append("load") }
+            let loaded = e["ImageLoaded"]
+            setFile(loaded, &b)
+            b.set("dll.path", string: id == "7" ? loaded : nil)
+            b.set("dll.name", string: id == "7" ? loaded.map(Self.basename) : nil)
+            b.set("dll.code_signature.status", string: e["Signed"].flatMap { $0 == "true" ? nil : $0 })
+            b.set("file.code_signature.signed", e["Signed"].map { .bool($0 == "true") })
+            b.set("file.pe.original_file_name", string: e["OriginalFileName"])
+            setHashes(e["Hashes"], prefixes: id == "7" ? ["file", "dll"] : ["file"], &b)
+        case "8", "10":
+            type = ["change"]
+            if id == "10" { type = ["access"] }
+            setProcess("process", image: e["SourceImage"], pid: e["SourceProcessId"], guid: e["SourceProcessGUID"] ?? e["SourceProcessGuid"], &b)
+            b.set("winlog.event_data.TargetImage", string: e["TargetImage"])
+            setProcess("process.target", image: e["TargetImage"], pid: e["TargetProcessId"], guid: e["TargetProcessGUID"] ?? e["TargetProcessGuid"], &b)
+        case "2", "11", "15", "23", "26":
+            category = ["file"]
+            type = id == "11" ? ["creation"] : id == "23" || id == "26" ? ["deletion"] : id == "2" ? ["change"] : ["access"]
+            setFile(e["TargetFilename"], &b)
+            setHashes(e["Hashes"] ?? e["Hash"], prefixes: ["file"], &b)
+        case "12", "13", "14":
+            category = ["configuration", "registry"]
+            type = ["change"]
+            if let target = e["TargetObject"] {
+                b.set("registry.path", string: target)
+                let parts = target.split(separator: "\\", maxSplits: 1)
+                if parts.count == 2 {
+                    b.set("registry.hive", string: String(parts[0]))
+                    b.set("registry.key", string: String(parts[1]))
+                }
+                b.set("registry.value", string: target.split(separator: "\\").last.map(String.init))
+            }
+            if let details = e["Details"] { b.set("registry.data.strings", strings: [details]) }
+        case "17", "18":
+            category = ["file"]
+            type = [id == "17" ? "creation" : "access"]
+            b.set("file.name", string: e["PipeName"])
+        case "22":
+            category = ["network"]
+            type = ["connection", "protocol", "info"]
+            b.set("dns.question.name", string: e["QueryName"])
+            b.set("network.protocol", string: "dns")
+            if let results = e["QueryResults"] {
+                let ips = results.split(separator: ";").compactMap { r -> String? in
+                    let v = r.hasPrefix("::ffff:") ? String(r.dropFirst(7)) : String(r)
+                    return ECSBuilder.isIP(v) ? v : nil
+                }
+                if !ips.isEmpty { b.set("dns.resolved_ip", strings: ips) }
+            }
+        default:
+            break
+        }
+        b.set("event.category", strings: category)
+        b.set("event.type", strings: type)
+        b.set("event.action", .array(action.map { .string($0) }))
+        b.set("event.module", string: "sysmon")
+        b.set("rule.name", string: e["RuleName"])
+    }
+
+    private func security(_ e: WinEvent, _ b: inout ECSBuilder) {
+        switch e.eventID {
+        case "4688":
+            b.set("event.category", strings: ["process"])
+            b.set("event.type", strings: ["start"])
+            b.set("event.action", string: "created-process")
+            setProcess("process", image: e["NewProcessName"], pid: e["NewProcessId"].map(Self.hexToDecimal), guid: nil, &b)
+            b.set("process.command_line", string: e["CommandLine"])
+            setProcess("process.parent", image: e["ParentProcessName"], pid: e["ProcessId"].map(Self.hexToDecimal), guid: nil, &b)
+            b.set("user.name", string: e["SubjectUserName"])
+            b.set("user.domain", string: e["SubjectDomainName"])
+        case "4624", "4625":
+            let ok = e.eventID == "4624"
+            b.set("event.category", strings: ["authentication"])
+            b.set("event.type", strings: [ok ? "start" : "info"])
+            b.set("event.action", string: ok ? "logged-in" : "logon-failed")
+            b.set("event.outcome", string: ok ? "success" : "failure")
+            b.set("user.name", string: e["TargetUserName"])
+            b.set("user.domain", string: e["TargetDomainName"])
+            b.set("source.ip", ip: e["IpAddress"])
+            b.set("source.port", int: e["IpPort"])
+            b.set("source.domain", string: e["WorkstationName"])
+        default:
+            b.set("user.name", string: e["TargetUserName"] ?? e["SubjectUserName"])
+        }
+    }
+
+    /// Security log pids are hex (`0x1a4`).
+    static func hexToDecimal(_ s: String) -> String {
+        guard s.hasPrefix("0x"), let v = Int64(s.dropFirst(2), radix: 16) else { return s }
+        return String(v)
+    }
+}

@@ -1,0 +1,24 @@
+import VigilCore
+import VigilIntake
+import VigilParsing
+
+/// The syslog decoder with every protocol pack of `VigilParsing` (PAN-OS, FortiGate, Cisco ASA,
+/// F5, Zeek, Linux auth, CEF, LEEF, key=value, JSON): the device's time, ECS fields and vendor
+/// fields; anything no pack knows is generic `syslog`.
+public struct NormalizingSyslogDecoder: SyslogDecoding {
+    let normalizer: Normalizer
+
+    public init(normalizer: Normalizer = Normalizer()) {
+        self.normalizer = normalizer
+    }
+
+    public func decode(frame: [UInt8], peer: String, received: EpochMillis) -> SyslogDecoded {
+        let line = String(decoding: frame, as: UTF8.self)
+        let normalized = normalizer.normalize(line: line, receivedAt: received)
+        var fields = normalized.fields
+        FieldNesting.set(.string(peer), at: "log.source.address", in: &fields)
+        let timestamp: Candidate.TimestampField = normalized.timestamp.map { .millis($0) } ?? .absent
+        return SyslogDecoded(item: .candidate(Candidate(object: fields, timestamp: timestamp, raw: frame)),
+                             dataset: normalized.dataset, parseFailure: normalized.parseFailure)
+    }
+}

@@ -1,0 +1,42 @@
+import Testing
+import VigilCore
+import VigilParsing
+
+struct SyslogParserTests {
+    static let ref: EpochMillis = Timestamp.parseRFC3339("2026-01-01T00:30:00Z") ?? 0
+
+    @Test func parsesRFC5424WithStructuredDataAndBOM() {
+        let m = SyslogParser().parse("<34>1 2003-10-11T22:14:15.003Z mymachine su - ID47 [a@1 k=\"v\\\"q\"] \u{FEFF}msg", referenceTime: 0)
+        #expect(m.format == .rfc5424)
+        #expect(m.hostname == "mymachine")
+        #expect(m.procID == nil)
+        #expect(m.msgID == "ID47")
+        #expect(m.structuredData?["a@1"]?.objectValue?["k"] == .string("v\"q"))
+        #expect(m.message == "msg")
+        #expect(m.timestamp == Timestamp.parseRFC3339("2003-10-11T22:14:15.003Z"))
+    }
+
+    @Test func infersYearClosestToReferenceButNotInTheFuture() {
+        let m = SyslogParser().parse("<13>Dec 31 23:59:00 h app: x", referenceTime: Self.ref)
+        #expect(m.timestamp == Timestamp.parseRFC3339("2025-12-31T23:59:00Z"))
+        #expect(!m.timestampHasYear)
+        let soon = SyslogParser().parse("Jan  1 12:00:00 h app: x", referenceTime: Self.ref)
+        #expect(soon.timestamp == Timestamp.parseRFC3339("2026-01-01T12:00:00Z"))
+    }
+
+    @Test func parsesISOTimestampWithOffsetAndCiscoHeader() {
+        let m = SyslogParser().parse("2026-04-03T00:31:09.976660+02:00 192.168.2.1 date=x", referenceTime: 0)
+        #expect(m.timestamp == Timestamp.parseRFC3339("2026-04-02T22:31:09.976Z"))
+        #expect(m.hostname == "192.168.2.1")
+        let asa = SyslogParser().parse("<166>Aug 18 2026 18:24:29 asa-fw-01 : %ASA-6-302020: Built", referenceTime: 0)
+        #expect(asa.hostname == "asa-fw-01")
+        #expect(asa.message == "%ASA-6-302020: Built")
+        #expect(asa.timestamp == Timestamp.parseRFC3339("2026-08-18T18:24:29Z"))
+    }
+
+    @Test func lineWithoutHeaderIsAllMessage() {
+        let m = SyslogParser().parse("hello world", referenceTime: 0)
+        #expect(m.format == .none)
+        #expect(m.message == "hello world")
+    }
+}
