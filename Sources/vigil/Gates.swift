@@ -14,7 +14,7 @@ struct Gates: AsyncParsableCommand {
     static let all: [(name: String, run: (@Sendable (GateContext) async throws -> Void)?)] = [
         ("storage", StorageGate.run), ("quarantine", QuarantineGate.run), ("idempotency", IdempotencyGate.run),
         ("watermark", WatermarkGate.run), ("redis", nil), ("drill", nil),
-        ("search_safety", SearchSafetyGate.run), ("parsers", nil), ("fts", FTSGate.run), ("agents", nil), ("ledger", nil),
+        ("search_safety", SearchSafetyGate.run), ("parsers", ParsersGate.run), ("fts", FTSGate.run), ("agents", nil), ("ledger", nil),
         ("collector_spool", nil), ("collector_perf", nil), ("kafka_stress", nil), ("sizing", nil),
     ]
 
@@ -41,6 +41,7 @@ struct Gates: AsyncParsableCommand {
         if let owned {
             // The gate owns this server, so it may restart it on the same data directory.
             context.restart = { try await owned.restart() }
+            context.syslogTCP = owned.addresses()["syslog_tcp"]
         }
         var failed = false
         for _ in 0..<max(1, loop) {
@@ -67,6 +68,8 @@ struct GateContext: Sendable {
     var adminToken: String
     /// Stops and starts the server on the same data directory (only when the gates own it).
     var restart: (@Sendable () async throws -> Void)?
+    /// The syslog TCP listener (host:port), when known.
+    var syslogTCP: String?
 
     init(client: VigilHTTPClient, adminToken: String) {
         self.client = client

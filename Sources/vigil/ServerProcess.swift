@@ -30,6 +30,13 @@ final class ServerProcess: @unchecked Sendable {  // driven from one task at a t
 
     var pid: Int32 { process.processIdentifier }
 
+    /// The bound addresses the server wrote (`http`, `syslog_tcp`, `syslog_udp`, ...).
+    func addresses() -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: dataDirectory.appendingPathComponent("run/addresses.json").path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: String] else { return [:] }
+        return object
+    }
+
     /// Starts the server and polls for `run/addresses.json`, then for `/readyz`.
     func start(timeoutSeconds: Double = 60) async throws -> URL {
         try process.run()
