@@ -90,9 +90,11 @@ public struct LogsourcePredicate: Sendable, Equatable {
     public struct Test: Sendable, Equatable {
         public var path: String
         public var values: Set<String>
+        let keys: [String]
         public init(_ path: String, _ values: Set<String>) {
             self.path = path
             self.values = values
+            keys = path.split(separator: ".").map(String.init)
         }
     }
 
@@ -101,7 +103,7 @@ public struct LogsourcePredicate: Sendable, Equatable {
     func matches(_ event: SigmaEvent) -> Bool {
         clauses.contains { clause in
             clause.allSatisfy { test in
-                guard let text = event.event.value(atPath: test.path)?.scalarText else { return false }
+                guard let text = (event.event.value(atKeys: test.keys) ?? event.event.value(atPath: test.path))?.scalarText else { return false }
                 return test.values.contains(text) || test.values.contains(text.lowercased())
             }
         }

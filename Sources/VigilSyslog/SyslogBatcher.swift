@@ -64,7 +64,20 @@ public actor SyslogBatcher {
         bootID = String(generator.next() as UInt64, radix: 36)
     }
 
-    /// Admits frames and returns once they are durable in the spool (TCP).
+    /// Admits frames from a TCP connection: returns at once while the backlog is below
+    /// `highWater` (so reading overlaps the previous batch's fsync), else once these frames
+    /// are durable — which stops reading and pushes back on the sender through the TCP window.
+    public func admitFromStream(_ entries: [(TenantName, SyslogDecoded)], highWater: Int = 20_000) async {
+        guard !entries.isEmpty else { return }
+        if pending.count + entries.count <= highWater {
+            append(entries)
+            startFlushing()
+            return
+        }
+        await admitAndWait(entries)
+    }
+
+    /// Admits frames and returns once they are durable in the spool.
     public func admitAndWait(_ entries: [(TenantName, SyslogDecoded)]) async {
         guard !entries.isEmpty else { return }
         append(entries)

@@ -227,7 +227,7 @@ public final class SyslogListeners: Service, Sendable {
                 SyslogMetrics.drop(reason.rawValue)
             }
         }
-        await batcher.admitAndWait(entries)
+        await batcher.admitFromStream(entries)
     }
 
     func serveUDP(_ channel: NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>) async {
