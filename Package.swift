@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "VigilIntake",
             dependencies: [
-                "VigilCore", "VigilStorage", "VigilParsing", "CZlib",
+                "VigilCore", "VigilStorage", "VigilParsing", "VigilThreatIntel", "CZlib",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -98,6 +98,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "VigilThreatIntel",
+            dependencies: ["VigilCore", "VigilQuery"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "VigilSigma",
             dependencies: ["VigilCore", "VigilQuery", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
@@ -117,7 +122,7 @@ let package = Package(
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilCore", "VigilQuery", "VigilStorage", "VigilStorageSQLite", "VigilIntake", "VigilServer", "VigilSyslog", "VigilAlerts", "VigilSigma", "VigilParsing",
+                "VigilCore", "VigilQuery", "VigilStorage", "VigilStorageSQLite", "VigilIntake", "VigilServer", "VigilSyslog", "VigilAlerts", "VigilSigma", "VigilParsing", "VigilThreatIntel",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -136,6 +141,7 @@ let package = Package(
         .testTarget(name: "VigilStorageSQLiteTests", dependencies: ["VigilStorageSQLite", "VigilStorage", "VigilCore", "VigilQuery", "VigilIntake"]),
         .testTarget(name: "VigilIntakeTests", dependencies: ["VigilIntake", "VigilStorage", "VigilCore"]),
         .testTarget(name: "VigilParsingTests", dependencies: ["VigilParsing", "VigilCore"]),
+        .testTarget(name: "VigilThreatIntelTests", dependencies: ["VigilThreatIntel", "VigilCore"]),
         .testTarget(name: "VigilSigmaTests", dependencies: ["VigilSigma", "VigilParsing", "VigilCore"]),
         .testTarget(name: "VigilAlertsTests", dependencies: ["VigilAlerts", "VigilStorage", "VigilStorageSQLite", "VigilQuery", "VigilCore"]),
         .testTarget(name: "VigilSyslogTests", dependencies: ["VigilSyslog", "VigilIntake", "VigilStorage", "VigilCore"]),

@@ -42,8 +42,20 @@ public struct CompiledRule: Sendable {
     /// Embedded test cases (native rules).
     public var tests: [RuleTestCase]
 
+    /// For a correlation, the ids of the rules it correlates.
+    public var correlatedRuleIDs: [String] = []
+    /// For a correlation, Sigma `generate`: whether its member rules also alert on their own.
+    public var generatesBaseAlerts = false
+
     let predicate: EventPredicate
     let aggregation: WindowAggregation?
+    /// The Sigma logsource the rule was compiled for (nil for native rules: literal paths).
+    var logsource: LogsourceMapping?
+
+    /// Where this rule reads a field named in a correlation or group-by.
+    func accessor(for field: String) -> FieldAccessor {
+        FieldAccessor(name: field, candidates: logsource?.candidatePaths(for: field) ?? [field])
+    }
 
     init(
         id: String, title: String, kind: Kind, format: RuleFormat, severity: RuleSeverity, tags: [String],

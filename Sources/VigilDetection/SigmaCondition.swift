@@ -102,7 +102,7 @@ struct SigmaConditionParser {
         case .word(let word):
             let lower = word.lowercased()
             if ["and", "or", "of", "them"].contains(lower) { throw fail("unexpected '\(word)'") }
-            if index + 1 < tokens.count, tokens[index + 1] == .word("of") || tokens[index + 1] == .word("OF") {
+            if index + 1 < tokens.count, case .word(let next) = tokens[index + 1], next.lowercased() == "of" {
                 let quantity: Int?
                 if lower == "all" {
                     quantity = nil

@@ -264,7 +264,19 @@ extension SigmaMappingConfiguration {
         ]), fields: httpFields),
         LogsourceMapping(service: "apache", predicate: LogsourcePredicate([[.equals("event.dataset", "apache.access", "apache.error")]]), fields: httpFields),
         LogsourceMapping(service: "nginx", predicate: LogsourcePredicate([[.equals("event.dataset", "nginx.access", "nginx.error")]]), fields: httpFields),
-    ] + zeekServices.map { service in
+        // Network appliances: keyword rules over their syslog lines, plus vendor key-values.
+        LogsourceMapping(product: "fortigate", service: "event", predicate: LogsourcePredicate([[.equals("event.dataset", "fortinet.event")]]),
+                         rawFieldPrefixes: ["fortinet.event.", "fortinet."], fields: ["action": ["event.action"]]),
+        LogsourceMapping(product: "fortios", service: "sslvpnd", predicate: LogsourcePredicate([[.equals("event.dataset", "fortinet.event", "fortinet.vpn")]])),
+        LogsourceMapping(product: "paloalto", category: "appliance", service: "globalprotect", predicate: LogsourcePredicate([[.equals("event.dataset", "panos.globalprotect")]])),
+        LogsourceMapping(product: "juniper", service: "bgp", predicate: LogsourcePredicate([[.equals("event.dataset", "juniper.junos")]])),
+        LogsourceMapping(product: "huawei", service: "bgp", predicate: LogsourcePredicate([[.equals("event.dataset", "huawei.vrp")]])),
+        // Antivirus detections in ECS (`event.category: malware`).
+        LogsourceMapping(category: "antivirus", predicate: LogsourcePredicate([[.equals("event.category", "malware")]]),
+                         fields: ["Signature": ["rule.name", "threat.indicator.name"], "Filename": ["file.path"], "FileName": ["file.path"]]),
+    ] + ["aaa", "syslog", "bgp", "ldp"].map { service in
+        LogsourceMapping(product: "cisco", service: service, predicate: LogsourcePredicate([[.equals("event.dataset", "cisco.ios", "cisco.asa", "cisco.nxos")]]))
+    } + zeekServices.map { service in
         LogsourceMapping(product: "zeek", service: service, predicate: LogsourcePredicate([[.equals("event.dataset", "zeek.\(service)")]]), rawFieldPrefixes: ["zeek.\(service)."], fields: zeekFields)
     }
 }

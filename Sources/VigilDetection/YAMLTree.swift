@@ -52,15 +52,16 @@ indirect enum YAMLTree: Sendable, Equatable {
     init(_ node: Node) {
         switch node {
         case .scalar(let scalar):
-            if node.tag.name == .null {
+            let tagName = node.tag.rawValue
+            if tagName == Tag.Name.null.rawValue {
                 self = .null
                 return
             }
             let kind: ScalarKind
-            switch node.tag.name {
-            case .int: kind = .int
-            case .float: kind = .float
-            case .bool: kind = .bool
+            switch tagName {
+            case Tag.Name.int.rawValue: kind = .int
+            case Tag.Name.float.rawValue: kind = .float
+            case Tag.Name.bool.rawValue: kind = .bool
             default: kind = .string
             }
             self = .scalar(scalar.string, kind)

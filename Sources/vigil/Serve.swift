@@ -13,6 +13,7 @@ import VigilStorage
 import VigilStorageSQLite
 import VigilSyslog
 import VigilAlerts
+import VigilThreatIntel
 import VigilQuery
 import NIOSSL
 
@@ -38,6 +39,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How often rules are evaluated, seconds. Env VIGIL_DETECTION_INTERVAL_SECS. Default 10") var detectionIntervalSecs: String?
     @Option(help: "Webhook that receives every new alert. Env VIGIL_WEBHOOK_URL") var webhookUrl: String?
     @Option(help: "Secret for the alert webhook's HMAC-SHA256 signature. Env VIGIL_WEBHOOK_SECRET") var webhookSecret: String?
+    @Option(help: "Threat-intel feed files (CSV, STIX 2.1 bundle, MISP JSON), comma-separated. Env VIGIL_INTEL_FEEDS") var intelFeeds: String?
+    @Option(help: "How often feeds are checked for changes, seconds. Env VIGIL_INTEL_RELOAD_SECS. Default 30") var intelReloadSecs: String?
     @Option(help: "Largest request body after decompression, bytes. Env VIGIL_MAX_BODY_BYTES") var maxBodyBytes: String?
     @Option(help: "Largest event line, bytes. Env VIGIL_MAX_LINE_BYTES") var maxLineBytes: String?
     @Option(help: "Spool size that makes ingest answer 503, bytes. Env VIGIL_SPOOL_MAX_BYTES") var spoolMaxBytes: String?
@@ -58,6 +61,7 @@ struct Serve: AsyncParsableCommand {
             ("syslog_idle_timeout_secs", syslogIdleTimeoutSecs),
             ("detection_lag_secs", detectionLagSecs), ("detection_max_window_secs", detectionMaxWindowSecs),
             ("detection_interval_secs", detectionIntervalSecs), ("webhook_url", webhookUrl), ("webhook_secret", webhookSecret),
+            ("intel_feeds", intelFeeds), ("intel_reload_secs", intelReloadSecs),
         ]
         for (key, value) in pairs { if let value { flags[key] = value } }
         return flags
@@ -105,8 +109,19 @@ struct Serve: AsyncParsableCommand {
         limits.maxFutureMillis = settings.maxEventFutureSecs * 1000
         let policies = RetentionPolicies()
         for tenant in try await tenants.listTenants() { policies.set(tenant, days: try await tenants.retentionDays(tenant)) }
+        let feeds = IntelFeeds(paths: settings.intelFeeds)
+        if !settings.intelFeeds.isEmpty {
+            feeds.reloadIfChanged()
+            for report in feeds.reports {
+                if let error = report.error {
+                    FileHandle.standardError.write(Data("invalid settings:\nintel_feeds: \(error)\n".utf8))
+                    throw ExitCode(2)
+                }
+                logger.info("Threat-intel feed loaded", metadata: ["path": "\(report.path)", "indicators": "\(report.loaded)", "skipped": "\(report.skipped)"])
+            }
+        }
         let intake = IntakeService(queue: spool, store: store, clock: clock, limits: limits, retention: policies,
-                                   steps: [PackDocumentStep()], logger: logger)
+                                   steps: [PackDocumentStep(), IntelStep(feeds: feeds)], logger: logger)
         let retention = RetentionService(store: store, tenants: tenants, policies: policies, clock: clock, logger: logger)
         try spool.forEachUncommitted { intake.restorePending($0) }
         let pipeline = PipelineService(queue: spool, store: store, intake: intake, logger: logger)
@@ -120,6 +135,9 @@ struct Serve: AsyncParsableCommand {
                                            clock: clock, planner: planner, oldestUnstored: { intake.oldestUnstoredIngest() },
                                            intervalMillis: settings.detectionIntervalSecs * 1000, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: pipeline), .init(service: retention), .init(service: scheduler)]
+        if !settings.intelFeeds.isEmpty {
+            services.append(.init(service: IntelReloader(feeds: feeds, intervalSecs: settings.intelReloadSecs, logger: logger)))
+        }
         if let webhook = settings.webhookURL.flatMap(URL.init(string:)) {
             services.append(.init(service: WebhookNotifier(store: detectionStore, url: webhook, secret: settings.webhookSecret ?? "", clock: clock, logger: logger)))
         }
@@ -193,5 +211,23 @@ struct Serve: AsyncParsableCommand {
             tlsContext: tlsContext, batcher: batcher, decoder: NormalizingSyslogDecoder(),
             routing: SyslogTenantRouting(defaultTenant: defaultTenant, senders: senders),
             limits: limits, clock: clock, logger: logger)
+    }
+}
+
+/// Checks the threat-intel feed files for changes and swaps in a rebuilt set.
+struct IntelReloader: Service {
+    let feeds: IntelFeeds
+    let intervalSecs: Int64
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(intervalSecs)) }
+            if feeds.reloadIfChanged() {
+                logger.info("Threat-intel feeds reloaded", metadata: ["indicators": "\(feeds.current.count)"])
+            } else if let failed = feeds.reports.first(where: { $0.error != nil }) {
+                logger.warning("Threat-intel feed failed to load; the previous indicators stay", metadata: ["path": "\(failed.path)", "error": "\(failed.error ?? "")"])
+            }
+        }
     }
 }

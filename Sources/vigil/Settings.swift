@@ -47,6 +47,8 @@ struct Settings {
     var detectionLagSecs: Int64 = 120
     var detectionMaxWindowSecs: Int64 = 3600
     var detectionIntervalSecs: Int64 = 10
+    var intelFeeds: [String] = []
+    var intelReloadSecs: Int64 = 30
     var webhookURL: String?
     var webhookSecret: String?
     var maxBodyBytes = 16 << 20
@@ -114,7 +116,7 @@ struct Settings {
         "spool_max_bytes", "max_event_age_secs", "max_event_future_secs", "log_level",
         "syslog_tls_address", "syslog_tls_cert", "syslog_tls_key", "syslog_tenant", "syslog_sender_tenants",
         "syslog_max_frame_bytes", "syslog_max_connections", "syslog_idle_timeout_secs",
-        "detection_lag_secs", "detection_max_window_secs", "detection_interval_secs", "webhook_url", "webhook_secret",
+        "detection_lag_secs", "detection_max_window_secs", "detection_interval_secs", "webhook_url", "webhook_secret", "intel_feeds", "intel_reload_secs",
     ]
 
     /// Applies one setting; returns a problem description when the value is not valid.
@@ -170,6 +172,10 @@ struct Settings {
             guard let url = URL(string: value), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else { return "webhook_url must be an http(s) URL" }
             webhookURL = value
             return nil
+        case "intel_feeds":
+            intelFeeds = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            return nil
+        case "intel_reload_secs": return positive { (v: Int64) in intelReloadSecs = v }
         case "webhook_secret":
             webhookSecret = value
             return nil
