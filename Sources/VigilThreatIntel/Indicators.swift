@@ -109,9 +109,24 @@ public struct FeedReport: Sendable, Equatable {
 /// An immutable, indexed set of indicators. Lookups are hash lookups: IPs exactly, CIDRs per
 /// prefix length present, domains and every parent domain, URLs normalized, hashes.
 public struct IndicatorSet: Sendable {
-    var ips: [String: Indicator] = [:]
+    /// An address as two integers (the 16-byte form): hashing it is cheap.
+    struct AddressKey: Hashable, Sendable {
+        var high: UInt64
+        var low: UInt64
+        init(_ bytes: [UInt8]) {
+            var h: UInt64 = 0, l: UInt64 = 0
+            for i in 0..<16 {
+                let b = i < bytes.count ? UInt64(bytes[i]) : 0
+                if i < 8 { h = h << 8 | b } else { l = l << 8 | b }
+            }
+            high = h
+            low = l
+        }
+    }
+
+    var ips: [AddressKey: Indicator] = [:]
     /// Per prefix length (128-bit form): masked address bytes → indicator.
-    var networks: [Int: [[UInt8]: Indicator]] = [:]
+    var networks: [Int: [AddressKey: Indicator]] = [:]
     var domains: [String: Indicator] = [:]
     var urls: [String: Indicator] = [:]
     var hashes: [String: Indicator] = [:]
@@ -124,9 +139,9 @@ public struct IndicatorSet: Sendable {
 
     mutating func insert(_ indicator: Indicator) {
         switch indicator.kind {
-        case .ip: ips[indicator.value] = indicator
+        case .ip: if let address = IPAddress(indicator.value) { ips[AddressKey(address.bytes)] = indicator }
         case .cidr:
-            if let network = IPNetwork(indicator.value) { networks[network.prefixBits, default: [:]][Self.masked(network.address, network.prefixBits)] = indicator }
+            if let network = IPNetwork(indicator.value) { networks[network.prefixBits, default: [:]][AddressKey(Self.masked(network.address, network.prefixBits))] = indicator }
         case .domain: domains[indicator.value] = indicator
         case .url: urls[indicator.value] = indicator
         case .md5, .sha1, .sha256: hashes[indicator.value] = indicator
@@ -143,10 +158,10 @@ public struct IndicatorSet: Sendable {
     }
 
     public func match(ip text: String) -> Indicator? {
-        guard let address = IPAddress(text) else { return nil }
-        if let hit = ips[address.description] { return hit }
+        guard !ips.isEmpty || !networks.isEmpty, let address = IPAddress(text) else { return nil }
+        if let hit = ips[AddressKey(address.bytes)] { return hit }
         for (bits, table) in networks {
-            if let hit = table[Self.masked(address, bits)] { return hit }
+            if let hit = table[AddressKey(Self.masked(address, bits))] { return hit }
         }
         return nil
     }
