@@ -108,8 +108,6 @@ enum ValueMatcher: Sendable {
     case compare(String, Double)
     case fieldref(String)
 
-    enum PlainKind: Sendable { case equals, contains, prefix, suffix }
-
     /// Several matchers for one value when a modifier expands it (windash, base64offset).
     static func variants(scalar: Node, modifiers: [String], mapping: FieldMapping) throws(SigmaError) -> [ValueMatcher] {
         if modifiers.contains("windash"), let text = scalar.string {
@@ -185,18 +183,13 @@ enum ValueMatcher: Sendable {
         // Escapes are resolved first, so a value ending in a backslash stays a backslash when
         // a wildcard is added after it.
         var pattern = Self.compile(text, cased: cased)
-        var kind: PlainKind = .equals
         if modifiers.contains("contains") {
             pattern = ["*"] + pattern + ["*"]
-            kind = .contains
         } else if modifiers.contains("startswith") {
             pattern = pattern + ["*"]
-            kind = .prefix
         } else if modifiers.contains("endswith") {
             pattern = ["*"] + pattern
-            kind = .suffix
         }
-        _ = kind
         return .text(TextPattern(pattern, cased: cased))
     }
 
@@ -302,26 +295,6 @@ enum ValueMatcher: Sendable {
         case .null, .exists, .fieldref:
             return false
         }
-    }
-
-    static func literal(_ pattern: [Unicode.Scalar]) -> [Unicode.Scalar] {
-        pattern.map { $0 == literalStar ? "*" : $0 == literalQuestion ? "?" : $0 }
-    }
-
-    static func contains(_ haystack: [Unicode.Scalar], _ needle: [Unicode.Scalar]) -> Bool {
-        guard !needle.isEmpty else { return true }
-        guard haystack.count >= needle.count else { return false }
-        let first = needle[0]
-        var i = 0
-        while i <= haystack.count - needle.count {
-            if haystack[i] == first {
-                var j = 1
-                while j < needle.count, haystack[i + j] == needle[j] { j += 1 }
-                if j == needle.count { return true }
-            }
-            i += 1
-        }
-        return false
     }
 
     /// Glob with `*`/`?`; escaped wildcards (private-use scalars) match themselves literally.

@@ -78,7 +78,6 @@ public enum FeedLoader {
                 continue
             }
             body = String(body.dropFirst().dropLast())
-            var any = false
             for comparison in body.components(separatedBy: " OR ") {
                 let parts = comparison.components(separatedBy: " = ")
                 guard parts.count == 2 else {
@@ -101,12 +100,10 @@ public enum FeedLoader {
                 }
                 if let indicator = Indicator.make(type: type, value: value, provider: source, confidence: confidence) {
                     out.append(indicator)
-                    any = true
                 } else {
                     report.skipped["invalid_value", default: 0] += 1
                 }
             }
-            _ = any
         }
     }
 
