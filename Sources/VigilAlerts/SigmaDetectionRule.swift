@@ -24,11 +24,16 @@ public struct SigmaDetectionRule: DetectionRule {
     /// Compiles Sigma YAML for the rule compiler (a rule, or a correlation with the rules it
     /// names in the same file); refusals become `RuleError`s with the reason.
     public static func compile(_ source: String) throws -> any DetectionRule {
+        try compile(source, mapping: .standard)
+    }
+
+    /// The same with a site mapping (`--sigma-mapping`).
+    public static func compile(_ source: String, mapping: FieldMapping) throws -> any DetectionRule {
         do {
             if source.contains("correlation:") {
-                return SigmaCorrelationRule(try SigmaCorrelation.parse(source))
+                return SigmaCorrelationRule(try SigmaCorrelation.parse(source, mapping: mapping), mapping: mapping)
             }
-            return SigmaDetectionRule(try SigmaRule.parse(source))
+            return SigmaDetectionRule(try SigmaRule.parse(source, mapping: mapping), mapping: mapping)
         } catch {
             throw RuleError("sigma_\(error.reason)", error.detail)
         }

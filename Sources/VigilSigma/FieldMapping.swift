@@ -272,3 +272,58 @@ public struct FieldMapping: Sendable {
         return FieldMapping(fields: fields, logsources: logsources)
     }()
 }
+
+extension FieldMapping {
+    /// This mapping with the entries of a JSON mapping document laid over it (an entry with
+    /// the same key replaces the shipped one):
+    ///
+    /// ```json
+    /// {"fields": {"Image": ["process.executable"]},
+    ///  "logsources": {"windows/process_creation": [[{"field": "winlog.channel", "values": ["Microsoft-Windows-Sysmon/Operational"]},
+    ///                                               {"field": "winlog.event_id", "values": ["1"]}]]},
+    ///  "placeholders": {"admins": ["CORP\\Domain Admins"]}}
+    /// ```
+    public func merging(json: JSONValue) throws(SigmaError) -> FieldMapping {
+        guard case .object(let root) = json else { throw SigmaError("invalid_mapping", "a mapping document is a JSON object") }
+        var merged = self
+        for (key, _) in root.members where !["fields", "logsources", "placeholders"].contains(key) {
+            throw SigmaError("invalid_mapping", "unknown key \(key) (fields, logsources, placeholders)")
+        }
+        func strings(_ value: JSONValue, _ path: String) throws(SigmaError) -> [String] {
+            guard case .array(let items) = value else { throw SigmaError("invalid_mapping", "\(path) must be a list of strings") }
+            var out: [String] = []
+            for item in items {
+                guard let text = item.scalarText else { throw SigmaError("invalid_mapping", "\(path) must be a list of strings") }
+                out.append(text)
+            }
+            return out
+        }
+        if case .object(let fields)? = root["fields"] {
+            for (name, value) in fields.members { merged.fields[name] = try strings(value, "fields.\(name)") }
+        }
+        if case .object(let placeholders)? = root["placeholders"] {
+            for (name, value) in placeholders.members { merged.placeholders[name] = try strings(value, "placeholders.\(name)") }
+        }
+        if case .object(let logsources)? = root["logsources"] {
+            for (name, value) in logsources.members {
+                guard name.contains("/"), case .array(let clauses) = value else {
+                    throw SigmaError("invalid_mapping", "logsources.\(name): the key is product/category (or product/service) and the value a list of clauses")
+                }
+                var parsed: [[LogsourcePredicate.Test]] = []
+                for clause in clauses {
+                    guard case .array(let tests) = clause else { throw SigmaError("invalid_mapping", "logsources.\(name): each clause is a list of tests") }
+                    var out: [LogsourcePredicate.Test] = []
+                    for test in tests {
+                        guard case .object(let object) = test, let field = object["field"]?.stringValue, let values = object["values"] else {
+                            throw SigmaError("invalid_mapping", "logsources.\(name): a test is {\"field\", \"values\"}")
+                        }
+                        out.append(LogsourcePredicate.Test(field, Set(try strings(values, "logsources.\(name).values"))))
+                    }
+                    parsed.append(out)
+                }
+                merged.logsources[name.lowercased()] = LogsourcePredicate(parsed)
+            }
+        }
+        return merged
+    }
+}

@@ -14,6 +14,7 @@ import VigilStorageSQLite
 import VigilSyslog
 import VigilAlerts
 import VigilThreatIntel
+import VigilSigma
 import VigilQuery
 import NIOSSL
 
@@ -41,6 +42,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Secret for the alert webhook's HMAC-SHA256 signature. Env VIGIL_WEBHOOK_SECRET") var webhookSecret: String?
     @Option(help: "Threat-intel feed files (CSV, STIX 2.1 bundle, MISP JSON), comma-separated. Env VIGIL_INTEL_FEEDS") var intelFeeds: String?
     @Option(help: "How often feeds are checked for changes, seconds. Env VIGIL_INTEL_RELOAD_SECS. Default 30") var intelReloadSecs: String?
+    @Option(help: "A JSON Sigma mapping (fields, logsources, placeholders) laid over the shipped one. Env VIGIL_SIGMA_MAPPING") var sigmaMapping: String?
     @Option(help: "Largest request body after decompression, bytes. Env VIGIL_MAX_BODY_BYTES") var maxBodyBytes: String?
     @Option(help: "Largest event line, bytes. Env VIGIL_MAX_LINE_BYTES") var maxLineBytes: String?
     @Option(help: "Spool size that makes ingest answer 503, bytes. Env VIGIL_SPOOL_MAX_BYTES") var spoolMaxBytes: String?
@@ -61,7 +63,7 @@ struct Serve: AsyncParsableCommand {
             ("syslog_idle_timeout_secs", syslogIdleTimeoutSecs),
             ("detection_lag_secs", detectionLagSecs), ("detection_max_window_secs", detectionMaxWindowSecs),
             ("detection_interval_secs", detectionIntervalSecs), ("webhook_url", webhookUrl), ("webhook_secret", webhookSecret),
-            ("intel_feeds", intelFeeds), ("intel_reload_secs", intelReloadSecs),
+            ("intel_feeds", intelFeeds), ("intel_reload_secs", intelReloadSecs), ("sigma_mapping", sigmaMapping),
         ]
         for (key, value) in pairs { if let value { flags[key] = value } }
         return flags
@@ -129,7 +131,18 @@ struct Serve: AsyncParsableCommand {
                                       limits: limits, metrics: registry, retention: retention, logger: logger)
         let detectionStore = try SQLiteDetectionStore(dataDirectory: dataURL, notifications: settings.webhookURL != nil)
         let planner = WindowPlanner(lagMillis: settings.detectionLagSecs * 1000, maxWindowMillis: settings.detectionMaxWindowSecs * 1000)
-        let compiler = RuleCompiler(others: ["sigma": SigmaDetectionRule.compile])
+        var mapping = FieldMapping.standard
+        if let path = settings.sigmaMapping {
+            do {
+                guard let data = FileManager.default.contents(atPath: path) else { throw SigmaError("invalid_mapping", "cannot read \(path)") }
+                mapping = try FieldMapping.standard.merging(json: try JSONParser.parse(Array(data)))
+            } catch {
+                FileHandle.standardError.write(Data("invalid settings:\nsigma_mapping: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
+        let siteMapping = mapping
+        let compiler = RuleCompiler(others: ["sigma": { try SigmaDetectionRule.compile($0, mapping: siteMapping) }])
         deps.detection = DetectionRuntime(store: detectionStore, compiler: compiler, planner: planner, oldestUnstored: { intake.oldestUnstoredIngest() })
         let scheduler = DetectionScheduler(events: store, detection: detectionStore, compiler: compiler, coordinator: InProcessCoordinator(),
                                            clock: clock, planner: planner, oldestUnstored: { intake.oldestUnstoredIngest() },

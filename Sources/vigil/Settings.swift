@@ -47,6 +47,7 @@ struct Settings {
     var detectionLagSecs: Int64 = 120
     var detectionMaxWindowSecs: Int64 = 3600
     var detectionIntervalSecs: Int64 = 10
+    var sigmaMapping: String?
     var intelFeeds: [String] = []
     var intelReloadSecs: Int64 = 30
     var webhookURL: String?
@@ -116,7 +117,7 @@ struct Settings {
         "spool_max_bytes", "max_event_age_secs", "max_event_future_secs", "log_level",
         "syslog_tls_address", "syslog_tls_cert", "syslog_tls_key", "syslog_tenant", "syslog_sender_tenants",
         "syslog_max_frame_bytes", "syslog_max_connections", "syslog_idle_timeout_secs",
-        "detection_lag_secs", "detection_max_window_secs", "detection_interval_secs", "webhook_url", "webhook_secret", "intel_feeds", "intel_reload_secs",
+        "detection_lag_secs", "detection_max_window_secs", "detection_interval_secs", "webhook_url", "webhook_secret", "intel_feeds", "intel_reload_secs", "sigma_mapping",
     ]
 
     /// Applies one setting; returns a problem description when the value is not valid.
@@ -176,6 +177,9 @@ struct Settings {
             intelFeeds = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             return nil
         case "intel_reload_secs": return positive { (v: Int64) in intelReloadSecs = v }
+        case "sigma_mapping":
+            sigmaMapping = value
+            return nil
         case "webhook_secret":
             webhookSecret = value
             return nil

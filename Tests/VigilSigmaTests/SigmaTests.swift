@@ -302,3 +302,37 @@ struct SigmaCorrelationTests {
         }
     }
 }
+
+/// A site mapping laid over the shipped one.
+struct SigmaMappingTests {
+    @Test func aMappingDocumentAddsLogsourcesFieldsAndPlaceholders() throws {
+        let document = try JSONParser.parse("""
+        {"fields": {"Account": ["user.name"]},
+         "logsources": {"acme/vpn": [[{"field": "event.dataset", "values": ["acme.vpn"]}]]},
+         "placeholders": {"admins": ["root"]}}
+        """)
+        let mapping = try FieldMapping.standard.merging(json: document)
+        let rule = try SigmaRule.parse("""
+        title: vpn admin login
+        logsource: {product: acme, service: vpn}
+        detection:
+            selection:
+                Account|expand: '%admins%'
+            condition: selection
+        """, mapping: mapping)
+        var event = JSONObject()
+        FieldNesting.set(.string("acme.vpn"), at: "event.dataset", in: &event)
+        FieldNesting.set(.string("root"), at: "user.name", in: &event)
+        #expect(rule.matches(event, mapping: mapping))
+        FieldNesting.set(.string("alice"), at: "user.name", in: &event)
+        #expect(!rule.matches(event, mapping: mapping))
+        // Without the site mapping the same rule is refused: its logsource is unknown.
+        #expect(throws: SigmaError.self) { _ = try SigmaRule.parse("title: x\nlogsource: {product: acme, service: vpn}\ndetection:\n    s:\n        a: b\n    condition: s\n") }
+    }
+
+    @Test func invalidMappingDocumentsAreRefusedWithTheReason() throws {
+        for text in [#"{"fields": {"A": "not a list"}}"#, #"{"unknown": 1}"#, #"{"logsources": {"nokey": []}}"#, "[1]"] {
+            #expect(throws: SigmaError.self) { _ = try FieldMapping.standard.merging(json: try JSONParser.parse(text)) }
+        }
+    }
+}
