@@ -116,11 +116,16 @@ public final class QueryBudget: Sendable {
     private let cancelled = Atomic<Bool>(false)
 
     private let parent: QueryBudget?
+    /// A work limit in progress-handler calls (each about 1,000 SQLite VM steps): unlike a
+    /// time limit it gives the same answer on an idle and on a loaded machine.
+    private let stepLimit: Int?
+    private let steps = Atomic<Int>(0)
 
     public init(timeoutMillis: Int) {
         self.timeoutMillis = timeoutMillis
         deadline = DispatchTime.now().uptimeNanoseconds &+ UInt64(max(0, timeoutMillis)) &* 1_000_000
         parent = nil
+        stepLimit = nil
     }
 
     /// A part of `parent` that ends after `millis` at the latest (or with the parent).
@@ -128,7 +133,26 @@ public final class QueryBudget: Sendable {
         timeoutMillis = millis
         deadline = min(parent.deadline, DispatchTime.now().uptimeNanoseconds &+ UInt64(max(0, millis)) &* 1_000_000)
         self.parent = parent
+        stepLimit = nil
     }
+
+    /// A part of `parent` limited by work rather than time: it stops after `progressCalls`
+    /// calls of the store's progress handler (or with the parent).
+    public init(within parent: QueryBudget, progressCalls: Int) {
+        timeoutMillis = parent.timeoutMillis
+        deadline = parent.deadline
+        self.parent = parent
+        stepLimit = progressCalls
+    }
+
+    /// Called by the store's progress handler; true when the query must stop.
+    public func progress() -> Bool {
+        if let stepLimit, steps.wrappingAdd(1, ordering: .relaxed).newValue > stepLimit { return true }
+        return shouldStop
+    }
+
+    /// True once a work limit was used up.
+    public var isExhausted: Bool { stepLimit.map { steps.load(ordering: .relaxed) > $0 } ?? false }
 
     public func cancel() { cancelled.store(true, ordering: .relaxed) }
 
