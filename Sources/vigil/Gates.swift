@@ -41,7 +41,7 @@ struct Gates: AsyncParsableCommand {
         if let owned {
             // The gate owns this server, so it may restart it on the same data directory.
             context.restart = { try await owned.restart() }
-            context.syslogTCP = owned.addresses()["syslog_tcp"]
+            context.syslogTCP = { owned.addresses()["syslog_tcp"] }
         }
         var failed = false
         for _ in 0..<max(1, loop) {
@@ -68,8 +68,9 @@ struct GateContext: Sendable {
     var adminToken: String
     /// Stops and starts the server on the same data directory (only when the gates own it).
     var restart: (@Sendable () async throws -> Void)?
-    /// The syslog TCP listener (host:port), when known.
-    var syslogTCP: String?
+    /// The syslog TCP listener (host:port), when known; read when asked, since a restart
+    /// binds new ports.
+    var syslogTCP: (@Sendable () -> String?)?
 
     init(client: VigilHTTPClient, adminToken: String) {
         self.client = client

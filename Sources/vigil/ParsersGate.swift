@@ -33,7 +33,7 @@ enum ParsersGate {
         let client = context.client
         // The syslog listener's address comes from the server that owns the data directory;
         // against --url the gate uses VIGIL_SYSLOG_TCP (host:port).
-        guard let address = ProcessInfo.processInfo.environment["VIGIL_SYSLOG_TCP"] ?? context.syslogTCP, let tcp = SocketAddress(address) else {
+        guard let address = ProcessInfo.processInfo.environment["VIGIL_SYSLOG_TCP"] ?? context.syslogTCP?(), let tcp = SocketAddress(address) else {
             throw GateFailure("no syslog TCP address (set VIGIL_SYSLOG_TCP=host:port with --url)")
         }
         var random = SystemRandomNumberGenerator()
