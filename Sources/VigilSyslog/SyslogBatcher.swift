@@ -114,7 +114,16 @@ public actor SyslogBatcher {
     }
 
     func append(_ entries: [(TenantName, SyslogDecoded)]) {
-        for (tenant, decoded) in entries {
+        for (tenant, var decoded) in entries {
+            // Every frame is its own event: syslog has no retries that content keys would
+            // catch, and two identical lines in one second are two events (think repeated
+            // denies). The id is unique per server start and frame, and given here, once, so a
+            // batch retried after a partial failure is recognised as the same events.
+            if case .candidate(var candidate) = decoded.item, candidate.transportID == nil {
+                sequence &+= 1
+                candidate.transportID = "syslog-\(bootID)-\(String(sequence, radix: 36))"
+                decoded.item = .candidate(candidate)
+            }
             pending.append(Entry(tenant: tenant, decoded: decoded))
             appended += 1
             if decoded.parseFailure { SyslogMetrics.parseFailure(dataset: decoded.dataset) }
@@ -138,6 +147,14 @@ public actor SyslogBatcher {
                 admitted += count
                 backoff = .milliseconds(50)
                 releaseWaiters()
+            } catch let error as IntakeError where error.code == .closed {
+                // The spool is closed (the process is stopping): nothing more can be kept.
+                logger.error("Syslog frames dropped: the intake spool is closed", metadata: ["frames": "\(pending.count)"])
+                SyslogMetrics.drop("shutdown", count: pending.count)
+                admitted += pending.count
+                pending.removeAll()
+                releaseWaiters()
+                break
             } catch {
                 // The spool refused (full, disk full): nothing of the batch was kept. Keep the
                 // frames and try again; TCP senders wait meanwhile.
@@ -163,15 +180,7 @@ public actor SyslogBatcher {
         var byTenant: [TenantName: [DecodedItem]] = [:]
         var order: [TenantName] = []
         for entry in batch {
-            var item = entry.decoded.item
-            // Every frame is its own event: syslog has no retries that content keys would
-            // catch, and two identical lines in one second are two events (think repeated
-            // denies). The id is unique per server start and frame.
-            if case .candidate(var candidate) = item, candidate.transportID == nil {
-                sequence &+= 1
-                candidate.transportID = "syslog-\(bootID)-\(String(sequence, radix: 36))"
-                item = .candidate(candidate)
-            }
+            let item = entry.decoded.item
             if byTenant[entry.tenant] == nil { order.append(entry.tenant) }
             byTenant[entry.tenant, default: []].append(item)
         }
