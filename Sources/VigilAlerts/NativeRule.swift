@@ -1,6 +1,7 @@
 import Synchronization
 import VigilCore
 import VigilQuery
+import VigilSigma
 import VigilStorage
 import Yams
 
@@ -50,6 +51,9 @@ public struct NativeRule: DetectionRule, Equatable {
     }
 
     public static let severities = ["informational", "low", "medium", "high", "critical"]
+
+    /// A Sigma `level` as a Vigil severity (`medium` when it is not one).
+    public static func severity(ofLevel level: String) -> String { severities.contains(level) ? level : "medium" }
 
     public var prefilter: Query { query }
     public var bucketMillis: Int64? { threshold?.windowMillis }
@@ -150,17 +154,8 @@ public struct NativeRule: DetectionRule, Equatable {
         }
     }
 
-    /// `30s`, `5m`, `1h`, `2d` → milliseconds.
-    public static func parseDuration(_ text: String) -> Int64? {
-        guard let unit = text.last, let number = Int64(text.dropLast()), number > 0 else { return nil }
-        switch unit {
-        case "s": return number * 1000
-        case "m": return number * 60_000
-        case "h": return number * 3_600_000
-        case "d": return number * 86_400_000
-        default: return nil
-        }
-    }
+    /// `30s`, `5m`, `1h`, `2d` → milliseconds (the same durations as Sigma timespans).
+    public static func parseDuration(_ text: String) -> Int64? { SigmaCorrelation.duration(text) }
 
     static func jsonObject(_ node: Node, at path: String) throws(RuleError) -> JSONObject {
         guard case .object(let object) = json(node) else { throw RuleError("invalid_tests", "\(path): each event is a mapping") }

@@ -13,7 +13,7 @@ public struct SigmaDetectionRule: DetectionRule {
     }
 
     public var id: String { sigma.id }
-    public var severity: String { ["informational", "low", "medium", "high", "critical"].contains(sigma.level) ? sigma.level : "medium" }
+    public var severity: String { NativeRule.severity(ofLevel: sigma.level) }
     public var prefilter: Query { Query(filter: .all, stages: []) }
     public var bucketMillis: Int64? { nil }
 
@@ -53,7 +53,7 @@ public struct SigmaCorrelationRule: DetectionRule {
     }
 
     public var id: String { correlation.id }
-    public var severity: String { ["informational", "low", "medium", "high", "critical"].contains(correlation.level) ? correlation.level : "medium" }
+    public var severity: String { NativeRule.severity(ofLevel: correlation.level) }
     public var prefilter: Query { Query(filter: .all, stages: []) }
     public var bucketMillis: Int64? { correlation.timespanMillis }
 

@@ -178,6 +178,12 @@ public enum FieldNesting {
         return true
     }
 
+    /// Deep-merges `source` into `object`: nested objects merge, anything else from `source`
+    /// replaces what is there.
+    public static func merge(_ source: JSONObject, into object: inout JSONObject) {
+        for (key, value) in source.members { merge(key, value, into: &object) }
+    }
+
     static func merge(_ key: String, _ value: JSONValue, into object: inout JSONObject) {
         if let existing = object[key], case .object(let a) = existing, case .object(let b) = value {
             var merged = a

@@ -35,6 +35,9 @@ public struct Candidate: Sendable {
     /// The time used when the event has none: the receive time, or for a quarantine replay
     /// the time the item was first received (so a replay's keys are stable).
     public var defaultTimestamp: EpochMillis?
+    /// Already normalized by the protocol packs (syslog): admission steps that run the packs
+    /// skip it.
+    public var normalized = false
 
     public init(object: JSONObject, timestamp: TimestampField, raw: [UInt8], transportID: String? = nil) {
         self.object = object

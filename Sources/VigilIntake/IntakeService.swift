@@ -11,6 +11,13 @@ public protocol AdmissionStep: Sendable {
     /// May rewrite the fields; returns a timestamp when the step found a better one than the
     /// candidate had (a pack reading the device's own time).
     func apply(to fields: inout JSONObject, received: EpochMillis) -> EpochMillis?
+    /// False for steps that normalize (the packs): events that were normalized on the way in
+    /// (syslog) skip them.
+    var appliesToNormalized: Bool { get }
+}
+
+extension AdmissionStep {
+    public var appliesToNormalized: Bool { true }
 }
 
 /// What happened to each decoded item of a request.
@@ -199,7 +206,7 @@ public final class IntakeService: Sendable {
         }
         var fields = FieldNesting.nest(candidate.object)
         var found: EpochMillis?
-        for step in steps {
+        for step in steps where step.appliesToNormalized || !candidate.normalized {
             if let better = step.apply(to: &fields, received: candidate.defaultTimestamp ?? received) { found = better }
         }
 

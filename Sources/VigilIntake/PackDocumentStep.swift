@@ -13,21 +13,13 @@ public struct PackDocumentStep: AdmissionStep {
         self.normalizer = normalizer
     }
 
+    /// Syslog lines were normalized by the same packs in the listener.
+    public var appliesToNormalized: Bool { false }
+
     public func apply(to fields: inout JSONObject, received: EpochMillis) -> EpochMillis? {
         guard let normalized = normalizer.normalize(document: fields, receivedAt: received) else { return nil }
         if normalized.dataset.hasPrefix("windows."), fields["Event"] != nil { fields.removeValue(forKey: "Event") }
-        Self.merge(normalized.fields, into: &fields)
+        FieldNesting.merge(normalized.fields, into: &fields)
         return normalized.timestamp
-    }
-
-    static func merge(_ source: JSONObject, into target: inout JSONObject) {
-        for (key, value) in source.members {
-            if case .object(let s) = value, case .object(var t)? = target[key] {
-                merge(s, into: &t)
-                target[key] = .object(t)
-            } else {
-                target[key] = value
-            }
-        }
     }
 }

@@ -76,7 +76,7 @@ public struct Normalizer: Sendable {
 
     private func finish(_ result: PackResult, syslog: SyslogMessage, message: String?) -> NormalizedEvent {
         var fields = syslog.ecsFields
-        Self.merge(result.fields, into: &fields)
+        FieldNesting.merge(result.fields, into: &fields)
         if let message { fields["message"] = .string(message) }
         FieldNesting.set(.string(result.dataset), at: "event.dataset", in: &fields)
         let timestamp = result.timestamp ?? syslog.timestamp
@@ -87,15 +87,4 @@ public struct Normalizer: Sendable {
             timestampHasZone: fromPack ? result.timestampHasZone : syslog.timestampHasZone)
     }
 
-    /// Deep-merges `source` into `target`; `source` wins on conflicts.
-    static func merge(_ source: JSONObject, into target: inout JSONObject) {
-        for (key, value) in source.members {
-            if case .object(let s) = value, case .object(var t)? = target[key] {
-                merge(s, into: &t)
-                target[key] = .object(t)
-            } else {
-                target[key] = value
-            }
-        }
-    }
 }

@@ -51,16 +51,7 @@ struct AdminController {
 
     /// The tenant a quarantine call acts on: a tenant key's own; an admin names one.
     func quarantineTenant(_ principal: Principal, named: String?) throws -> TenantName {
-        switch principal {
-        case .tenant(let own):
-            if let named, named != own.rawValue { throw APIError.forbidden("this key may read only its own tenant") }
-            return own
-        case .admin:
-            guard let tenant = named.flatMap(TenantName.init) else {
-                throw APIError.badRequest("tenant_required", "an admin key must name the tenant")
-            }
-            return tenant
-        }
+        try deps.actingTenant(principal, named: named, forbidden: "this key may read only its own tenant", missing: "an admin key must name the tenant")
     }
 
     func quarantine(_ request: Request) async throws -> Response {

@@ -27,17 +27,8 @@ struct RulesController {
     }
 
     func tenant(_ request: Request) async throws -> TenantName {
-        let named = request.uri.queryParameters["tenant"].map(String.init)
-        switch try await deps.principal(request) {
-        case .tenant(let own):
-            if let named, named != own.rawValue { throw APIError.forbidden("this key may act only on its own tenant") }
-            return own
-        case .admin:
-            guard let tenant = named.flatMap(TenantName.init) else {
-                throw APIError.badRequest("tenant_required", "an admin key must name the tenant: ?tenant=<name>")
-            }
-            return tenant
-        }
+        try deps.actingTenant(try await deps.principal(request), named: request.uri.queryParameters["tenant"].map(String.init),
+                              forbidden: "this key may act only on its own tenant", missing: "an admin key must name the tenant: ?tenant=<name>")
     }
 
     func addRule(_ request: Request) async throws -> Response {

@@ -59,6 +59,19 @@ public struct ServerDependencies: Sendable {
         }
     }
 
+    /// The tenant a call acts on: a tenant key's own (naming another is forbidden); an admin
+    /// key must name one. The messages say what the call does and how to name the tenant.
+    func actingTenant(_ principal: Principal, named: String?, forbidden: String, missing: String) throws -> TenantName {
+        switch principal {
+        case .tenant(let own):
+            if let named, named != own.rawValue { throw APIError.forbidden(forbidden) }
+            return own
+        case .admin:
+            guard let tenant = named.flatMap(TenantName.init) else { throw APIError.badRequest("tenant_required", missing) }
+            return tenant
+        }
+    }
+
     /// Reads the body within the size limit and undoes its Content-Encoding.
     func body(_ request: Request) async throws -> [UInt8] {
         let buffer: ByteBuffer

@@ -150,7 +150,8 @@ public struct SigmaCorrelation: Sendable {
                                 timespanMillis: timespan, condition: condition)
     }
 
-    static func duration(_ text: String) -> Int64? {
+    /// `30s`, `5m`, `1h`, `2d` → milliseconds (Sigma timespans and native rule windows).
+    public static func duration(_ text: String) -> Int64? {
         guard let unit = text.last, let number = Int64(text.dropLast()), number > 0 else { return nil }
         switch unit {
         case "s": return number * 1000

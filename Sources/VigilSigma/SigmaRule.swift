@@ -207,33 +207,8 @@ struct ConditionParser {
 
     func expand(_ pattern: String) throws(SigmaError) -> [String] {
         if pattern.lowercased() == "them" { return names.filter { !$0.hasPrefix("_") } }
-        let matched = names.filter { Wildcard.matches(pattern: Array(pattern.unicodeScalars), text: Array($0.unicodeScalars)) }
+        let matched = names.filter { ValueMatcher.wildcard(Array(pattern.unicodeScalars), Array($0.unicodeScalars)) }
         guard !matched.isEmpty else { throw SigmaError("condition_syntax", "'\(pattern)' matches no selection") }
         return matched
-    }
-}
-
-/// Glob matching with `*` (any run) and `?` (one), used for selection-name patterns.
-enum Wildcard {
-    static func matches(pattern: [Unicode.Scalar], text: [Unicode.Scalar]) -> Bool {
-        var p = 0, t = 0, star = -1, mark = 0
-        while t < text.count {
-            if p < pattern.count, pattern[p] == "?" || pattern[p] == text[t] {
-                p += 1
-                t += 1
-            } else if p < pattern.count, pattern[p] == "*" {
-                star = p
-                mark = t
-                p += 1
-            } else if star >= 0 {
-                p = star + 1
-                mark += 1
-                t = mark
-            } else {
-                return false
-            }
-        }
-        while p < pattern.count, pattern[p] == "*" { p += 1 }
-        return p == pattern.count
     }
 }

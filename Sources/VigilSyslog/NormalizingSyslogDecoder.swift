@@ -18,7 +18,9 @@ public struct NormalizingSyslogDecoder: SyslogDecoding {
         var fields = normalized.fields
         FieldNesting.set(.string(peer), at: "log.source.address", in: &fields)
         let timestamp: Candidate.TimestampField = normalized.timestamp.map { .millis($0) } ?? .absent
-        return SyslogDecoded(item: .candidate(Candidate(object: fields, timestamp: timestamp, raw: frame)),
+        var candidate = Candidate(object: fields, timestamp: timestamp, raw: frame)
+        candidate.normalized = true
+        return SyslogDecoded(item: .candidate(candidate),
                              dataset: normalized.dataset, parseFailure: normalized.parseFailure)
     }
 }

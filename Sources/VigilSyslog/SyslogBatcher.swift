@@ -210,17 +210,3 @@ public enum SyslogMetrics {
         Counter(label: "vigil_parse_failures_total", dimensions: [("dataset", dataset)]).increment()
     }
 }
-
-/// The fallback when no protocol pack is configured: the frame becomes `message`, stamped at
-/// receive time, dataset `syslog`.
-public struct PlainSyslogDecoder: SyslogDecoding {
-    public init() {}
-
-    public func decode(frame: [UInt8], peer: String, received: EpochMillis) -> SyslogDecoded {
-        var object = JSONObject()
-        object["message"] = .string(String(decoding: frame, as: UTF8.self))
-        FieldNesting.set(.string("syslog"), at: "event.dataset", in: &object)
-        FieldNesting.set(.string(peer), at: "log.source.address", in: &object)
-        return SyslogDecoded(item: .candidate(Candidate(object: object, timestamp: .absent, raw: frame)), dataset: "syslog", parseFailure: false)
-    }
-}
