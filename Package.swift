@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "VigilStorageSQLite",
             dependencies: [
-                "VigilCore", "VigilQuery", "VigilStorage",
+                "VigilCore", "VigilQuery", "VigilStorage", "CZstd",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

@@ -7,8 +7,8 @@ import VigilStorage
 
 /// Moves records from the intake queue into the event store, then commits the queue.
 ///
-/// Store writes are idempotent by event key, so a crash between the store commit and the
-/// queue commit only replays records that change nothing. On graceful shutdown the pipeline
+/// Store writes are idempotent by event key and record sequence, so a crash between the
+/// store commit and the queue commit only replays records that change nothing. On graceful shutdown the pipeline
 /// drains what the queue holds before returning.
 public struct PipelineService: Service {
     let queue: any IntakeQueue
@@ -33,12 +33,22 @@ public struct PipelineService: Service {
         var current: IntakeBatch?
         await withGracefulShutdownHandler {
             var backoffMillis: Int64 = 50
+            var wroteSinceIdle = false
             while !Task.isShuttingDownGracefully, !Task.isCancelled {
                 do {
-                    if current == nil { current = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: false) }
+                    if current == nil {
+                        current = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: true)
+                        if current == nil {
+                            // Nothing queued: let the store tidy up before waiting.
+                            if wroteSinceIdle { await store.writerIdle() }
+                            wroteSinceIdle = false
+                            current = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: false)
+                        }
+                    }
                     guard let batch = current else { continue }
                     try await process(batch, stored: storedCounter, writeTimer: writeTimer)
                     current = nil
+                    wroteSinceIdle = true
                     backoffMillis = 50
                 } catch is CancellationError {
                     break
@@ -66,10 +76,15 @@ public struct PipelineService: Service {
         let started = DispatchTime.now()
         var events: [StoredEvent] = []
         var quarantined: [QuarantineItem] = []
-        for bytes in batch.records {
+        for (index, bytes) in batch.records.enumerated() {
+            let sequence = index < batch.sequences.count ? batch.sequences[index] : nil
             switch IntakeRecord.decode(bytes) {
-            case .event(let event)?: events.append(event)
-            case .quarantine(let item)?: quarantined.append(item)
+            case .event(var event)?:
+                event.sequence = sequence
+                events.append(event)
+            case .quarantine(var item)?:
+                item.sequence = sequence
+                quarantined.append(item)
             case nil:
                 Counter(label: "vigil_events_dropped_total", dimensions: [("stage", "pipeline"), ("reason", "undecodable_record"), ("intentional", "false")]).increment()
                 logger.error("Undecodable intake record skipped")

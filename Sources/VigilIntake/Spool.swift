@@ -2,6 +2,7 @@ import CZlib
 import Dispatch
 import Foundation
 import Synchronization
+import VigilStorage
 
 #if canImport(Glibc)
 import Glibc
@@ -23,6 +24,15 @@ public struct SpoolPosition: Sendable, Comparable, Codable, CustomStringConverti
 public struct IntakeBatch: Sendable {
     public var records: [[UInt8]]
     public var end: SpoolPosition
+    /// Where each record is in the queue, the same every time it is read (store writes use it
+    /// to recognise a replayed record). Empty for queues that cannot say.
+    public var sequences: [IntakeSequence] = []
+
+    public init(records: [[UInt8]], end: SpoolPosition, sequences: [IntakeSequence] = []) {
+        self.records = records
+        self.end = end
+        self.sequences = sequences
+    }
 }
 
 /// The durable queue between admission and the pipeline. `append` returns only once the
@@ -99,6 +109,9 @@ public final class Spool: IntakeQueue {
     }
 
     private let state: Mutex<State>
+    /// When this spool was created (epoch ms, kept in the `generation` file): positions start
+    /// again in a new spool, so a record's sequence is (generation, position).
+    public let generation: Int64
     private let writerQueue = DispatchQueue(label: "vigil.spool.writer")
     /// Wakes the one consumer when new records are durable.
     private let wakeup = Mutex<(signaled: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
@@ -134,6 +147,7 @@ public final class Spool: IntakeQueue {
         }
         sizes[last] = validEnd
         if checkpoint.segment == last, checkpoint.offset > validEnd { checkpoint.offset = validEnd }
+        generation = try Self.readOrCreateGeneration(dir)
         Self.syncDirectory(dir)
         state = Mutex(State(fd: fd, segment: last, sizes: sizes, readPosition: checkpoint, checkpoint: checkpoint))
     }
@@ -147,6 +161,22 @@ public final class Spool: IntakeQueue {
     static func segmentPath(_ dir: URL, _ segment: UInt64) -> String {
         let digits = String(segment)
         return dir.appendingPathComponent(String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".seg").path
+    }
+
+    static func readOrCreateGeneration(_ dir: URL) throws -> Int64 {
+        let url = dir.appendingPathComponent("generation")
+        if let data = FileManager.default.contents(atPath: url.path),
+           let value = Int64(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) {
+            return value
+        }
+        let value = Int64(Date().timeIntervalSince1970 * 1000)
+        let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw IntakeError(.io, "cannot write spool generation: errno \(errno)") }
+        let text = Array("\(value)\n".utf8)
+        let ok = text.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == text.count && fsync(fd) == 0
+        Glibc.close(fd)
+        guard ok else { throw IntakeError(.io, "cannot write spool generation: errno \(errno)") }
+        return value
     }
 
     static func readCheckpoint(_ dir: URL) -> SpoolPosition? {
@@ -365,6 +395,7 @@ public final class Spool: IntakeQueue {
     func readAvailable(maxRecords: Int) throws -> IntakeBatch? {
         var (position, sizes) = state.withLock { ($0.readPosition, $0.sizes) }
         var records: [[UInt8]] = []
+        var sequences: [IntakeSequence] = []
         while records.count < maxRecords {
             let end = sizes[position.segment] ?? 0
             if position.offset >= end {
@@ -403,6 +434,7 @@ public final class Spool: IntakeQueue {
                     break
                 }
                 records.append(payload)
+                sequences.append(IntakeSequence(generation: generation, position: Int64(position.segment << 40 | (position.offset + UInt64(offset)))))
                 offset += 8 + length
             }
             position.offset += UInt64(offset)
@@ -414,7 +446,7 @@ public final class Spool: IntakeQueue {
             if offset == 0, !corrupt { break }
         }
         state.withLock { $0.readPosition = position }
-        return records.isEmpty ? nil : IntakeBatch(records: records, end: position)
+        return records.isEmpty ? nil : IntakeBatch(records: records, end: position, sequences: sequences)
     }
 
     /// Records that the consumer has stored everything up to `batch.end`.

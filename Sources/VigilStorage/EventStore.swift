@@ -12,6 +12,33 @@ public enum QuarantineReason: String, Sendable, CaseIterable, Codable {
     case unparseable
 }
 
+/// Where a record sits in the intake queue: (the queue's generation, its position there).
+/// The same record read again, after a crash or a failed write, has the same sequence; no
+/// other record has it. Store writes use it to make replays idempotent.
+public struct IntakeSequence: Sendable, Hashable, Comparable {
+    public var generation: Int64
+    public var position: Int64
+
+    public init(generation: Int64, position: Int64) {
+        self.generation = generation
+        self.position = position
+    }
+
+    public static func < (lhs: IntakeSequence, rhs: IntakeSequence) -> Bool {
+        (lhs.generation, lhs.position) < (rhs.generation, rhs.position)
+    }
+
+    /// One 32-bit number for equality checks (generation and position mixed), for stores that
+    /// keep a single small column: two different records share it once in 4 billion, and
+    /// only a second copy of an event that meets its original's record number is affected.
+    public var token: Int64 {
+        var z = UInt64(bitPattern: generation) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(bitPattern: position)
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int64(Int32(truncatingIfNeeded: z ^ (z >> 31)))
+    }
+}
+
 /// One quarantined input, kept with its reason so it can be inspected and replayed.
 public struct QuarantineItem: Sendable, Equatable {
     /// The store's id, once stored.
@@ -25,8 +52,12 @@ public struct QuarantineItem: Sendable, Equatable {
     public var received: EpochMillis
     /// The raw input, cut to the quarantine's byte bound.
     public var raw: [UInt8]
+    /// Its intake record, when it came through the queue (not stored with it).
+    public var sequence: IntakeSequence?
 
-    public init(id: Int64? = nil, tenant: TenantName, reason: QuarantineReason, detail: String, source: String, received: EpochMillis, raw: [UInt8]) {
+    public init(id: Int64? = nil, tenant: TenantName, reason: QuarantineReason, detail: String, source: String, received: EpochMillis, raw: [UInt8],
+                sequence: IntakeSequence? = nil) {
+        self.sequence = sequence
         self.id = id
         self.tenant = tenant
         self.reason = reason
@@ -68,6 +99,12 @@ public protocol EventStore: Sendable {
     func purgeQuarantine(tenant: TenantName, receivedBefore time: EpochMillis) async throws -> Int
     /// Tenants that have data in the store.
     func storedTenants() throws -> [TenantName]
+    /// The writer has nothing queued: a moment to give back write-ahead space.
+    func writerIdle() async
+}
+
+extension EventStore {
+    public func writerIdle() async {}
 }
 
 /// A principal behind an API key.

@@ -49,6 +49,67 @@ public struct IndexedColumns: Sendable, Equatable {
     }
 }
 
+extension IndexedColumns {
+    /// The JSON value each column stands for, by `fieldNames` index: what `strip` may remove
+    /// from a document because `restore` puts exactly it back.
+    var values: [JSONValue?] {
+        [dataset.map(JSONValue.string), hostName.map(JSONValue.string), sourceIP.map(JSONValue.string), sourcePort.map(JSONValue.int),
+         destinationIP.map(JSONValue.string), destinationPort.map(JSONValue.int), networkTransport.map(JSONValue.string),
+         userName.map(JSONValue.string), eventAction.map(JSONValue.string), eventOutcome.map(JSONValue.string),
+         observerVendor.map(JSONValue.string)]
+    }
+
+    /// Removes from the document the fields the columns already hold, so they are not stored
+    /// twice. Only an exact copy goes (a port sent as the string "443" stays: the column's
+    /// integer would not give it back), only where its key is unique in its object, and the
+    /// objects that held them stay (even empty), so `restore` rebuilds the same document.
+    public func strip(from fields: inout JSONObject) {
+        for (keys, value) in zip(Self.keyPaths, values) {
+            guard let value else { continue }
+            Self.remove(keys[...], value: value, from: &fields)
+        }
+    }
+
+    /// Puts back the fields `strip` removed: each column whose path the document lacks.
+    public func restore(into fields: inout JSONObject) {
+        for (keys, value) in zip(Self.keyPaths, values) {
+            guard let value else { continue }
+            Self.insert(keys[...], value: value, into: &fields)
+        }
+    }
+
+    private static func remove(_ keys: ArraySlice<String>, value: JSONValue, from object: inout JSONObject) {
+        guard let key = keys.first else { return }
+        var found: Int?
+        for (index, member) in object.members.enumerated() where member.key == key {
+            guard found == nil else { return }  // a duplicate key: leave the object as it is
+            found = index
+        }
+        guard let index = found else { return }
+        if keys.count == 1 {
+            if object.members[index].value == value { object.members.remove(at: index) }
+        } else if case .object(var child) = object.members[index].value {
+            object.members[index].value = .null  // drop the reference so `child` is unique
+            remove(keys.dropFirst(), value: value, from: &child)
+            object.members[index].value = .object(child)
+        }
+    }
+
+    private static func insert(_ keys: ArraySlice<String>, value: JSONValue, into object: inout JSONObject) {
+        guard let key = keys.first else { return }
+        guard let index = object.members.firstIndex(where: { $0.key == key }) else {
+            var built = value
+            for outer in keys.dropFirst().reversed() { built = .object(JSONObject([(outer, built)])) }
+            object.members.append((key, built))
+            return
+        }
+        guard keys.count > 1, case .object(var child) = object.members[index].value else { return }
+        object.members[index].value = .null
+        insert(keys.dropFirst(), value: value, into: &child)
+        object.members[index].value = .object(child)
+    }
+}
+
 /// An event encoded for storage: its columns extracted and its document serialized once, at
 /// admission, so the pipeline stores it without parsing JSON again.
 public struct StoredEvent: Sendable, Equatable {
@@ -59,8 +120,11 @@ public struct StoredEvent: Sendable, Equatable {
     public var columns: IndexedColumns
     /// `message` when it is a string (it has a column and the token index of its own).
     public var message: String?
-    /// The JSON document without `message`.
+    /// The JSON document without `message` and without the fields the columns hold
+    /// (`IndexedColumns.strip`); `event()` puts them back.
     public var document: [UInt8]
+    /// Its intake record, when it came through the queue (not part of the binary form).
+    public var sequence: IntakeSequence?
 
     public init(tenant: TenantName, key: EventKey, timestamp: EpochMillis, ingested: EpochMillis,
                 columns: IndexedColumns, message: String?, document: [UInt8]) {
@@ -80,14 +144,16 @@ public struct StoredEvent: Sendable, Equatable {
             message = text
             fields.removeValue(forKey: "message")
         }
-        let doc = JSONValue.object(fields)
+        let columns = IndexedColumns(.object(fields))
+        columns.strip(from: &fields)
         self.init(tenant: event.tenant, key: event.key, timestamp: event.timestamp, ingested: event.ingested,
-                  columns: IndexedColumns(doc), message: message, document: JSONWriter.bytes(doc))
+                  columns: columns, message: message, document: JSONWriter.bytes(.object(fields)))
     }
 
     /// The event back, for search results; nil when the document is damaged.
     public func event() -> Event? {
         guard case .object(var fields) = (try? JSONParser.parse(document)) ?? .null else { return nil }
+        columns.restore(into: &fields)
         if let message { fields.members.insert(("message", .string(message)), at: 0) }
         return Event(tenant: tenant, key: key, timestamp: timestamp, ingested: ingested, fields: fields)
     }

@@ -43,6 +43,22 @@ struct RawStatement {
         }
     }
 
+    func bindBlob(_ index: Int32, _ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            _ = sqlite3_bind_blob(handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(raw.count), Self.transient)
+        }
+    }
+
+    /// Steps a statement that returns no rows and resets it, keeping its bindings (to run it
+    /// again with one value changed).
+    func runKeepingBindings(_ db: Database) throws {
+        let code = sqlite3_step(handle)
+        sqlite3_reset(handle)
+        guard code == SQLITE_DONE || code == SQLITE_ROW else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        }
+    }
+
     /// A zero-length blob: the rollup's stand-in for a missing value.
     func bindEmptyBlob(_ index: Int32) {
         sqlite3_bind_zeroblob(handle, index, 0)

@@ -38,21 +38,78 @@ struct SQLiteDialect: SQLDialect {
         "$." + field.split(separator: ".").map { "\"\($0)\"" }.joined(separator: ".")
     }
 
+    /// The stored document (without `message` and the column fields), as JSON text.
+    static let document = "vigil_doc(event.body)"
+    static let message = "vigil_message(event.body)"
+
     func value(of field: String) throws(QueryRefusal) -> SQLFragment {
         let field = try Self.checked(field)
+        if field == "message" { return SQLFragment(Self.message) }
         if let column = Self.columns[field] { return SQLFragment("event.\(column)") }
-        return SQLFragment("json_extract(event.doc, ?)", [.text(Self.jsonPath(field))])
+        return SQLFragment("json_extract(\(Self.document), ?)", [.text(Self.jsonPath(field))])
     }
 
-    /// An FTS5 string for a term: double quotes doubled; prefix terms get FTS5's `*`.
-    static func ftsExpression(_ match: TextMatch) throws(QueryRefusal) -> String {
-        let text = match.text
-        guard text.unicodeScalars.contains(where: { $0.properties.isAlphabetic || $0.properties.numericType != nil }) else {
-            throw QueryRefusal(message: "'\(text.prefix(64))' has no letters or digits to search for in the token index; search a field with field:\"value\" instead")
+    // MARK: - Free text
+    //
+    // The token index keeps which events hold each token, not where (`detail=none`: a third
+    // of the size). A match of one token is answered by the index alone. A match of several
+    // tokens (`"failed password"`, or a term like `10.1.2.3`, which is four tokens) asks the
+    // index for events with all of them, a superset, and `vigil_phrase` then checks on the
+    // message that they stand in order.
+
+    static func tokens(_ match: TextMatch) throws(QueryRefusal) -> [Substring] {
+        let tokens = FullTextTokens.tokens(of: match.text)
+        guard !tokens.isEmpty else {
+            throw QueryRefusal(message: "'\(match.text.prefix(64))' has no letters or digits to search for in the token index; search a field with field:\"value\" instead")
         }
-        let quoted = "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        if case .prefix = match { return quoted + " *" }
-        return quoted
+        return tokens
+    }
+
+    static func isPrefix(_ match: TextMatch) -> Bool {
+        if case .prefix = match { return true }
+        return false
+    }
+
+    /// True when the token index answers the match exactly (one token).
+    static func isExact(_ match: TextMatch) -> Bool {
+        FullTextTokens.tokens(of: match.text).count <= 1
+    }
+
+    static func isExact(_ node: QueryNode) -> Bool {
+        switch node {
+        case .text(let match): return isExact(match)
+        case .and(let nodes), .or(let nodes): return nodes.allSatisfy(isExact)
+        case .not(let inner): return isExact(inner)
+        case .all, .field, .exists: return true
+        }
+    }
+
+    /// An FTS5 expression for the events that hold every token of the match (exactly the
+    /// match when it is one token); the last token of a prefix match gets FTS5's `*`.
+    static func ftsExpression(_ match: TextMatch) throws(QueryRefusal) -> String {
+        let tokens = try tokens(match)
+        var parts = tokens.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+        if isPrefix(match) { parts[parts.count - 1] += " *" }
+        return parts.count == 1 ? parts[0] : "(" + parts.joined(separator: " AND ") + ")"
+    }
+
+    /// The exact check of a free-text subtree on each row's message (every leaf through
+    /// `vigil_phrase`), for subtrees the token index answers only as a superset.
+    static func exactText(_ node: QueryNode) throws(QueryRefusal) -> SQLFragment {
+        switch node {
+        case .text(let match):
+            let folded = try tokens(match).map { FullTextTokens.fold($0) }.joined(separator: FullTextTokens.separator)
+            return SQLFragment("vigil_phrase(\(message), ?, ?)", [.text(folded), .int(isPrefix(match) ? 1 : 0)])
+        case .and(let nodes), .or(let nodes):
+            var parts: [SQLFragment] = []
+            for child in nodes { parts.append(try exactText(child)) }
+            if case .and = node { return SQLFragment.join(parts, separator: " AND ") }
+            return SQLFragment.join(parts, separator: " OR ")
+        case .not(let inner):
+            return SQLFragment("NOT (") + (try exactText(inner)) + SQLFragment(")")
+        case .all, .field, .exists:
+            return .alwaysTrue
+        }
     }
 
     static func ftsExpression(_ matches: [TextMatch], all: Bool) throws(QueryRefusal) -> String {
@@ -63,7 +120,10 @@ struct SQLiteDialect: SQLDialect {
 
     /// The whole of `node` as one FTS5 expression when it is made only of free text (terms
     /// under AND, OR, and NOT beside a positive term), else nil. Such a subtree is answered by
-    /// the token index alone: `(failed OR deny) AND NOT root` is one doclist walk.
+    /// the token index alone: `(failed OR deny) AND NOT root` is one doclist walk. The
+    /// expression matches a superset of the subtree when it holds several-token matches
+    /// (`isExact` is false): a NOT of such a match is left out of it, and `exactText` then
+    /// decides per row.
     static func ftsExpression(_ node: QueryNode) throws(QueryRefusal) -> String? {
         switch node {
         case .text(let match):
@@ -80,7 +140,7 @@ struct SQLiteDialect: SQLDialect {
             for child in nodes {
                 if case .not(let inner) = child {
                     guard let part = try ftsExpression(inner) else { return nil }
-                    negatives.append(part)
+                    if isExact(inner) { negatives.append(part) }
                 } else {
                     guard let part = try ftsExpression(child) else { return nil }
                     positives.append(part)
@@ -94,7 +154,10 @@ struct SQLiteDialect: SQLDialect {
     }
 
     func text(_ matches: [TextMatch], all: Bool) throws(QueryRefusal) -> SQLFragment {
-        SQLFragment("event.id IN (SELECT rowid FROM event_fts WHERE event_fts MATCH ?)", [.text(try Self.ftsExpression(matches, all: all))])
+        let indexed = SQLFragment("event.id IN (SELECT rowid FROM event_fts WHERE event_fts MATCH ?)", [.text(try Self.ftsExpression(matches, all: all))])
+        guard !matches.allSatisfy(Self.isExact) else { return indexed }
+        let nodes = matches.map(QueryNode.text)
+        return indexed + SQLFragment(" AND ") + (try Self.exactText(all ? .and(nodes) : .or(nodes)))
     }
 
     func field(_ field: String, _ predicate: FieldPredicate) throws(QueryRefusal) -> SQLFragment {
@@ -112,10 +175,10 @@ struct SQLiteDialect: SQLDialect {
             var options = [expression + SQLFragment(" = ?", [.text(value)])]
             if let number = Self.number(value) { options.append(expression + SQLFragment(" = ?", [number])) }
             if value == "true" || value == "false" {
-                options.append(SQLFragment("json_type(event.doc, ?) = ?", [.text(Self.jsonPath(field)), .text(value)]))
+                options.append(SQLFragment("json_type(\(Self.document), ?) = ?", [.text(Self.jsonPath(field)), .text(value)]))
             }
             // Arrays (`tags`, `event.category`, `related.ip`) match when any element does.
-            options.append(SQLFragment("(json_type(event.doc, ?) = 'array' AND EXISTS (SELECT 1 FROM json_each(event.doc, ?) WHERE json_each.value = ?))",
+            options.append(SQLFragment("(json_type(\(Self.document), ?) = 'array' AND EXISTS (SELECT 1 FROM json_each(\(Self.document), ?) WHERE json_each.value = ?))",
                                        [.text(Self.jsonPath(field)), .text(Self.jsonPath(field)), .text(value)]))
             return SQLFragment("(") + SQLFragment.join(options, separator: " OR ") + SQLFragment(")")
         case .prefix(let prefix):
@@ -163,8 +226,9 @@ struct SQLiteDialect: SQLDialect {
 
     func exists(_ field: String) throws(QueryRefusal) -> SQLFragment {
         let field = try Self.checked(field)
+        if field == "message" { return SQLFragment("\(Self.message) IS NOT NULL") }
         if let column = Self.columns[field] { return SQLFragment("event.\(column) IS NOT NULL") }
-        return SQLFragment("json_type(event.doc, ?) <> 'null'", [.text(Self.jsonPath(field))])
+        return SQLFragment("json_type(\(Self.document), ?) <> 'null'", [.text(Self.jsonPath(field))])
     }
 
     static func number(_ text: String) -> SQLValue? {

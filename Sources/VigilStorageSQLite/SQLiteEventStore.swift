@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Logging
 import Synchronization
 import VigilCore
@@ -20,8 +21,14 @@ import VigilStorage
 public final class SQLiteEventStore: EventStore {
     public let directory: URL
     private let logger: Logger
-    private let partitions = Mutex<[String: DatabasePool]>([:])
+    private let partitions = Mutex<[String: Partition]>([:])
     private let tenantDatabases = Mutex<[TenantName: DatabasePool]>([:])
+    /// Databases written since the writer was last idle, by path.
+    private let dirty = Mutex<[String: DatabasePool]>([:])
+
+    func markDirty(_ pool: DatabasePool) {
+        dirty.withLock { $0[pool.path] = pool }
+    }
 
     /// Creates the store rooted at `<dataDirectory>/events`.
     public init(dataDirectory: URL, logger: Logger) throws {
@@ -32,7 +39,28 @@ public final class SQLiteEventStore: EventStore {
 
     // MARK: - Databases
 
-    static func configuration(readonly: Bool = false) -> Configuration {
+    /// One open day partition: its pool, the dictionaries its event bodies are compressed
+    /// with, and what its writer keeps between batches.
+    final class Partition: Sendable {
+        let pool: DatabasePool
+        let codec: BodyCodec
+        let day: Int64
+        let writer = Mutex(WriterState())
+
+        init(pool: DatabasePool, codec: BodyCodec, day: Int64) {
+            self.pool = pool
+            self.codec = codec
+            self.day = day
+        }
+
+        struct WriterState {
+            /// Bodies kept to train the partition's dictionary on, until it has one.
+            var samples: [[UInt8]] = []
+            var trainingAttempts = 0
+        }
+    }
+
+    static func configuration(readonly: Bool = false, codec: BodyCodec? = nil) -> Configuration {
         var config = Configuration()
         config.readonly = readonly
         config.busyMode = .timeout(10)
@@ -47,7 +75,16 @@ public final class SQLiteEventStore: EventStore {
             // Checkpoint the WAL every ~32 MiB rather than every 4 MiB: ingest batches are
             // megabytes each, and each checkpoint copies and syncs pages again.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192")
+            // After a checkpoint the log is cut back to 16 MiB instead of keeping its peak size.
+            try db.execute(sql: "PRAGMA journal_size_limit = 16777216")
             db.add(function: SQLiteEventStore.cidrFunction)
+            db.add(function: SQLiteEventStore.phraseFunction)
+            if let codec {
+                // Per connection: the reader remembers the last body it decoded, so a row's
+                // `vigil_doc` and `vigil_message` (or two predicates on it) decompress it once.
+                let reader = BodyReader(codec: codec)
+                for function in reader.functions { db.add(function: function) }
+            }
         }
         return config
     }
@@ -64,15 +101,23 @@ public final class SQLiteEventStore: EventStore {
     ///
     /// Opening happens under one lock, so a search and the pipeline never open the same file
     /// twice or see it before its schema exists.
-    func partition(_ tenant: TenantName, day: Int64, create: Bool) throws -> DatabasePool? {
+    func partition(_ tenant: TenantName, day: Int64, create: Bool) throws -> Partition? {
         let key = "\(tenant.rawValue)/\(day)"
-        return try partitions.withLock { cache throws -> DatabasePool? in
-            if let pool = cache[key] { return pool }
+        return try partitions.withLock { cache throws -> Partition? in
+            if let partition = cache[key] { return partition }
             let url = partitionURL(tenant, day: day)
             if !create, !FileManager.default.fileExists(atPath: url.path) { return nil }
-            let pool = try Self.openPool(url, migrator: Self.partitionMigrator)
-            cache[key] = pool
-            return pool
+            let codec = BodyCodec()
+            let pool = try Self.openPool(url, migrator: Self.partitionMigrator(day: day), codec: codec)
+            try pool.read { db in
+                for row in try Row.fetchAll(db, sql: "SELECT id, dict FROM zdict") {
+                    let bytes: Data = row["dict"]
+                    if let dictionary = ZstdDictionary(id: row["id"], bytes: Array(bytes)) { codec.add(dictionary) }
+                }
+            }
+            let partition = Partition(pool: pool, codec: codec, day: day)
+            cache[key] = partition
+            return partition
         }
     }
 
@@ -86,9 +131,9 @@ public final class SQLiteEventStore: EventStore {
     }
 
     /// Opens (creating when needed) a WAL database with Vigil's settings and migrates it.
-    static func openPool(_ url: URL, migrator: DatabaseMigrator) throws -> DatabasePool {
+    static func openPool(_ url: URL, migrator: DatabaseMigrator, codec: BodyCodec? = nil) throws -> DatabasePool {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let pool = try DatabasePool(path: url.path, configuration: configuration())
+        let pool = try DatabasePool(path: url.path, configuration: configuration(codec: codec))
         try migrator.migrate(pool)
         return pool
     }
@@ -103,7 +148,7 @@ public final class SQLiteEventStore: EventStore {
     }
 
     // Shipped migrations never change: add new ones instead.
-    static let partitionMigrator: DatabaseMigrator = {
+    static func partitionMigrator(day: Int64) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: """
@@ -205,8 +250,60 @@ public final class SQLiteEventStore: EventStore {
                     FROM event GROUP BY 1, 2, 3;
                 """)
         }
+        // v5: compact rows. `message` and the document (less the fields the columns hold) are
+        // one zstd blob (`EventBody`, with the partition's trained dictionaries in `zdict`);
+        // `ts` is computed from the row id instead of stored; the key loses its unique index
+        // (the tenant's key table decides duplicates, `partition_state` makes replays
+        // idempotent); the minute index goes (rollups answer whole minutes); the token index
+        // keeps rowids only (`detail=none`: phrases are checked on the message, see
+        // `SQLiteDialect`) and reads its text through the `event_text` view.
+        migrator.registerMigration("v5") { db in
+            let dayStart = day * Timestamp.millisPerDay
+            try db.execute(sql: """
+                CREATE TABLE zdict (id INTEGER PRIMARY KEY, dict BLOB NOT NULL);
+                CREATE TABLE partition_state (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, position INTEGER NOT NULL);
+                CREATE TABLE event_v5 (
+                    id INTEGER PRIMARY KEY,
+                    ingested INTEGER NOT NULL,
+                    key BLOB NOT NULL,
+                    dataset TEXT,
+                    host_name TEXT,
+                    source_ip TEXT,
+                    source_port INTEGER,
+                    destination_ip TEXT,
+                    destination_port INTEGER,
+                    network_transport TEXT,
+                    user_name TEXT,
+                    event_action TEXT,
+                    event_outcome TEXT,
+                    observer_vendor TEXT,
+                    body BLOB NOT NULL,
+                    ts INTEGER GENERATED ALWAYS AS (\(dayStart) + (id >> \(positionBits))) VIRTUAL
+                );
+                INSERT INTO event_v5 (id, ingested, key, dataset, host_name, source_ip, source_port, destination_ip, destination_port,
+                                      network_transport, user_name, event_action, event_outcome, observer_vendor, body)
+                    SELECT id, ingested, key, dataset, host_name, source_ip, source_port, destination_ip, destination_port,
+                           network_transport, user_name, event_action, event_outcome, observer_vendor, vigil_pack(message, doc)
+                    FROM event;
+                DROP TABLE event_fts;
+                DROP TABLE event;
+                ALTER TABLE event_v5 RENAME TO event;
+                CREATE INDEX event_ingested ON event(ingested);
+                CREATE INDEX event_dataset ON event(dataset) WHERE dataset IS NOT NULL;
+                CREATE INDEX event_host ON event(host_name) WHERE host_name IS NOT NULL;
+                CREATE INDEX event_user ON event(user_name) WHERE user_name IS NOT NULL;
+                CREATE INDEX event_source_ip ON event(source_ip) WHERE source_ip IS NOT NULL;
+                CREATE INDEX event_destination_ip ON event(destination_ip) WHERE destination_ip IS NOT NULL;
+                CREATE VIEW event_text AS SELECT id, vigil_message(body) AS message FROM event;
+                CREATE VIRTUAL TABLE event_fts USING fts5(
+                    message, content='event_text', content_rowid='id', detail=none, columnsize=0,
+                    tokenize='unicode61 remove_diacritics 2'
+                );
+                INSERT INTO event_fts(event_fts) VALUES ('rebuild');
+                """)
+        }
         return migrator
-    }()
+    }
 
     /// Bits of a row id below the millisecond: up to 2^20 events per millisecond per tenant.
     static let positionBits: Int64 = 20
@@ -240,57 +337,125 @@ public final class SQLiteEventStore: EventStore {
                 CREATE INDEX quarantine_received ON quarantine(received);
                 """)
         }
+        // v2: which intake record claimed each key (`IntakeSequence.token`), so the same
+        // record replayed after a crash is told apart from a second copy of the event; and the
+        // record of each quarantined item, so a replay does not quarantine it twice.
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: """
+                ALTER TABLE event_key ADD COLUMN sequence INTEGER;
+                ALTER TABLE quarantine ADD COLUMN sequence INTEGER;
+                CREATE UNIQUE INDEX quarantine_sequence ON quarantine(sequence) WHERE sequence IS NOT NULL;
+                """)
+        }
         return migrator
     }()
 
     // MARK: - Writing
 
+    /// Stores a batch: first the tenant's key table decides which events are new (a key
+    /// already claimed by another record is a duplicate), then each day partition gets its
+    /// new events. A crash between the two is repaired by the replay: the key table knows the
+    /// replayed record claimed the key itself, and a partition skips records at or below the
+    /// last sequence it committed.
     public func write(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> Int {
         var stored = 0
         let eventsByTenant = Dictionary(grouping: events, by: \.tenant)
         let quarantineByTenant = Dictionary(grouping: quarantined, by: \.tenant)
         for tenant in Set(eventsByTenant.keys).union(quarantineByTenant.keys).sorted() {
-            let tenantEvents = eventsByTenant[tenant] ?? []
-            // The key table and the day partitions are separate files: write them at the same
-            // time. Both writes are idempotent, so a crash between them is repaired by replay.
-            async let keysWritten: Void = writeTenantRows(tenant, events: tenantEvents, quarantined: quarantineByTenant[tenant] ?? [])
-            for (day, dayEvents) in Dictionary(grouping: tenantEvents, by: { Timestamp.day(of: $0.timestamp) }) {
-                guard let pool = try partition(tenant, day: day, create: true) else { continue }
+            let fresh = try await claimKeys(tenant, events: eventsByTenant[tenant] ?? [], quarantined: quarantineByTenant[tenant] ?? [])
+            for (day, dayEvents) in Dictionary(grouping: fresh, by: { Timestamp.day(of: $0.timestamp) }) {
+                guard let partition = try partition(tenant, day: day, create: true) else { continue }
                 // In time order (arrival order within a millisecond), the rows of a batch go
                 // into the time-clustered table as runs rather than scattered single inserts.
                 let ordered = dayEvents.enumerated().sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }.map(\.element)
-                stored += try await pool.write { db in try Self.insert(ordered, into: db) }
+                markDirty(partition.pool)
+                stored += try await Self.insert(ordered, into: partition)
             }
-            try await keysWritten
         }
         return stored
     }
 
-    /// Records the tenant's idempotency keys and quarantined items.
-    func writeTenantRows(_ tenant: TenantName, events: [StoredEvent], quarantined items: [QuarantineItem]) async throws {
+    /// Records the tenant's idempotency keys and quarantined items; returns the events whose
+    /// key this batch holds (new, or claimed by the very record being replayed), in order.
+    func claimKeys(_ tenant: TenantName, events: [StoredEvent], quarantined items: [QuarantineItem]) async throws -> [StoredEvent] {
         let tenantDB = try tenantDatabase(tenant)
-        try await tenantDB.write { db in
-            let raw = RawStatement(try db.cachedStatement(sql: "INSERT OR IGNORE INTO event_key (key, day) VALUES (?, ?)"))
+        markDirty(tenantDB)
+        return try await tenantDB.write { db in
+            let claim = RawStatement(try db.cachedStatement(sql: "INSERT INTO event_key (key, day, sequence) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING"))
+            let claimant = RawStatement(try db.cachedStatement(sql: "SELECT sequence FROM event_key WHERE key = ?"))
+            var fresh: [StoredEvent] = []
+            fresh.reserveCapacity(events.count)
+            var seen = Set<EventKey>(minimumCapacity: events.count)
             for event in events {
-                raw.bind(1, event.key)
-                raw.bind(2, Timestamp.day(of: event.timestamp))
-                try raw.run(db)
+                guard seen.insert(event.key).inserted else { continue }
+                claim.bind(1, event.key)
+                claim.bind(2, Timestamp.day(of: event.timestamp))
+                claim.bind(3, event.sequence?.token)
+                try claim.run(db)
+                if db.changesCount > 0 {
+                    fresh.append(event)
+                } else if let token = event.sequence?.token {
+                    claimant.bind(1, event.key)
+                    if try claimant.int64(db) == token { fresh.append(event) }
+                }
             }
             let quarantineStatement = try db.cachedStatement(
-                sql: "INSERT INTO quarantine (received, reason, detail, source, raw) VALUES (?, ?, ?, ?, ?)")
+                sql: "INSERT OR IGNORE INTO quarantine (received, reason, detail, source, raw, sequence) VALUES (?, ?, ?, ?, ?, ?)")
             for item in items {
-                try quarantineStatement.execute(arguments: [item.received, item.reason.rawValue, item.detail, item.source, Data(item.raw)])
+                try quarantineStatement.execute(arguments: [item.received, item.reason.rawValue, item.detail, item.source, Data(item.raw), item.sequence?.token])
             }
+            return fresh
         }
     }
 
-    /// Inserts a day's events with direct SQLite binds: this is the hot path of the pipeline.
-    static func insert(_ events: [StoredEvent], into db: Database) throws -> Int {
+    /// Events a partition collects before training its dictionary, and how many times it tries.
+    static let dictionarySamples = 2_000
+    static let dictionaryAttempts = 3
+
+    /// Inserts a day's new events into its partition: compressed bodies, token index, rollups.
+    static func insert(_ events: [StoredEvent], into partition: Partition) async throws -> Int {
+        // Bodies are built and compressed before the write transaction: the writer holds the
+        // database for the SQLite work only.
+        let bodies = events.map { EventBody.encode(message: $0.message, document: $0.document) }
+        var dictionary = partition.codec.newest
+        var trained: ZstdDictionary?
+        if dictionary == nil {
+            let samples: [[UInt8]]? = partition.writer.withLock { state in
+                guard state.trainingAttempts < dictionaryAttempts else { return nil }
+                state.samples.append(contentsOf: bodies.prefix(dictionarySamples - state.samples.count))
+                guard state.samples.count >= dictionarySamples else { return nil }
+                defer { state.samples = []; state.trainingAttempts += 1 }
+                return state.samples
+            }
+            if let samples, let fresh = ZstdDictionary.train(id: 1, samples: samples) {
+                trained = fresh
+                dictionary = fresh
+            }
+        }
+        let compressed = bodies.map { BodyCodec.compress($0, dictionary: dictionary) }
+        let trainedDictionary = trained
+        // Readers must know a dictionary before any row that uses it is visible.
+        if let trained { partition.codec.add(trained) }
+        do {
+            return try await partition.pool.write { db in
+                if let trained = trainedDictionary {
+                    try db.execute(sql: "INSERT INTO zdict (id, dict) VALUES (?, ?)", arguments: [trained.id, Data(trained.bytes)])
+                }
+                return try insert(events, bodies: compressed, into: db)
+            }
+        } catch {
+            if let trained { partition.codec.remove(id: trained.id) }
+            throw error
+        }
+    }
+
+    /// The SQLite part of `insert`: this is the hot path of the pipeline.
+    static func insert(_ events: [StoredEvent], bodies: [[UInt8]], into db: Database) throws -> Int {
         let insertEvent = RawStatement(try db.cachedStatement(sql: """
-            INSERT OR IGNORE INTO event (id, ts, ingested, key, dataset, host_name, source_ip, source_port,
+            INSERT OR IGNORE INTO event (id, ingested, key, dataset, host_name, source_ip, source_port,
                 destination_ip, destination_port, network_transport, user_name, event_action, event_outcome,
-                observer_vendor, message, doc)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                observer_vendor, body)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """))
         let insertText = RawStatement(try db.cachedStatement(sql: "INSERT INTO event_fts (rowid, message) VALUES (?, ?)"))
         let lastInMillisecond = RawStatement(try db.cachedStatement(sql: "SELECT max(id) FROM event WHERE id >= ? AND id < ?"))
@@ -298,44 +463,53 @@ public final class SQLiteEventStore: EventStore {
             INSERT INTO rollup (minute, dataset, host_name, events) VALUES (?, ?, ?, ?)
             ON CONFLICT (minute, dataset, host_name) DO UPDATE SET events = events + excluded.events
             """))
+        // Records at or below the partition's last committed sequence are a replay of rows it has.
+        let committed = try Row.fetchOne(db, sql: "SELECT generation, position FROM partition_state WHERE id = 1").map {
+            IntakeSequence(generation: $0[0], position: $0[1])
+        }
+        var newest: IntakeSequence?
         var rollup: [RollupKey: Int64] = [:]
         // The next free row id of each millisecond this batch touches.
         var next: [Int64: Int64] = [:]
         var stored = 0
-        for event in events {
+        for (event, body) in zip(events, bodies) {
+            if let sequence = event.sequence {
+                newest = max(newest ?? sequence, sequence)
+                if let committed, sequence <= committed { continue }
+            }
             let base = position(of: event.timestamp)
-            let id: Int64
-            if let known = next[base] {
-                id = known
-            } else {
+            let c = event.columns
+            insertEvent.bind(2, event.ingested)
+            insertEvent.bind(3, event.key)
+            insertEvent.bind(4, c.dataset)
+            insertEvent.bind(5, c.hostName)
+            insertEvent.bind(6, c.sourceIP)
+            insertEvent.bind(7, c.sourcePort)
+            insertEvent.bind(8, c.destinationIP)
+            insertEvent.bind(9, c.destinationPort)
+            insertEvent.bind(10, c.networkTransport)
+            insertEvent.bind(11, c.userName)
+            insertEvent.bind(12, c.eventAction)
+            insertEvent.bind(13, c.eventOutcome)
+            insertEvent.bind(14, c.observerVendor)
+            insertEvent.bindBlob(15, body)
+            // The first event of a millisecond tries the millisecond's first id; only when
+            // that is taken (an earlier batch wrote the same millisecond) is the last id looked up.
+            var id = next[base] ?? base
+            insertEvent.bind(1, id)
+            try insertEvent.runKeepingBindings(db)
+            if db.changesCount == 0 {
                 lastInMillisecond.bind(1, base)
                 lastInMillisecond.bind(2, base + (1 << positionBits))
                 id = try lastInMillisecond.int64(db).map { $0 + 1 } ?? base
+                guard id < base + (1 << positionBits) else {
+                    throw StoreError(.unavailable, "more than \(1 << positionBits) events in one millisecond for one tenant")
+                }
+                insertEvent.bind(1, id)
+                try insertEvent.runKeepingBindings(db)
+                guard db.changesCount > 0 else { throw StoreError(.unavailable, "row id \(id) is taken") }
             }
-            guard id < base + (1 << positionBits) else {
-                throw StoreError(.unavailable, "more than \(1 << positionBits) events in one millisecond for one tenant")
-            }
-            let c = event.columns
-            insertEvent.bind(1, id)
-            insertEvent.bind(2, event.timestamp)
-            insertEvent.bind(3, event.ingested)
-            insertEvent.bind(4, event.key)
-            insertEvent.bind(5, c.dataset)
-            insertEvent.bind(6, c.hostName)
-            insertEvent.bind(7, c.sourceIP)
-            insertEvent.bind(8, c.sourcePort)
-            insertEvent.bind(9, c.destinationIP)
-            insertEvent.bind(10, c.destinationPort)
-            insertEvent.bind(11, c.networkTransport)
-            insertEvent.bind(12, c.userName)
-            insertEvent.bind(13, c.eventAction)
-            insertEvent.bind(14, c.eventOutcome)
-            insertEvent.bind(15, c.observerVendor)
-            insertEvent.bind(16, event.message)
-            insertEvent.bindText(17, event.document)
-            try insertEvent.run(db)
-            // An ignored insert is a replay of an event already stored: index nothing.
-            guard db.changesCount > 0 else { continue }
+            sqlite3_clear_bindings(insertEvent.handle)
             next[base] = id + 1
             stored += 1
             rollup[RollupKey(minute: (id >> positionBits) / 60_000, dataset: c.dataset, hostName: c.hostName), default: 0] += 1
@@ -351,6 +525,12 @@ public final class SQLiteEventStore: EventStore {
             if let host = key.hostName { addRollup.bind(3, host) } else { addRollup.bindEmptyBlob(3) }
             addRollup.bind(4, count)
             try addRollup.run(db)
+        }
+        if let newest, committed.map({ $0 < newest }) ?? true {
+            try db.execute(sql: """
+                INSERT INTO partition_state (id, generation, position) VALUES (1, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET generation = excluded.generation, position = excluded.position
+                """, arguments: [newest.generation, newest.position])
         }
         return stored
     }
@@ -378,11 +558,31 @@ public final class SQLiteEventStore: EventStore {
 
     // MARK: - Reading
 
+    /// The columns a read selects to rebuild events with `event(from:tenant:)`.
+    static let eventColumnCount = 17
+    static let eventColumns = """
+        event.id, event.ts, event.ingested, event.key, event.dataset, event.host_name, event.source_ip, event.source_port,
+        event.destination_ip, event.destination_port, event.network_transport, event.user_name, event.event_action,
+        event.event_outcome, event.observer_vendor, vigil_message(event.body) AS message, vigil_doc(event.body) AS doc
+        """
+
     static func event(from row: Row, tenant: TenantName) -> Event? {
         let keyData: Data = row["key"]
         guard keyData.count == 16, let docText: String = row["doc"] else { return nil }
+        var c = IndexedColumns()
+        c.dataset = row["dataset"]
+        c.hostName = row["host_name"]
+        c.sourceIP = row["source_ip"]
+        c.sourcePort = row["source_port"]
+        c.destinationIP = row["destination_ip"]
+        c.destinationPort = row["destination_port"]
+        c.networkTransport = row["network_transport"]
+        c.userName = row["user_name"]
+        c.eventAction = row["event_action"]
+        c.eventOutcome = row["event_outcome"]
+        c.observerVendor = row["observer_vendor"]
         let stored = StoredEvent(tenant: tenant, key: EventKey(bytes: Array(keyData)), timestamp: row["ts"], ingested: row["ingested"],
-                                 columns: IndexedColumns(), message: row["message"], document: Array(docText.utf8))
+                                 columns: c, message: row["message"], document: Array(docText.utf8))
         return stored.event()
     }
 
@@ -430,8 +630,9 @@ public final class SQLiteEventStore: EventStore {
         let expired = existingDays(tenant).filter { $0 < day }
         for expiredDay in expired {
             // Forget the cached pool first so nothing writes to the file being unlinked.
-            let pool = partitions.withLock { $0.removeValue(forKey: "\(tenant.rawValue)/\(expiredDay)") }
-            try pool?.close()
+            let partition = partitions.withLock { $0.removeValue(forKey: "\(tenant.rawValue)/\(expiredDay)") }
+            if let partition { _ = dirty.withLock { $0.removeValue(forKey: partition.pool.path) } }
+            try partition?.pool.close()
             let path = partitionURL(tenant, day: expiredDay).path
             for suffix in ["-wal", "-shm", ""] { unlink(path + suffix) }
         }
@@ -447,6 +648,22 @@ public final class SQLiteEventStore: EventStore {
         return try await pool.write { db in
             try db.execute(sql: "DELETE FROM quarantine WHERE received < ?", arguments: [time])
             return db.changesCount
+        }
+    }
+
+    /// Checkpoints every database written since the last idle moment and truncates its
+    /// write-ahead log, so a store at rest holds its data once.
+    public func writerIdle() async {
+        let written = dirty.withLock { dirty -> [DatabasePool] in
+            defer { dirty.removeAll() }
+            return Array(dirty.values)
+        }
+        for pool in written {
+            do {
+                try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+            } catch {
+                logger.debug("Idle checkpoint skipped", metadata: ["path": "\(pool.path)", "error": "\(error)"])
+            }
         }
     }
 

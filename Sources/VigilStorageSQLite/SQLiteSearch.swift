@@ -31,7 +31,7 @@ extension SQLiteEventStore {
     /// handler: a query past its deadline, or whose client left, is interrupted mid-statement.
     func read<T: Sendable>(_ tenant: TenantName, day: Int64, budget: QueryBudget, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T? {
         try budget.check()
-        guard let pool = try partition(tenant, day: day, create: false) else { return nil }
+        guard let pool = try partition(tenant, day: day, create: false)?.pool else { return nil }
         do {
             return try await pool.read { db in
                 let context = Unmanaged.passUnretained(budget).toOpaque()
@@ -63,15 +63,23 @@ extension SQLiteEventStore {
         static func make(_ filter: QueryNode, dialect: SQLiteDialect) throws -> EventScan {
             // The parts of a top-level AND made only of free text go to the token index as one
             // expression (a NOT of text only beside a positive one); the rest is checked per row.
+            // Text the index answers only as a superset (several-token matches) is checked
+            // again on each row's message.
             var texts: [String] = [], negatives: [String] = []
+            var exact: [SQLFragment] = []
             var rest: [QueryNode] = []
             let children: [QueryNode]
             if case .and(let nodes) = filter { children = nodes } else { children = [filter] }
             for child in children {
                 if case .not(let inner) = child, let expression = try SQLiteDialect.ftsExpression(inner) {
-                    negatives.append(expression)
+                    if SQLiteDialect.isExact(inner) {
+                        negatives.append(expression)
+                    } else {
+                        exact.append(SQLFragment("NOT (") + (try SQLiteDialect.exactText(inner)) + SQLFragment(")"))
+                    }
                 } else if let expression = try SQLiteDialect.ftsExpression(child) {
                     texts.append(expression)
+                    if !SQLiteDialect.isExact(child) { exact.append(try SQLiteDialect.exactText(child)) }
                 } else {
                     rest.append(child)
                 }
@@ -81,6 +89,7 @@ extension SQLiteEventStore {
             }
             let expression = "(" + texts.joined(separator: " AND ") + ")" + negatives.map { " NOT " + $0 }.joined()
             var predicate = SQLFragment("event_fts MATCH ?", [.text(expression)])
+            for check in exact { predicate = predicate + SQLFragment(" AND (") + check + SQLFragment(")") }
             if !rest.isEmpty { predicate = predicate + SQLFragment(" AND (") + (try dialect.filter(rest.count == 1 ? rest[0] : .and(rest))) + SQLFragment(")") }
             // CROSS JOIN keeps the token index as the outer loop: SQLite never reorders it.
             return EventScan(from: "event_fts CROSS JOIN event ON event.id = event_fts.rowid", idColumn: "event_fts.rowid", predicate: predicate)
@@ -122,7 +131,7 @@ extension SQLiteEventStore {
         var sortColumns: [SQLFragment] = []
         for (i, key) in sortKeys.enumerated() { sortColumns.append(try dialect.value(of: key.field) + SQLFragment(" AS s\(i)")) }
         let order = (sortKeys.enumerated().map { "s\($0.offset)\($0.element.descending ? " DESC" : "")" } + ["\(scan.idColumn) DESC"]).joined(separator: ", ")
-        let select = SQLFragment.join([SQLFragment("event.id, event.ts, event.ingested, event.key, event.message, event.doc")] + sortColumns, separator: ", ", wrap: false)
+        let select = SQLFragment.join([SQLFragment(Self.eventColumns)] + sortColumns, separator: ", ", wrap: false)
         let sortCount = sortKeys.count
 
         struct Candidate: Sendable {
@@ -140,7 +149,7 @@ extension SQLiteEventStore {
                 let sql = "SELECT \(select.sql) FROM \(scan.from) WHERE \(clause.sql) ORDER BY \(order) LIMIT \(want)"
                 return try Row.fetchAll(db, sql: sql, arguments: Self.arguments(select.arguments + clause.arguments)).compactMap { row in
                     guard let event = Self.event(from: row, tenant: tenant) else { return nil }
-                    return Candidate(hit: SearchHit(event: event, position: row["id"]), sortValues: (0..<sortCount).map { row[6 + $0] })
+                    return Candidate(hit: SearchHit(event: event, position: row["id"]), sortValues: (0..<sortCount).map { row[Self.eventColumnCount + $0] })
                 }
             } ?? []
             candidates += rows
@@ -207,22 +216,18 @@ extension SQLiteEventStore {
         } ?? (0, true)
     }
 
-    /// Marks the free-text matches of `message` with FTS5's own tokenizer, so highlights agree
-    /// with what matched (case, diacritics, prefixes, phrases).
-    func highlight(_ hits: [SearchHit], tenant: TenantName, query: QueryNode, budget: QueryBudget) async throws -> [SearchHit] {
+    /// Marks the free-text matches of `message` the way the search matched them (tokens,
+    /// case and diacritics folded, phrases as one span, prefixes).
+    func highlight(_ hits: [SearchHit], tenant _: TenantName, query: QueryNode, budget _: QueryBudget) async throws -> [SearchHit] {
         let positive = query.positiveText
-        guard !positive.isEmpty, let expression = try? SQLiteDialect.ftsExpression(positive, all: false) else { return hits }
+        guard !positive.isEmpty else { return hits }
         var out = hits
-        let byDay = Dictionary(grouping: hits.indices.filter { hits[$0].event.fields["message"] != nil }, by: { Timestamp.day(of: hits[$0].event.timestamp) })
-        for (day, indices) in byDay {
-            let positions = indices.map { hits[$0].position }
-            let marked = try await read(tenant, day: day, budget: budget) { db -> [String?] in
-                let statement = try db.cachedStatement(sql: "SELECT highlight(event_fts, 0, char(1), char(2)) FROM event_fts WHERE event_fts MATCH ? AND rowid = ?")
-                return try positions.map { try String.fetchOne(statement, arguments: [expression, $0]) }
-            } ?? []
-            for (index, text) in zip(indices, marked) {
-                if let text, let highlight = Highlight(marked: text) { out[index].highlights["message"] = highlight }
-            }
+        for index in out.indices {
+            guard case .string(let message)? = out[index].event.fields["message"],
+                  let marked = FullTextTokens.marked(message, matches: positive),
+                  let highlight = Highlight(marked: marked)
+            else { continue }
+            out[index].highlights["message"] = highlight
         }
         return out
     }
@@ -403,7 +408,7 @@ extension SQLiteEventStore {
         var hits: [SearchHit] = []
         for day in days {
             let rows = try await read(tenant, day: day, budget: budget) { db in
-                try Row.fetchAll(db, sql: "SELECT event.id, event.ts, event.ingested, event.key, event.message, event.doc FROM event WHERE \(clause.sql) ORDER BY event.ingested LIMIT \(limit + cursor.sent.count)",
+                try Row.fetchAll(db, sql: "SELECT \(Self.eventColumns) FROM event WHERE \(clause.sql) ORDER BY event.ingested LIMIT \(limit + cursor.sent.count)",
                                  arguments: Self.arguments(clause.arguments))
                     .compactMap { row in Self.event(from: row, tenant: tenant).map { SearchHit(event: $0, position: row["id"]) } }
             } ?? []
@@ -435,7 +440,7 @@ extension SQLiteEventStore {
         let budget = QueryBudget(timeoutMillis: 60_000)
         for day in existingDays(tenant) {
             let rows = try await read(tenant, day: day, budget: budget) { db in
-                try Row.fetchAll(db, sql: "SELECT event.ts, event.ingested, event.key, event.message, event.doc FROM event WHERE \(clause.sql) ORDER BY event.ingested, event.key LIMIT \(max(0, limit))",
+                try Row.fetchAll(db, sql: "SELECT \(Self.eventColumns) FROM event WHERE \(clause.sql) ORDER BY event.ingested, event.key LIMIT \(max(0, limit))",
                                  arguments: Self.arguments(clause.arguments))
                     .compactMap { Self.event(from: $0, tenant: tenant) }
             } ?? []

@@ -146,11 +146,23 @@ struct IngestBench: AsyncParsableCommand {
         let searchable = Date().timeIntervalSince(start)
         func percentile(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         let rss = owned?.peakRSSBytes()
-        var diskBytes: Int64 = 0
-        if let dir = owned?.dataDirectory.appendingPathComponent("events"), let enumerator = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: [.fileSizeKey]) {
-            for case let url as URL in enumerator {
-                diskBytes += Int64((try? url.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0)
+        // Bytes on disk at rest: once the queue is empty the server checkpoints and truncates
+        // its write-ahead logs, so wait (up to 10 s) for the size to stop shrinking.
+        func storeBytes() -> Int64 {
+            var total: Int64 = 0
+            if let dir = owned?.dataDirectory.appendingPathComponent("events"), let enumerator = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: [.fileSizeKey]) {
+                for case let url as URL in enumerator {
+                    total += Int64((try? url.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0)
+                }
             }
+            return total
+        }
+        var diskBytes = storeBytes()
+        for _ in 0..<20 where owned != nil {
+            try await Task.sleep(for: .milliseconds(500))
+            let now = storeBytes()
+            if now >= diskBytes { break }
+            diskBytes = now
         }
         let result: [String: Any] = [
             "benchmark": "ingest", "events": events, "batch": batch, "clients": clients,

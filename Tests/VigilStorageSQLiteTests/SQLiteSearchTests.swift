@@ -349,7 +349,7 @@ struct PartitionMigrationTests {
         let url = dir.appendingPathComponent("events/acme/\(Timestamp.dayStamp(Timestamp.day(of: day))).sqlite")
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         let queue = try DatabaseQueue(path: url.path)
-        try SQLiteEventStore.partitionMigrator.migrate(queue, upTo: "v1")
+        try SQLiteEventStore.partitionMigrator(day: Timestamp.day(of: day)).migrate(queue, upTo: "v1")
         try await queue.write { db in
             // Inserted out of time order, two in the same millisecond.
             for (n, ts) in [(1, day + 5000), (2, day + 1000), (3, day + 5000)] {

@@ -1,0 +1,149 @@
+import Foundation
+import GRDB
+import VigilQuery
+
+/// Tokens as the token index's tokenizer (`unicode61`) cuts them: runs of letters, digits and
+/// private-use characters (Unicode categories L*, N*, Co); everything else separates. Where
+/// SQLite's older Unicode tables differ, a token here may be finer than SQLite's (a missed
+/// match), never coarser (which would make a query fail).
+/// `fold` maps a token to its comparison form (case and diacritics removed), used on both
+/// sides of the phrase check.
+enum FullTextTokens {
+    static let separator = "\u{1F}"
+
+    static func isTokenCharacter(_ scalar: Unicode.Scalar) -> Bool {
+        let v = scalar.value
+        if scalar.isASCII {
+            return (v >= 0x30 && v <= 0x39) || (v >= 0x41 && v <= 0x5A) || (v >= 0x61 && v <= 0x7A)
+        }
+        // The combining diacritics `remove_diacritics` folds away count as token characters
+        // (SQLite's `sqlite3Fts5UnicodeIsdiacritic`); other marks separate.
+        if v >= 768, v <= 817 {
+            let mask0: UInt32 = 0x0802_9FDF, mask1: UInt32 = 0x0003_61F8
+            if v < 768 + 32 ? mask0 & (1 << (v - 768)) != 0 : mask1 & (1 << (v - 768 - 32)) != 0 { return true }
+        }
+        switch scalar.properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
+             .decimalNumber, .letterNumber, .otherNumber, .privateUse:
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// The tokens of a text, as substrings of it.
+    static func tokens(of text: String) -> [Substring] {
+        var tokens: [Substring] = []
+        let scalars = text.unicodeScalars
+        var start: String.UnicodeScalarView.Index?
+        var index = scalars.startIndex
+        while index < scalars.endIndex {
+            if isTokenCharacter(scalars[index]) {
+                if start == nil { start = index }
+            } else if let begin = start {
+                tokens.append(Substring(scalars[begin..<index]))
+                start = nil
+            }
+            index = scalars.index(after: index)
+        }
+        if let begin = start { tokens.append(Substring(scalars[begin..<scalars.endIndex])) }
+        return tokens
+    }
+
+    static func fold(_ token: Substring) -> String {
+        if token.utf8.allSatisfy({ $0 < 0x80 }) { return token.lowercased() }
+        return token.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil)
+    }
+
+    /// Whether the folded tokens of `text` contain `phrase` (folded tokens joined by
+    /// `separator`) as consecutive tokens; with `prefix`, the last one only has to start with
+    /// the phrase's last token.
+    static func contains(_ text: String, phrase: [String], prefix: Bool) -> Bool {
+        guard !phrase.isEmpty else { return false }
+        let tokens = Self.tokens(of: text).map(fold)
+        guard tokens.count >= phrase.count else { return false }
+        let last = phrase.count - 1
+        outer: for start in 0...(tokens.count - phrase.count) {
+            for i in 0..<phrase.count {
+                let token = tokens[start + i]
+                if i == last, prefix {
+                    if !token.hasPrefix(phrase[i]) { continue outer }
+                } else if token != phrase[i] {
+                    continue outer
+                }
+            }
+            return true
+        }
+        return false
+    }
+}
+
+extension FullTextTokens {
+    /// The text with every match marked (`\u{1}` before, `\u{2}` after, for `Highlight`):
+    /// a phrase or several-token term as one span from its first token to its last, a single
+    /// token as itself. Nil when nothing matches.
+    static func marked(_ text: String, matches: [TextMatch]) -> String? {
+        let scalars = Array(text.unicodeScalars)
+        // Token ranges in scalar offsets, and their folded forms.
+        var ranges: [Range<Int>] = []
+        var start: Int?
+        for (i, scalar) in scalars.enumerated() {
+            if isTokenCharacter(scalar) {
+                if start == nil { start = i }
+            } else if let begin = start {
+                ranges.append(begin..<i)
+                start = nil
+            }
+        }
+        if let begin = start { ranges.append(begin..<scalars.count) }
+        let folded = ranges.map { fold(Substring(String(String.UnicodeScalarView(scalars[$0])))) }
+        var spans: [Range<Int>] = []
+        for match in matches {
+            let phrase = tokens(of: match.text).map(fold)
+            guard !phrase.isEmpty, folded.count >= phrase.count else { continue }
+            let prefix: Bool
+            if case .prefix = match { prefix = true } else { prefix = false }
+            let last = phrase.count - 1
+            outer: for first in 0...(folded.count - phrase.count) {
+                for i in 0..<phrase.count {
+                    let token = folded[first + i]
+                    if i == last, prefix ? !token.hasPrefix(phrase[i]) : token != phrase[i] { continue outer }
+                    if i < last, token != phrase[i] { continue outer }
+                }
+                spans.append(ranges[first].lowerBound..<ranges[first + last].upperBound)
+            }
+        }
+        guard !spans.isEmpty else { return nil }
+        // Overlapping spans merge; touching ones stay apart.
+        spans.sort { $0.lowerBound < $1.lowerBound }
+        var merged: [Range<Int>] = []
+        for span in spans {
+            if let previous = merged.last, span.lowerBound < previous.upperBound {
+                merged[merged.count - 1] = previous.lowerBound..<max(previous.upperBound, span.upperBound)
+            } else {
+                merged.append(span)
+            }
+        }
+        var out = String.UnicodeScalarView()
+        var position = 0
+        for span in merged {
+            out.append(contentsOf: scalars[position..<span.lowerBound])
+            out.append("\u{1}")
+            out.append(contentsOf: scalars[span])
+            out.append("\u{2}")
+            position = span.upperBound
+        }
+        out.append(contentsOf: scalars[position...])
+        return String(out)
+    }
+}
+
+extension SQLiteEventStore {
+    /// `vigil_phrase(message, folded tokens, prefix)`: see `FullTextTokens.contains`.
+    static let phraseFunction = DatabaseFunction("vigil_phrase", argumentCount: 3, pure: true) { values in
+        guard let text = String.fromDatabaseValue(values[0]), let spec = String.fromDatabaseValue(values[1]) else { return false }
+        let prefix = (Int64.fromDatabaseValue(values[2]) ?? 0) != 0
+        let phrase = spec.components(separatedBy: FullTextTokens.separator)
+        return FullTextTokens.contains(text, phrase: phrase, prefix: prefix)
+    }
+}
