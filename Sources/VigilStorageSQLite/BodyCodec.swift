@@ -278,3 +278,58 @@ final class BodyReader: @unchecked Sendable {
         ]
     }
 }
+
+/// The values of a partition's low-cardinality columns (dataset, host, transport, action,
+/// outcome, vendor), each stored once in its `term` table and referred to by a small integer
+/// in the rows and indexes. Past `capacity` values a partition stores further ones as text
+/// (the columns have no type affinity, so a row holds either), so a flood of unique values
+/// cannot grow memory without bound.
+final class TermTable: Sendable {
+    private let state = Mutex<(ids: [String: Int64], values: [Int64: String])>(([:], [:]))
+    let capacity: Int
+
+    init(capacity: Int = 65_536) { self.capacity = capacity }
+
+    func value(_ id: Int64) -> String? { state.withLock { $0.values[id] } }
+    func id(_ value: String) -> Int64? { state.withLock { $0.ids[value] } }
+
+    func add(id: Int64, value: String) {
+        state.withLock { s in
+            s.ids[value] = id
+            s.values[id] = value
+        }
+    }
+
+    /// The id of each value, giving new ones the next ids; nil past capacity.
+    func intern(_ values: [String]) -> [String: Int64] {
+        state.withLock { s in
+            var out: [String: Int64] = [:]
+            for value in values {
+                if let id = s.ids[value] { out[value] = id; continue }
+                guard s.ids.count < capacity else { continue }
+                let id = Int64(s.ids.count + 1)
+                s.ids[value] = id
+                s.values[id] = value
+                out[value] = id
+            }
+            return out
+        }
+    }
+
+    /// `vigil_term(column)`: the text of an id, or the column as it is (text past capacity).
+    /// `vigil_term_id(text)`: the id of a text, or NULL.
+    var functions: [DatabaseFunction] {
+        [
+            DatabaseFunction("vigil_term", argumentCount: 1, pure: true) { [self] values in
+                switch values[0].storage {
+                case .int64(let id): return value(id)
+                case .string(let text): return text
+                default: return nil
+                }
+            },
+            DatabaseFunction("vigil_term_id", argumentCount: 1, pure: true) { [self] values in
+                String.fromDatabaseValue(values[0]).flatMap(id)
+            },
+        ]
+    }
+}

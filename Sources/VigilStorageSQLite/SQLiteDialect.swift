@@ -26,6 +26,8 @@ struct SQLiteDialect: SQLDialect {
     ]
 
     static let integerColumns: Set<String> = ["source_port", "destination_port", "ts"]
+    /// Columns that hold `term` ids (`TermTable`): read through `vigil_term`.
+    static let termColumns: Set<String> = ["dataset", "host_name", "network_transport", "event_action", "event_outcome", "observer_vendor"]
 
     static func checked(_ field: String) throws(QueryRefusal) -> String {
         guard FieldName.isValid(field) else {
@@ -45,7 +47,9 @@ struct SQLiteDialect: SQLDialect {
     func value(of field: String) throws(QueryRefusal) -> SQLFragment {
         let field = try Self.checked(field)
         if field == "message" { return SQLFragment(Self.message) }
-        if let column = Self.columns[field] { return SQLFragment("event.\(column)") }
+        if let column = Self.columns[field] {
+            return SQLFragment(Self.termColumns.contains(column) ? "vigil_term(event.\(column))" : "event.\(column)")
+        }
         return SQLFragment("json_extract(\(Self.document), ?)", [.text(Self.jsonPath(field))])
     }
 
@@ -166,9 +170,14 @@ struct SQLiteDialect: SQLDialect {
         switch predicate {
         case .equals(let value):
             if isTimestamp { return expression + SQLFragment(" = ?", [.int(try Self.time(value))]) }
-            if Self.columns[field] != nil {
-                if let number = Int64(value), Self.integerColumns.contains(Self.columns[field]!) {
+            if let column = Self.columns[field] {
+                if let number = Int64(value), Self.integerColumns.contains(column) {
                     return expression + SQLFragment(" = ?", [.int(number)])
+                }
+                // The value's id, or its text when the partition has no id for it (past the
+                // term table's capacity): one probe of the column's index, in row order.
+                if Self.termColumns.contains(column) {
+                    return SQLFragment("event.\(column) = coalesce(vigil_term_id(?), ?)", [.text(value), .text(value)])
                 }
                 return expression + SQLFragment(" = ?", [.text(value)])
             }

@@ -44,12 +44,14 @@ public final class SQLiteEventStore: EventStore {
     final class Partition: Sendable {
         let pool: DatabasePool
         let codec: BodyCodec
+        let terms: TermTable
         let day: Int64
         let writer = Mutex(WriterState())
 
-        init(pool: DatabasePool, codec: BodyCodec, day: Int64) {
+        init(pool: DatabasePool, codec: BodyCodec, terms: TermTable, day: Int64) {
             self.pool = pool
             self.codec = codec
+            self.terms = terms
             self.day = day
         }
 
@@ -60,7 +62,7 @@ public final class SQLiteEventStore: EventStore {
         }
     }
 
-    static func configuration(readonly: Bool = false, codec: BodyCodec? = nil) -> Configuration {
+    static func configuration(readonly: Bool = false, codec: BodyCodec? = nil, terms: TermTable? = nil) -> Configuration {
         var config = Configuration()
         config.readonly = readonly
         config.busyMode = .timeout(10)
@@ -85,6 +87,7 @@ public final class SQLiteEventStore: EventStore {
                 let reader = BodyReader(codec: codec)
                 for function in reader.functions { db.add(function: function) }
             }
+            for function in terms?.functions ?? [] { db.add(function: function) }
         }
         return config
     }
@@ -108,14 +111,18 @@ public final class SQLiteEventStore: EventStore {
             let url = partitionURL(tenant, day: day)
             if !create, !FileManager.default.fileExists(atPath: url.path) { return nil }
             let codec = BodyCodec()
-            let pool = try Self.openPool(url, migrator: Self.partitionMigrator(day: day), codec: codec)
+            let terms = TermTable()
+            let pool = try Self.openPool(url, migrator: Self.partitionMigrator(day: day), codec: codec, terms: terms)
             try pool.read { db in
                 for row in try Row.fetchAll(db, sql: "SELECT id, dict FROM zdict") {
                     let bytes: Data = row["dict"]
                     if let dictionary = ZstdDictionary(id: row["id"], bytes: Array(bytes)) { codec.add(dictionary) }
                 }
+                for row in try Row.fetchAll(db, sql: "SELECT id, value FROM term") {
+                    terms.add(id: row["id"], value: row["value"])
+                }
             }
-            let partition = Partition(pool: pool, codec: codec, day: day)
+            let partition = Partition(pool: pool, codec: codec, terms: terms, day: day)
             cache[key] = partition
             return partition
         }
@@ -131,9 +138,9 @@ public final class SQLiteEventStore: EventStore {
     }
 
     /// Opens (creating when needed) a WAL database with Vigil's settings and migrates it.
-    static func openPool(_ url: URL, migrator: DatabaseMigrator, codec: BodyCodec? = nil) throws -> DatabasePool {
+    static func openPool(_ url: URL, migrator: DatabaseMigrator, codec: BodyCodec? = nil, terms: TermTable? = nil) throws -> DatabasePool {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let pool = try DatabasePool(path: url.path, configuration: configuration(codec: codec))
+        let pool = try DatabasePool(path: url.path, configuration: configuration(codec: codec, terms: terms))
         try migrator.migrate(pool)
         return pool
     }
@@ -252,6 +259,8 @@ public final class SQLiteEventStore: EventStore {
         }
         // v5: compact rows. `message` and the document (less the fields the columns hold) are
         // one zstd blob (`EventBody`, with the partition's trained dictionaries in `zdict`);
+        // the low-cardinality columns hold ids of `term` values (`TermTable`: no type affinity,
+        // so a value past the table's capacity is kept as text);
         // `ts` is computed from the row id instead of stored; the key loses its unique index
         // (the tenant's key table decides duplicates, `partition_state` makes replays
         // idempotent); the minute index goes (rollups answer whole minutes); the token index
@@ -261,29 +270,38 @@ public final class SQLiteEventStore: EventStore {
             let dayStart = day * Timestamp.millisPerDay
             try db.execute(sql: """
                 CREATE TABLE zdict (id INTEGER PRIMARY KEY, dict BLOB NOT NULL);
+                CREATE TABLE term (id INTEGER PRIMARY KEY, value TEXT NOT NULL UNIQUE);
+                INSERT INTO term (value)
+                    SELECT dataset FROM event WHERE dataset IS NOT NULL UNION SELECT host_name FROM event WHERE host_name IS NOT NULL
+                    UNION SELECT network_transport FROM event WHERE network_transport IS NOT NULL
+                    UNION SELECT event_action FROM event WHERE event_action IS NOT NULL
+                    UNION SELECT event_outcome FROM event WHERE event_outcome IS NOT NULL
+                    UNION SELECT observer_vendor FROM event WHERE observer_vendor IS NOT NULL;
                 CREATE TABLE partition_state (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, position INTEGER NOT NULL);
                 CREATE TABLE event_v5 (
                     id INTEGER PRIMARY KEY,
                     ingested INTEGER NOT NULL,
                     key BLOB NOT NULL,
-                    dataset TEXT,
-                    host_name TEXT,
+                    dataset,
+                    host_name,
                     source_ip TEXT,
                     source_port INTEGER,
                     destination_ip TEXT,
                     destination_port INTEGER,
-                    network_transport TEXT,
+                    network_transport,
                     user_name TEXT,
-                    event_action TEXT,
-                    event_outcome TEXT,
-                    observer_vendor TEXT,
+                    event_action,
+                    event_outcome,
+                    observer_vendor,
                     body BLOB NOT NULL,
                     ts INTEGER GENERATED ALWAYS AS (\(dayStart) + (id >> \(positionBits))) VIRTUAL
                 );
                 INSERT INTO event_v5 (id, ingested, key, dataset, host_name, source_ip, source_port, destination_ip, destination_port,
                                       network_transport, user_name, event_action, event_outcome, observer_vendor, body)
-                    SELECT id, ingested, key, dataset, host_name, source_ip, source_port, destination_ip, destination_port,
-                           network_transport, user_name, event_action, event_outcome, observer_vendor, vigil_pack(message, doc)
+                    SELECT id, ingested, key, (SELECT id FROM term WHERE value = dataset), (SELECT id FROM term WHERE value = host_name),
+                           source_ip, source_port, destination_ip, destination_port, (SELECT id FROM term WHERE value = network_transport),
+                           user_name, (SELECT id FROM term WHERE value = event_action), (SELECT id FROM term WHERE value = event_outcome),
+                           (SELECT id FROM term WHERE value = observer_vendor), vigil_pack(message, doc)
                     FROM event;
                 DROP TABLE event_fts;
                 DROP TABLE event;
@@ -417,40 +435,51 @@ public final class SQLiteEventStore: EventStore {
         // Bodies are built and compressed before the write transaction: the writer holds the
         // database for the SQLite work only.
         let bodies = events.map { EventBody.encode(message: $0.message, document: $0.document) }
-        var dictionary = partition.codec.newest
-        var trained: ZstdDictionary?
-        if dictionary == nil {
-            let samples: [[UInt8]]? = partition.writer.withLock { state in
-                guard state.trainingAttempts < dictionaryAttempts else { return nil }
-                state.samples.append(contentsOf: bodies.prefix(dictionarySamples - state.samples.count))
-                guard state.samples.count >= dictionarySamples else { return nil }
-                defer { state.samples = []; state.trainingAttempts += 1 }
-                return state.samples
-            }
-            if let samples, let fresh = ZstdDictionary.train(id: 1, samples: samples) {
-                trained = fresh
-                dictionary = fresh
+        var values = Set<String>()
+        for event in events {
+            let c = event.columns
+            for value in [c.dataset, c.hostName, c.networkTransport, c.eventAction, c.eventOutcome, c.observerVendor] {
+                if let value { values.insert(value) }
             }
         }
-        let compressed = bodies.map { BodyCodec.compress($0, dictionary: dictionary) }
-        let trainedDictionary = trained
-        // Readers must know a dictionary before any row that uses it is visible.
-        if let trained { partition.codec.add(trained) }
-        do {
-            return try await partition.pool.write { db in
-                if let trained = trainedDictionary {
-                    try db.execute(sql: "INSERT INTO zdict (id, dict) VALUES (?, ?)", arguments: [trained.id, Data(trained.bytes)])
+        // Under the partition's writer lock, so concurrent writers agree on one dictionary
+        // and one id per value. Readers learn both before any row using them is visible.
+        let (dictionary, terms): (ZstdDictionary?, [String: Int64]) = partition.writer.withLock { state in
+            var dictionary = partition.codec.newest
+            if dictionary == nil, state.trainingAttempts < dictionaryAttempts {
+                state.samples.append(contentsOf: bodies.prefix(dictionarySamples - state.samples.count))
+                if state.samples.count >= dictionarySamples {
+                    dictionary = ZstdDictionary.train(id: 1, samples: state.samples)
+                    state.samples = []
+                    state.trainingAttempts += 1
+                    if let dictionary { partition.codec.add(dictionary) }
                 }
-                return try insert(events, bodies: compressed, into: db)
             }
-        } catch {
-            if let trained { partition.codec.remove(id: trained.id) }
-            throw error
+            return (dictionary, partition.terms.intern(Array(values)))
+        }
+        let compressed = bodies.map { BodyCodec.compress($0, dictionary: dictionary) }
+        return try await partition.pool.write { db in
+            // Every batch records the dictionary and the terms it uses (a no-op when they are
+            // there): a batch that commits never depends on one that may have rolled back.
+            if let dictionary {
+                try db.execute(sql: "INSERT OR IGNORE INTO zdict (id, dict) VALUES (?, ?)", arguments: [dictionary.id, Data(dictionary.bytes)])
+            }
+            let addTerm = RawStatement(try db.cachedStatement(sql: "INSERT OR IGNORE INTO term (id, value) VALUES (?, ?)"))
+            for (value, id) in terms {
+                addTerm.bind(1, id)
+                addTerm.bind(2, value)
+                try addTerm.run(db)
+            }
+            return try insert(events, bodies: compressed, terms: terms, into: db)
         }
     }
 
     /// The SQLite part of `insert`: this is the hot path of the pipeline.
-    static func insert(_ events: [StoredEvent], bodies: [[UInt8]], into db: Database) throws -> Int {
+    static func insert(_ events: [StoredEvent], bodies: [[UInt8]], terms: [String: Int64], into db: Database) throws -> Int {
+        /// A low-cardinality column: its term id, or its text past the term table's capacity.
+        func bindTerm(_ statement: RawStatement, _ index: Int32, _ value: String?) {
+            if let value, let id = terms[value] { statement.bind(index, id) } else { statement.bind(index, value) }
+        }
         let insertEvent = RawStatement(try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO event (id, ingested, key, dataset, host_name, source_ip, source_port,
                 destination_ip, destination_port, network_transport, user_name, event_action, event_outcome,
@@ -481,17 +510,17 @@ public final class SQLiteEventStore: EventStore {
             let c = event.columns
             insertEvent.bind(2, event.ingested)
             insertEvent.bind(3, event.key)
-            insertEvent.bind(4, c.dataset)
-            insertEvent.bind(5, c.hostName)
+            bindTerm(insertEvent, 4, c.dataset)
+            bindTerm(insertEvent, 5, c.hostName)
             insertEvent.bind(6, c.sourceIP)
             insertEvent.bind(7, c.sourcePort)
             insertEvent.bind(8, c.destinationIP)
             insertEvent.bind(9, c.destinationPort)
-            insertEvent.bind(10, c.networkTransport)
+            bindTerm(insertEvent, 10, c.networkTransport)
             insertEvent.bind(11, c.userName)
-            insertEvent.bind(12, c.eventAction)
-            insertEvent.bind(13, c.eventOutcome)
-            insertEvent.bind(14, c.observerVendor)
+            bindTerm(insertEvent, 12, c.eventAction)
+            bindTerm(insertEvent, 13, c.eventOutcome)
+            bindTerm(insertEvent, 14, c.observerVendor)
             insertEvent.bindBlob(15, body)
             // The first event of a millisecond tries the millisecond's first id; only when
             // that is taken (an earlier batch wrote the same millisecond) is the last id looked up.
@@ -561,9 +590,11 @@ public final class SQLiteEventStore: EventStore {
     /// The columns a read selects to rebuild events with `event(from:tenant:)`.
     static let eventColumnCount = 17
     static let eventColumns = """
-        event.id, event.ts, event.ingested, event.key, event.dataset, event.host_name, event.source_ip, event.source_port,
-        event.destination_ip, event.destination_port, event.network_transport, event.user_name, event.event_action,
-        event.event_outcome, event.observer_vendor, vigil_message(event.body) AS message, vigil_doc(event.body) AS doc
+        event.id, event.ts, event.ingested, event.key, vigil_term(event.dataset) AS dataset, vigil_term(event.host_name) AS host_name,
+        event.source_ip, event.source_port, event.destination_ip, event.destination_port,
+        vigil_term(event.network_transport) AS network_transport, event.user_name, vigil_term(event.event_action) AS event_action,
+        vigil_term(event.event_outcome) AS event_outcome, vigil_term(event.observer_vendor) AS observer_vendor,
+        vigil_message(event.body) AS message, vigil_doc(event.body) AS doc
         """
 
     static func event(from row: Row, tenant: TenantName) -> Event? {

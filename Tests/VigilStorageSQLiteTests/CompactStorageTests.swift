@@ -215,6 +215,37 @@ struct CompactStorageTests {
         ])
     }
 
+    @Test func lowCardinalityColumnsHoldTermIdsAndTextPastCapacity() async throws {
+        let terms = TermTable(capacity: 2)
+        #expect(terms.intern(["a", "b", "c"]) == ["a": 1, "b": 2])
+        #expect(terms.intern(["b", "d"]) == ["b": 2])
+        #expect(terms.value(2) == "b" && terms.id("c") == nil)
+
+        let (store, _) = try makeStore()
+        var fields = JSONObject([("message", .string("one"))])
+        FieldNesting.set(.string("panos.traffic"), at: "event.dataset", in: &fields)
+        FieldNesting.set(.string("Palo Alto Networks"), at: "observer.vendor", in: &fields)
+        _ = try await store.write(events: [event(1, at: day + 1, fields)], quarantined: [])
+        let partition = try #require(try store.partition(acme, day: Timestamp.day(of: day), create: false))
+        // A row written past a full term table keeps its text in the column.
+        try await partition.pool.write { db in
+            let row = try #require(try Row.fetchOne(db, sql: "SELECT typeof(dataset) AS t, body, key FROM event"))
+            #expect(row["t"] as String == "integer")
+            try db.execute(sql: "INSERT INTO event (id, ingested, key, dataset, observer_vendor, body) VALUES (?, ?, ?, 'zeek.conn', 'Zeek', ?)",
+                           arguments: [SQLiteEventStore.position(of: day + 2), day + 3, Data(EventKey(high: 7, low: 2).bytes), row["body"] as Data])
+        }
+        #expect(try await count(store, "event.dataset:panos.traffic") == 1)
+        #expect(try await count(store, "event.dataset:zeek.conn") == 1)
+        #expect(try await count(store, #"observer.vendor:"Palo Alto Networks""#) == 1)
+        #expect(try await count(store, "event.dataset:pan*") == 1)
+        let result = try await store.search(SearchRequest(tenant: acme, query: try QueryParser().parse("event.dataset:* | stats count() by event.dataset, observer.vendor"),
+                                                          from: day, to: day + 86_400_000, limit: 10))
+        #expect(result.table?.rows.map { $0.map { "\($0)" } }.sorted { $0[0] < $1[0] } == [
+            ["string(\"panos.traffic\")", "string(\"Palo Alto Networks\")", "int(1)"],
+            ["string(\"zeek.conn\")", "string(\"Zeek\")", "int(1)"],
+        ])
+    }
+
     @Test func tokensAreCutWhereTheTokenIndexCutsThem() throws {
         let texts = [
             "Connexion refusée pour l'utilisateur Zoë", "日本語のテキスト and ascii", "a_b-c.d/e:f", "x\u{301}y combining",
