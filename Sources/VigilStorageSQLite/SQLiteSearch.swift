@@ -237,8 +237,8 @@ extension SQLiteEventStore {
     func aggregate(_ request: SearchRequest, aggregation: Aggregation, filter: SQLFragment, days: [Int64]) async throws -> AggregateTable {
         let dialect = SQLiteDialect()
         // Time buckets come from the row id (ms of day << 20), never from the row itself, so a
-        // timechart can be answered from an index. Whole-minute spans group by the minute of
-        // day, the expression the `event_minute` index holds, and fold minutes into buckets here.
+        // timechart can be answered from an index (every index holds the row id). Whole-minute
+        // spans group by the minute of day, the rollup's key, and fold minutes into buckets here.
         let byMinute = aggregation.span.map { $0 % 60_000 == 0 } ?? false
         func timeColumn(dayStart: EpochMillis) -> [SQLFragment] {
             guard let span = aggregation.span else { return [] }
@@ -371,7 +371,7 @@ extension SQLiteEventStore {
         return columns
     }
 
-    /// The minute of day of a row, from its id: the expression of the `event_minute` index.
+    /// The minute of day of a row, from its id (the rollup's `minute`).
     static let minuteOfDay = "((event.id >> 20) / 60000)"
 
     /// The rows of `[from, to)` in the partition of `day`, as a predicate for scans that read
@@ -386,11 +386,7 @@ extension SQLiteEventStore {
         if (range.upper - range.lower) * 2 >= whole.upper {
             return SQLFragment("+event.id >= ? AND +event.id < ? AND ", [.int(range.lower), .int(range.upper)])
         }
-        // A smaller range also names its minutes, so a count or timechart may read the
-        // `event_minute` index over just that slice.
-        let minutes = (first: (range.lower >> positionBits) / 60_000, last: ((range.upper - 1) >> positionBits) / 60_000)
-        return SQLFragment("\(minuteOfDay) >= ? AND \(minuteOfDay) <= ? AND event.id >= ? AND event.id < ? AND ",
-                           [.int(minutes.first), .int(minutes.last), .int(range.lower), .int(range.upper)])
+        return SQLFragment("event.id >= ? AND event.id < ? AND ", [.int(range.lower), .int(range.upper)])
     }
 
     // MARK: - Tail
