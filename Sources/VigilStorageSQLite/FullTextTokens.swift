@@ -59,10 +59,15 @@ enum FullTextTokens {
     /// `separator`) as consecutive tokens; with `prefix`, the last one only has to start with
     /// the phrase's last token.
     static func contains(_ text: String, phrase: [String], prefix: Bool) -> Bool {
-        guard !phrase.isEmpty else { return false }
-        let tokens = Self.tokens(of: text).map(fold)
-        guard tokens.count >= phrase.count else { return false }
+        !phraseStarts(in: tokens(of: text).map(fold), phrase: phrase, prefix: prefix, first: true).isEmpty
+    }
+
+    /// Where the folded `phrase` starts in the folded `tokens` (only the first place with
+    /// `first`); with `prefix`, its last token only has to start the token it meets.
+    static func phraseStarts(in tokens: [String], phrase: [String], prefix: Bool, first: Bool = false) -> [Int] {
+        guard !phrase.isEmpty, tokens.count >= phrase.count else { return [] }
         let last = phrase.count - 1
+        var starts: [Int] = []
         outer: for start in 0...(tokens.count - phrase.count) {
             for i in 0..<phrase.count {
                 let token = tokens[start + i]
@@ -72,9 +77,10 @@ enum FullTextTokens {
                     continue outer
                 }
             }
-            return true
+            starts.append(start)
+            if first { break }
         }
-        return false
+        return starts
     }
 }
 
@@ -100,17 +106,10 @@ extension FullTextTokens {
         var spans: [Range<Int>] = []
         for match in matches {
             let phrase = tokens(of: match.text).map(fold)
-            guard !phrase.isEmpty, folded.count >= phrase.count else { continue }
             let prefix: Bool
             if case .prefix = match { prefix = true } else { prefix = false }
-            let last = phrase.count - 1
-            outer: for first in 0...(folded.count - phrase.count) {
-                for i in 0..<phrase.count {
-                    let token = folded[first + i]
-                    if i == last, prefix ? !token.hasPrefix(phrase[i]) : token != phrase[i] { continue outer }
-                    if i < last, token != phrase[i] { continue outer }
-                }
-                spans.append(ranges[first].lowerBound..<ranges[first + last].upperBound)
+            for first in phraseStarts(in: folded, phrase: phrase, prefix: prefix) {
+                spans.append(ranges[first].lowerBound..<ranges[first + phrase.count - 1].upperBound)
             }
         }
         guard !spans.isEmpty else { return nil }
