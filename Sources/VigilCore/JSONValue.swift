@@ -75,20 +75,44 @@ extension JSONValue {
 
     /// Looks up a dotted path (`host.name`) in nested objects; a literal dotted key at any
     /// level is found too, so `{"host.name": "a"}` and `{"host": {"name": "a"}}` agree.
-    public func value(atPath path: String) -> JSONValue? {
+    public func value(atPath path: String) -> JSONValue? { value(atPath: Substring(path)) }
+
+    /// The same on a part of a path, without allocating (fields absent from most events are
+    /// looked up often, e.g. by detection rules).
+    func value(atPath path: Substring) -> JSONValue? {
         guard case .object(let object) = self else { return nil }
-        if let nested = value(atKeys: path.split(separator: ".").map(String.init)) { return nested }
-        if let direct = object[path] { return direct }
-        var rest = Substring(path)
+        if let nested = value(atDottedKeys: path) { return nested }
+        if let direct = object.member(path) { return direct }
+        var rest = path
         while let dot = rest.firstIndex(of: ".") {
-            let head = String(path[path.startIndex..<dot])
-            if let child = object[head], case .object = child {
-                let tail = String(path[path.index(after: dot)...])
-                if let found = child.value(atPath: tail) { return found }
+            if let child = object.member(path[path.startIndex..<dot]), case .object = child,
+               let found = child.value(atPath: path[path.index(after: dot)...]) {
+                return found
             }
             rest = rest[rest.index(after: dot)...]
         }
         return nil
+    }
+
+    /// Nested objects, one key per non-empty dot-separated part.
+    func value(atDottedKeys path: Substring) -> JSONValue? {
+        var current = self
+        var start = path.startIndex
+        while true {
+            let end = path[start...].firstIndex(of: ".") ?? path.endIndex
+            if start < end {
+                guard case .object(let object) = current, let next = object.member(path[start..<end]) else { return nil }
+                current = next
+            }
+            guard end < path.endIndex else { return current }
+            start = path.index(after: end)
+        }
+    }
+}
+
+extension JSONObject {
+    func member(_ key: Substring) -> JSONValue? {
+        members.first(where: { $0.key == key })?.value
     }
 }
 

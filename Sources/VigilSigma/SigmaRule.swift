@@ -23,7 +23,8 @@ public struct SigmaRule: Sendable {
     public var tags: [String]
     public var logsource: LogsourcePredicate
     let condition: ConditionNode
-    let selections: [String: Selection]
+    /// In the order of their sorted names, which the condition refers to by index.
+    let selections: [Selection]
 
     /// Identifies the logsource predicate, so an event computes each verdict once.
     let logsourceKey: Int
@@ -48,18 +49,18 @@ public struct SigmaRule: Sendable {
 
     func evaluate(_ node: ConditionNode, _ resolver: SigmaEvent) -> Bool {
         switch node {
-        case .selection(let name): return selections[name]?.matches(resolver) ?? false
+        case .selection(let index): return selections[index].matches(resolver)
         case .and(let nodes): return nodes.allSatisfy { evaluate($0, resolver) }
         case .or(let nodes): return nodes.contains { evaluate($0, resolver) }
         case .not(let inner): return !evaluate(inner, resolver)
         case .count(let minimum, let names):
             var hits = 0
-            for name in names where selections[name]?.matches(resolver) == true {
+            for index in names where selections[index].matches(resolver) {
                 hits += 1
                 if hits >= minimum { return true }
             }
             return false
-        case .all(let names): return names.allSatisfy { selections[$0]?.matches(resolver) == true }
+        case .all(let names): return names.allSatisfy { selections[$0].matches(resolver) }
         }
     }
 
@@ -101,22 +102,23 @@ public struct SigmaRule: Sendable {
         if conditionText.contains("|") { throw SigmaError("unsupported_aggregation", "condition aggregations ('| count() ...') are deprecated; use correlation rules") }
         var parser = ConditionParser(text: conditionText, names: Array(selections.keys))
         let condition = try parser.parse()
-        return SigmaRule(id: id, title: title, level: level, tags: tags, logsource: logsource, condition: condition, selections: selections,
+        return SigmaRule(id: id, title: title, level: level, tags: tags, logsource: logsource, condition: condition, selections: parser.names.map { selections[$0]! },
                          logsourceKey: logsource.clauses.description.hashValue)
     }
 }
 
 // MARK: - Conditions
 
+/// A parsed condition; selections are indexes into the rule's sorted selection names.
 indirect enum ConditionNode: Sendable {
-    case selection(String)
+    case selection(Int)
     case and([ConditionNode])
     case or([ConditionNode])
     case not(ConditionNode)
     /// `N of pattern`: at least N of the named selections.
-    case count(Int, [String])
+    case count(Int, [Int])
     /// `all of pattern`.
-    case all([String])
+    case all([Int])
 }
 
 /// `sel1 and not (sel2 or 1 of filter_*)`: `not` binds tighter than `and`, which binds tighter
@@ -200,14 +202,14 @@ struct ConditionParser {
         }
         guard !["and", "or", ")", "of"].contains(token) else { throw SigmaError("condition_syntax", "unexpected '\(tokens[index])'") }
         let name = tokens[index]
-        guard names.contains(name) else { throw SigmaError("condition_syntax", "the condition names '\(name)', which detection does not define") }
+        guard let position = names.firstIndex(of: name) else { throw SigmaError("condition_syntax", "the condition names '\(name)', which detection does not define") }
         index += 1
-        return .selection(name)
+        return .selection(position)
     }
 
-    func expand(_ pattern: String) throws(SigmaError) -> [String] {
-        if pattern.lowercased() == "them" { return names.filter { !$0.hasPrefix("_") } }
-        let matched = names.filter { ValueMatcher.wildcard(Array(pattern.unicodeScalars), Array($0.unicodeScalars)) }
+    func expand(_ pattern: String) throws(SigmaError) -> [Int] {
+        if pattern.lowercased() == "them" { return names.indices.filter { !names[$0].hasPrefix("_") } }
+        let matched = names.indices.filter { ValueMatcher.wildcard(Array(pattern.unicodeScalars), Array(names[$0].unicodeScalars)) }
         guard !matched.isEmpty else { throw SigmaError("condition_syntax", "'\(pattern)' matches no selection") }
         return matched
     }

@@ -14,6 +14,7 @@ struct DetectBench: AsyncParsableCommand {
     @Option(help: "Rules to load.") var rules: Int = 1000
     @Option(help: "Events to match.") var events: Int = 50_000
     @Option(help: "Directory of Sigma rules (default: ../shared/testdata/sigma/rules/windows).") var rulesDir: String?
+    @Option(help: "Events of the every-rule baseline (default: a tenth of --events; 0: skip).") var baselineEvents: Int?
     @Option(help: "Latency runs against a live server (0: skip).") var latencyRuns: Int = 5
     @Option(help: "Where to write the JSON result.") var output: String = "bench-results/detect.json"
 
@@ -39,21 +40,35 @@ struct DetectBench: AsyncParsableCommand {
             object["winlog"] = .object(JSONObject([("channel", .string("Microsoft-Windows-Sysmon/Operational")), ("event_id", .string(String(id))), ("event_data", .object(data))]))
             corpus.append(object)
         }
+        let set = SigmaRuleSet(loaded)
+        print("rule index: \(set.indexedCount) of \(loaded.count) rules have a literal trigger (the rest are tried on every event of their logsource)")
         // Warm-up, then one timed pass per core count.
-        _ = count(loaded, corpus.prefix(500))
-        var results: [String: Any] = ["rules": loaded.count, "events": events]
+        _ = count(set, corpus.prefix(500))
+        var results: [String: Any] = ["rules": loaded.count, "events": events, "rules_indexed": set.indexedCount]
+        // The baseline: every rule tried on every event (a slice, it is slow).
+        let sample = corpus.prefix(baselineEvents ?? max(1, events / 10))
+        if !sample.isEmpty {
+        let baselineStart = Date()
+        let baselineMatches = countEach(loaded, sample)
+        let baselineEPS = Int(Double(sample.count) / Date().timeIntervalSince(baselineStart))
+        guard baselineMatches == count(set, sample) else {
+            throw ValidationError("the rule index and rule-by-rule matching disagree on the sample (\(baselineMatches) vs \(count(set, sample)))")
+        }
+        print("baseline, every rule tried (1 core, \(sample.count) events): \(baselineEPS) events/s (\(baselineMatches) matches)")
+        results["events_per_second_every_rule_1_core"] = baselineEPS
+        }
         for workers in [1, 2] {
             let start = Date()
             let matches = await withTaskGroup(of: Int.self) { group in
                 for w in 0..<workers {
                     let slice = Array(corpus.enumerated().filter { $0.offset % workers == w }.map(\.element))
-                    group.addTask { count(loaded, slice[...]) }
+                    group.addTask { count(set, slice[...]) }
                 }
                 return await group.reduce(0, +)
             }
             let seconds = Date().timeIntervalSince(start)
             let eps = Int(Double(events) / seconds)
-            print("\(workers) core(s): \(eps) events/s through \(loaded.count) rules (\(matches) matches)")
+            print("\(workers) core(s): \(eps) events/s through \(loaded.count) indexed rules (\(matches) matches)")
             results["events_per_second_\(workers)_core"] = eps
         }
         if latencyRuns > 0 {
@@ -70,7 +85,11 @@ struct DetectBench: AsyncParsableCommand {
         try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(to: url)
     }
 
-    func count(_ rules: [SigmaRule], _ events: ArraySlice<JSONObject>) -> Int {
+    func count(_ set: SigmaRuleSet, _ events: ArraySlice<JSONObject>) -> Int {
+        events.reduce(0) { $0 + set.matches(SigmaEvent($1)).count }
+    }
+
+    func countEach(_ rules: [SigmaRule], _ events: ArraySlice<JSONObject>) -> Int {
         var matches = 0
         for event in events {
             // One prepared event for all rules: fields, texts and logsource verdicts are shared.

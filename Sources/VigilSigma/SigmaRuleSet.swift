@@ -1,0 +1,417 @@
+import Foundation
+
+/// Many Sigma rules against one event without trying every rule.
+///
+/// Each rule gets a *trigger*: clauses of (field, literal) atoms such that whenever the rule
+/// matches an event, every clause has an atom whose literal occurs (lower-cased) in that
+/// field of the event. It is derived from the condition: `and` and `all of` keep the clauses
+/// of their parts (the most selective few), `or` and `N of` need one of their parts (one
+/// clause: the union of each part's best clause), a map is the `and` of its conditions, a
+/// selection the `or` of its maps, `not` gives nothing to require. A rule with no trigger
+/// (only regexes, comparisons, `exists`, negations...) is tried on every event of its
+/// logsource.
+///
+/// Rules are grouped by logsource; per group and field one Aho-Corasick automaton finds, in
+/// a single pass over the field's texts, every literal that occurs. Only rules whose clauses
+/// all have a hit are evaluated in full, so the verdicts are exactly those of
+/// `SigmaRule.matches`; the index only decides which rules can be skipped.
+public struct SigmaRuleSet: Sendable {
+    public let rules: [SigmaRule]
+    let groups: [LogsourceGroup]
+    /// Per rule, the clause bits that must all be hit (0: the rule has no trigger).
+    let required: [UInt8]
+
+    /// Rules that have a trigger (the others are tried on every event of their logsource).
+    public var indexedCount: Int { required.count { $0 != 0 } }
+
+    /// A clause hit of a literal: the rule and the clause's bit.
+    struct Posting: Sendable {
+        let rule: Int32
+        let bit: UInt8
+    }
+
+    struct FieldIndex: Sendable {
+        let field: String
+        let automaton: LiteralAutomaton
+        /// Per literal id of the automaton, the clauses it satisfies.
+        let postings: [[Posting]]
+        /// Literal ids that any text that is not ASCII counts as containing.
+        let foldSensitive: [Int]
+    }
+
+    struct LogsourceGroup: Sendable {
+        let logsource: LogsourcePredicate
+        let logsourceKey: Int
+        /// Per field (`""`: every text of the event, for keywords): the automaton and, per
+        /// literal of it, the clauses it satisfies.
+        let fields: [FieldIndex]
+        /// Rules without a trigger.
+        let always: [Int32]
+    }
+
+    /// At most this many clauses per rule are indexed (the most selective ones).
+    static let maxClauses = 4
+
+    public init(_ rules: [SigmaRule]) {
+        self.rules = rules
+        var order: [Int] = []
+        var byKey: [Int: (logsource: LogsourcePredicate, always: [Int32], atoms: [Atom: [Posting]])] = [:]
+        var required = [UInt8](repeating: 0, count: rules.count)
+        for (index, rule) in rules.enumerated() {
+            if byKey[rule.logsourceKey] == nil {
+                order.append(rule.logsourceKey)
+                byKey[rule.logsourceKey] = (rule.logsource, [], [:])
+            }
+            guard let clauses = rule.trigger() else {
+                byKey[rule.logsourceKey]!.always.append(Int32(index))
+                continue
+            }
+            for (number, clause) in clauses.prefix(Self.maxClauses).enumerated() {
+                let bit = UInt8(1) << UInt8(number)
+                required[index] |= bit
+                for atom in Set(clause) { byKey[rule.logsourceKey]!.atoms[atom, default: []].append(Posting(rule: Int32(index), bit: bit)) }
+            }
+        }
+        self.required = required
+        groups = order.map { key in
+            let entry = byKey[key]!
+            var perField: [String: [(atom: Atom, postings: [Posting])]] = [:]
+            for (atom, postings) in entry.atoms { perField[atom.field, default: []].append((atom, postings)) }
+            let fields = perField.keys.sorted().map { field in
+                let literals = perField[field]!.sorted { a, b in
+                    a.atom.literal == b.atom.literal ? !a.atom.foldSensitive && b.atom.foldSensitive : a.atom.literal.lexicographicallyPrecedes(b.atom.literal)
+                }
+                return FieldIndex(field: field, automaton: LiteralAutomaton(literals.map(\.atom.literal)), postings: literals.map(\.postings),
+                                  foldSensitive: literals.indices.filter { literals[$0].atom.foldSensitive })
+            }
+            return LogsourceGroup(logsource: entry.logsource, logsourceKey: key, fields: fields, always: entry.always)
+        }
+    }
+
+    /// Indexes (into `rules`, ascending) of the rules that match the event.
+    public func matches(_ event: SigmaEvent) -> [Int] {
+        var candidates: [Int32] = []
+        var hits = [UInt8](repeating: 0, count: rules.count)
+        var touched: [Int32] = []
+        for group in groups {
+            let inLogsource: Bool
+            if let cached = event.logsources[group.logsourceKey] {
+                inLogsource = cached
+            } else {
+                inLogsource = group.logsource.matches(event)
+                event.logsources[group.logsourceKey] = inLogsource
+            }
+            guard inLogsource else { continue }
+            candidates += group.always
+            for entry in group.fields {
+                let texts = entry.field.isEmpty ? event.allTexts : event.texts(entry.field)
+                for text in texts {
+                    func hit(_ literal: Int) {
+                        for posting in entry.postings[literal] {
+                            let rule = Int(posting.rule)
+                            if hits[rule] == 0 { touched.append(posting.rule) }
+                            hits[rule] |= posting.bit
+                        }
+                    }
+                    entry.automaton.scan(text.lower, hit)
+                    if !entry.foldSensitive.isEmpty, text.lower.contains(where: { $0 >= 0x80 }) { entry.foldSensitive.forEach(hit) }
+                }
+            }
+        }
+        for rule in touched where hits[Int(rule)] == required[Int(rule)] { candidates.append(rule) }
+        guard !candidates.isEmpty else { return [] }
+        candidates.sort()
+        return candidates.compactMap { rules[Int($0)].conditionHolds(event) ? Int($0) : nil }
+    }
+}
+
+/// One literal that must occur (lower-cased) in one of the field's texts.
+struct Atom: Hashable, Sendable {
+    /// Sigma field name; `""` for keywords (any text of the event).
+    let field: String
+    let literal: [UInt8]
+    /// From a case-insensitive regex: ICU folds case fully (`ſ` matches `s`, `ﬁ` matches
+    /// `fi`, the Kelvin sign `k`), which lower-casing does not, so a text that is not ASCII
+    /// counts as a hit.
+    var foldSensitive = false
+}
+
+/// Clauses that must each have a hit; each clause is a list of atoms of which one must occur.
+typealias Trigger = [[Atom]]
+
+extension SigmaRule {
+    /// The rule's trigger (nil: none can be named).
+    func trigger() -> Trigger? { trigger(condition) }
+
+    func trigger(_ node: ConditionNode) -> Trigger? {
+        switch node {
+        case .selection(let index): return selections[index].trigger()
+        case .and(let nodes): return Atom.all(nodes.map { trigger($0) })
+        case .or(let nodes): return Atom.any(nodes.map { trigger($0) })
+        case .not: return nil
+        case .count(_, let indexes): return Atom.any(indexes.map { selections[$0].trigger() })
+        case .all(let indexes): return Atom.all(indexes.map { selections[$0].trigger() })
+        }
+    }
+
+    /// The condition alone (the caller checked the logsource).
+    func conditionHolds(_ event: SigmaEvent) -> Bool { evaluate(condition, event) }
+}
+
+extension Selection {
+    func trigger() -> Trigger? {
+        switch kind {
+        case .maps(let maps):
+            return Atom.any(maps.map { conditions in Atom.all(conditions.map { $0.trigger() }) })
+        case .keywords(let matchers):
+            return Atom.any(matchers.map { $0.trigger(field: "") })
+        }
+    }
+}
+
+extension FieldCondition {
+    func trigger() -> Trigger? {
+        let parts = matchers.map { $0.trigger(field: field) }
+        return requireAll ? Atom.all(parts) : Atom.any(parts)
+    }
+}
+
+extension ValueMatcher {
+    func trigger(field: String) -> Trigger? {
+        let literal: [UInt8]?
+        switch self {
+        case .text(let pattern): literal = pattern.requiredLiteral()
+        case .regex(let box):
+            guard let found = Self.requiredLiteral(regex: box.regex.pattern) else { return nil }
+            let folds = found.foldsCase || box.regex.options.contains(.caseInsensitive)
+            return [[Atom(field: field, literal: found.literal, foldSensitive: folds)]]
+        default: literal = nil
+        }
+        return literal.map { [[Atom(field: field, literal: $0)]] }
+    }
+
+    /// The longest run of plain characters every match of a regular expression contains,
+    /// lower-cased, and whether inline options fold case; nil when there is none or the
+    /// expression is beyond this simple reading (top-level alternation, `\Q`, inline
+    /// options other than `i`, `m`, `s`, non-ASCII). Groups, classes, escapes of letters or
+    /// digits and anchors end a run; a quantifier takes back the character it applies to
+    /// (`+` keeps it).
+    static func requiredLiteral(regex: String) -> (literal: [UInt8], foldsCase: Bool)? {
+        let chars = Array(regex.utf8)
+        guard chars.allSatisfy({ $0 < 0x80 }) else { return nil }
+        var runs: [[UInt8]] = [[]]
+        var foldsCase = false
+        func end() { if !runs[runs.count - 1].isEmpty { runs.append([]) } }
+        var i = 0
+        while i < chars.count {
+            let c = chars[i]
+            switch c {
+            case UInt8(ascii: "|"):
+                return nil
+            case UInt8(ascii: "\\"):
+                guard i + 1 < chars.count else { return nil }
+                let next = chars[i + 1]
+                if next == UInt8(ascii: "Q") { return nil }
+                if (next >= 0x30 && next <= 0x39) || (next | 0x20 >= 0x61 && next | 0x20 <= 0x7A) {
+                    end()
+                } else {
+                    runs[runs.count - 1].append(next)
+                }
+                i += 2
+                continue
+            case UInt8(ascii: "("):
+                // Inline options at the very start, `(?i)`: case folding for the rest.
+                var depth = 0, j = i
+                while j < chars.count {
+                    if chars[j] == UInt8(ascii: "\\") { j += 2; continue }
+                    if chars[j] == UInt8(ascii: "[") {
+                        j += 1
+                        while j < chars.count, chars[j] != UInt8(ascii: "]") { j += chars[j] == UInt8(ascii: "\\") ? 2 : 1 }
+                    } else if chars[j] == UInt8(ascii: "(") {
+                        depth += 1
+                    } else if chars[j] == UInt8(ascii: ")") {
+                        depth -= 1
+                        if depth == 0 { break }
+                    }
+                    j += 1
+                }
+                guard j < chars.count else { return nil }
+                let group = chars[i..<(j + 1)]
+                if group.starts(with: Array("(?".utf8)), let close = group.firstIndex(of: UInt8(ascii: ")")), close == j,
+                   chars[(i + 2)..<j].allSatisfy({ [UInt8(ascii: "i"), UInt8(ascii: "m"), UInt8(ascii: "s")].contains($0) }) {
+                    if chars[(i + 2)..<j].contains(UInt8(ascii: "i")) { foldsCase = true }
+                } else if group.starts(with: Array("(?".utf8)), !group.starts(with: Array("(?:".utf8)), !group.starts(with: Array("(?=".utf8)),
+                          !group.starts(with: Array("(?!".utf8)), !group.starts(with: Array("(?<=".utf8)), !group.starts(with: Array("(?<!".utf8)) {
+                    return nil  // inline options or constructs this reading does not know
+                }
+                end()
+                i = j + 1
+                continue
+            case UInt8(ascii: "["):
+                var j = i + 1
+                if j < chars.count, chars[j] == UInt8(ascii: "]") { j += 1 }
+                while j < chars.count, chars[j] != UInt8(ascii: "]") { j += chars[j] == UInt8(ascii: "\\") ? 2 : 1 }
+                guard j < chars.count else { return nil }
+                end()
+                i = j + 1
+                continue
+            case UInt8(ascii: "*"), UInt8(ascii: "?"), UInt8(ascii: "{"):
+                if !runs[runs.count - 1].isEmpty { runs[runs.count - 1].removeLast() }
+                end()
+                if c == UInt8(ascii: "{") {
+                    while i < chars.count, chars[i] != UInt8(ascii: "}") { i += 1 }
+                }
+            case UInt8(ascii: "+"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "$"), UInt8(ascii: ")"):
+                end()
+            default:
+                runs[runs.count - 1].append(c)
+            }
+            i += 1
+        }
+        guard let longest = runs.max(by: { $0.count < $1.count }), !longest.isEmpty else { return nil }
+        return (longest.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, foldsCase)
+    }
+}
+
+extension TextPattern {
+    /// The longest run of literal bytes every matching text contains, lower-cased (nil when
+    /// the pattern has none, or a case-sensitive one that is not ASCII, whose lower-cased
+    /// form could differ).
+    func requiredLiteral() -> [UInt8]? {
+        var runs: [[UInt8]]
+        if let scalars {
+            runs = [[]]
+            for scalar in scalars {
+                if scalar == "*" || scalar == "?" {
+                    runs.append([])
+                    continue
+                }
+                let literal = scalar == ValueMatcher.literalStar ? "*" : scalar == ValueMatcher.literalQuestion ? "?" : scalar
+                runs[runs.count - 1].append(contentsOf: Array(String(Character(literal)).utf8))
+            }
+        } else {
+            runs = segments
+        }
+        guard var longest = runs.max(by: { $0.count < $1.count }), !longest.isEmpty else { return nil }
+        if cased {
+            guard longest.allSatisfy({ $0 < 0x80 }) else { return nil }
+            longest = longest.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+        }
+        return longest
+    }
+}
+
+extension Atom {
+    /// How selective a clause is: the longer its shortest literal and the fewer its atoms, the better.
+    static func score(_ clause: [Atom]) -> (Int, Int) {
+        (clause.map(\.literal.count).min() ?? Int.max, -clause.count)
+    }
+
+    /// Every part holds: all their clauses (nil parts require nothing), most selective first.
+    static func all(_ parts: [Trigger?]) -> Trigger? {
+        let clauses = parts.compactMap { $0 }.flatMap { $0 }
+        guard !clauses.isEmpty else { return nil }
+        return Array(clauses.sorted { score($0) > score($1) }.prefix(SigmaRuleSet.maxClauses))
+    }
+
+    /// One of the parts holds (each must name something): one clause, the union of each
+    /// part's best clause (a single part keeps all its clauses).
+    static func any(_ parts: [Trigger?]) -> Trigger? {
+        if parts.count == 1 { return parts[0] }
+        var clause: [Atom] = []
+        for part in parts {
+            guard let best = part?.first else { return nil }
+            clause += best
+        }
+        return [clause]
+    }
+}
+
+/// Aho-Corasick over bytes: one pass over a text reports every literal that occurs in it.
+/// Transitions are a dense table over the bytes the literals use (the rest share a class).
+struct LiteralAutomaton: Sendable {
+    let classes: [UInt16]
+    let classCount: Int
+    let next: [Int32]
+    /// Literal ids ending at each state (own and by suffix), as ranges of `outputs`.
+    let outputStart: [Int32]
+    let outputs: [Int32]
+
+    init(_ literals: [[UInt8]]) {
+        var classes = [UInt16](repeating: 0, count: 256)
+        var classCount = 1
+        for literal in literals {
+            for byte in literal where classes[Int(byte)] == 0 {
+                classes[Int(byte)] = UInt16(classCount)
+                classCount += 1
+            }
+        }
+        // Trie.
+        var next: [Int32] = Array(repeating: -1, count: classCount)
+        var own: [[Int32]] = [[]]
+        for (id, literal) in literals.enumerated() {
+            var state = 0
+            for byte in literal {
+                let slot = state * classCount + Int(classes[Int(byte)])
+                if next[slot] < 0 {
+                    next[slot] = Int32(own.count)
+                    own.append([])
+                    next += Array(repeating: -1, count: classCount)
+                }
+                state = Int(next[slot])
+            }
+            own[state].append(Int32(id))
+        }
+        // Breadth-first: failure links, completed transitions, inherited outputs.
+        let stateCount = own.count
+        var fail = [Int32](repeating: 0, count: stateCount)
+        var queue: [Int] = []
+        for c in 0..<classCount {
+            if next[c] < 0 { next[c] = 0 } else { queue.append(Int(next[c])) }
+        }
+        var head = 0
+        while head < queue.count {
+            let state = queue[head]
+            head += 1
+            own[state] += own[Int(fail[state])]
+            for c in 0..<classCount {
+                let slot = state * classCount + c
+                let fallback = next[Int(fail[state]) * classCount + c]
+                if next[slot] < 0 {
+                    next[slot] = fallback
+                } else {
+                    fail[Int(next[slot])] = fallback
+                    queue.append(Int(next[slot]))
+                }
+            }
+        }
+        var outputStart: [Int32] = [0]
+        var outputs: [Int32] = []
+        for state in 0..<stateCount {
+            outputs += own[state]
+            outputStart.append(Int32(outputs.count))
+        }
+        self.classes = classes
+        self.classCount = classCount
+        self.next = next
+        self.outputStart = outputStart
+        self.outputs = outputs
+    }
+
+    /// Calls `found` with the id of every literal occurrence in `text` (a literal occurring
+    /// several times is reported each time).
+    func scan(_ text: [UInt8], _ found: (Int) -> Void) {
+        next.withUnsafeBufferPointer { next in
+            classes.withUnsafeBufferPointer { classes in
+                var state = 0
+                for byte in text {
+                    state = Int(next[state * classCount + Int(classes[Int(byte)])])
+                    let start = Int(outputStart[state]), end = Int(outputStart[state + 1])
+                    if start != end {
+                        for i in start..<end { found(Int(outputs[i])) }
+                    }
+                }
+            }
+        }
+    }
+}
