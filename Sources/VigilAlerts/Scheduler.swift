@@ -2,8 +2,10 @@ import Crypto
 import Logging
 import Metrics
 import ServiceLifecycle
+import Synchronization
 import VigilCore
 import VigilQuery
+import VigilSigma
 import VigilStorage
 
 /// What a rule found in a window: one alert per draft.
@@ -54,6 +56,8 @@ public final class DetectionScheduler: Service, Sendable {
     let intervalMillis: Int64
     let maxWindowsPerTick: Int
     let logger: Logger
+    /// Per tenant, the rule index of its per-event Sigma rules (rebuilt when they change).
+    let ruleSets = Mutex<[TenantName: (fingerprint: [String], set: SigmaRuleSet)]>([:])
     /// Events read per store page.
     static let pageSize = 5_000
     /// A window holding more events than this is refused (counted) rather than read whole.
@@ -99,17 +103,103 @@ public final class DetectionScheduler: Service, Sendable {
             report.failures.append("listing rules: \(error)")
             return report
         }
+        var perEventSigma: [TenantName: [(record: RuleRecord, rule: SigmaDetectionRule)]] = [:]
         for record in records {
             do {
                 let rule = try compiler.compile(record)
+                if let sigma = rule as? SigmaDetectionRule {
+                    perEventSigma[record.tenant, default: []].append((record, sigma))
+                    continue
+                }
                 try await evaluate(rule, record: record, report: &report)
             } catch {
-                report.failures.append("\(record.tenant)/\(record.id): \(error)")
-                Counter(label: "vigil_detection_failures_total", dimensions: [("rule", record.id)]).increment()
-                logger.warning("Rule evaluation failed", metadata: ["tenant": "\(record.tenant)", "rule": "\(record.id)", "error": "\(error)"])
+                failed(record.tenant, record.id, error, &report)
+            }
+        }
+        for tenant in perEventSigma.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+            do {
+                try await evaluateTogether(perEventSigma[tenant]!, tenant: tenant, report: &report)
+            } catch {
+                failed(tenant, "sigma rules", error, &report)
             }
         }
         return report
+    }
+
+    func failed(_ tenant: TenantName, _ rule: String, _ error: any Error, _ report: inout TickReport) {
+        report.failures.append("\(tenant)/\(rule): \(error)")
+        Counter(label: "vigil_detection_failures_total", dimensions: [("rule", rule)]).increment()
+        logger.warning("Rule evaluation failed", metadata: ["tenant": "\(tenant)", "rule": "\(rule)", "error": "\(error)"])
+    }
+
+    /// A tenant's per-event Sigma rules, evaluated together: rules whose next window is the
+    /// same (all of them after their first window, since they share the clock and planner)
+    /// share one read of it and one pass of the rule index (`SigmaRuleSet`) per event, and
+    /// their window commits go to the store in one transaction. Each rule keeps its own
+    /// lease, watermark, coverage and alerts, exactly as if evaluated alone.
+    func evaluateTogether(_ members: [(record: RuleRecord, rule: SigmaDetectionRule)], tenant: TenantName, report: inout TickReport) async throws {
+        let set = ruleSet(tenant: tenant, members: members)
+        var watermarks = members.map(\.record.watermark)
+        var stopped = [Bool](repeating: false, count: members.count)  // lease held elsewhere or commit refused
+        for _ in 0..<maxWindowsPerTick {
+            let now = clock.now()
+            let oldest = oldestUnstored()
+            var byWindow: [Range<EpochMillis>: [Int]] = [:]
+            for i in members.indices where !stopped[i] {
+                if let window = planner.nextWindow(watermark: watermarks[i], now: now, oldestUnstored: oldest, bucketMillis: nil) {
+                    byWindow[window, default: []].append(i)
+                }
+            }
+            guard !byWindow.isEmpty else { return }
+            for (window, indexes) in byWindow.sorted(by: { $0.key.lowerBound < $1.key.lowerBound }) {
+                var leased: [(index: Int, token: UInt64)] = []
+                for i in indexes {
+                    if let lease = await coordinator.acquire("rule/\(tenant)/\(members[i].record.id)", holder: holder, ttlMillis: 60_000, now: now) {
+                        leased.append((i, lease.token))
+                    } else {
+                        stopped[i] = true
+                    }
+                }
+                guard !leased.isEmpty else { continue }
+                var position = [Int](repeating: -1, count: members.count)
+                for (n, l) in leased.enumerated() { position[l.index] = n }
+                var matched = [[Event]](repeating: [], count: leased.count)
+                for event in try await readWindow(tenant: tenant, query: Query(filter: .all, stages: []), name: "sigma rules", window: window) {
+                    for hit in set.matches(SigmaEvent(event.fields, mapping: members[0].rule.mapping)) where position[hit] >= 0 {
+                        matched[position[hit]].append(event)
+                    }
+                }
+                let commits = leased.enumerated().map { n, l in
+                    let (record, rule) = members[l.index]
+                    let drafts = matched[n].map { AlertDraft(discriminator: "e:\($0.key)", group: JSONObject(), events: [$0]) }
+                    return WindowCommit(tenant: tenant, ruleID: record.id, window: window, fencingToken: l.token,
+                                        alerts: Self.alerts(drafts, tenant: tenant, ruleID: record.id, severity: rule.severity, window: window, now: now))
+                }
+                for (n, result) in try await detection.commit(commits).enumerated() {
+                    let i = leased[n].index
+                    switch result {
+                    case .success(let inserted):
+                        watermarks[i] = window.upperBound
+                        report.windows += 1
+                        report.alerts += inserted
+                        Counter(label: "vigil_detection_windows_total").increment()
+                        Counter(label: "vigil_alerts_total", dimensions: [("severity", members[i].rule.severity)]).increment(by: inserted)
+                    case .failure(let error):
+                        stopped[i] = true
+                        failed(tenant, members[i].record.id, error, &report)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rule index of the members (in their order), built once per change of the rules.
+    func ruleSet(tenant: TenantName, members: [(record: RuleRecord, rule: SigmaDetectionRule)]) -> SigmaRuleSet {
+        let fingerprint = members.map { "\($0.record.id)\u{0}\($0.record.source)" }
+        if let cached = ruleSets.withLock({ $0[tenant] }), cached.fingerprint == fingerprint { return cached.set }
+        let set = SigmaRuleSet(members.map(\.rule.sigma))
+        ruleSets.withLock { $0[tenant] = (fingerprint, set) }
+        return set
     }
 
     func evaluate(_ rule: any DetectionRule, record: RuleRecord, report: inout TickReport) async throws {
@@ -118,15 +208,9 @@ public final class DetectionScheduler: Service, Sendable {
             let now = clock.now()
             guard let window = planner.nextWindow(watermark: watermark, now: now, oldestUnstored: oldestUnstored(), bucketMillis: rule.bucketMillis) else { return }
             guard let lease = await coordinator.acquire("rule/\(record.tenant)/\(record.id)", holder: holder, ttlMillis: 60_000, now: now) else { return }
-            let windowEvents = try await readWindow(tenant: record.tenant, rule: rule, window: window)
+            let windowEvents = try await readWindow(tenant: record.tenant, query: rule.prefilter, name: rule.id, window: window)
             let drafts = rule.evaluate(windowEvents, window: window)
-            let alerts = drafts.map { draft in
-                AlertRecord(tenant: record.tenant, ruleID: record.id, severity: rule.severity,
-                            key: Self.alertKey(tenant: record.tenant, ruleID: record.id, discriminator: draft.discriminator),
-                            eventIDs: draft.events.map(\.key.description), group: draft.group,
-                            firstSeen: draft.events.map(\.timestamp).min() ?? window.lowerBound,
-                            lastSeen: draft.events.map(\.timestamp).max() ?? window.lowerBound, created: now)
-            }
+            let alerts = Self.alerts(drafts, tenant: record.tenant, ruleID: record.id, severity: rule.severity, window: window, now: now)
             let inserted = try await detection.commit(WindowCommit(tenant: record.tenant, ruleID: record.id, window: window, fencingToken: lease.token, alerts: alerts))
             report.windows += 1
             report.alerts += inserted
@@ -136,15 +220,25 @@ public final class DetectionScheduler: Service, Sendable {
         }
     }
 
-    func readWindow(tenant: TenantName, rule: any DetectionRule, window: Range<EpochMillis>) async throws -> [Event] {
+    static func alerts(_ drafts: [AlertDraft], tenant: TenantName, ruleID: String, severity: String, window: Range<EpochMillis>, now: EpochMillis) -> [AlertRecord] {
+        drafts.map { draft in
+            AlertRecord(tenant: tenant, ruleID: ruleID, severity: severity,
+                        key: alertKey(tenant: tenant, ruleID: ruleID, discriminator: draft.discriminator),
+                        eventIDs: draft.events.map(\.key.description), group: draft.group,
+                        firstSeen: draft.events.map(\.timestamp).min() ?? window.lowerBound,
+                        lastSeen: draft.events.map(\.timestamp).max() ?? window.lowerBound, created: now)
+        }
+    }
+
+    func readWindow(tenant: TenantName, query: Query, name: String, window: Range<EpochMillis>) async throws -> [Event] {
         var all: [Event] = []
         var after: (EpochMillis, EventKey)?
         while true {
-            let page = try await events.eventsIngested(tenant: tenant, query: rule.prefilter, from: window.lowerBound, to: window.upperBound, after: after, limit: Self.pageSize)
+            let page = try await events.eventsIngested(tenant: tenant, query: query, from: window.lowerBound, to: window.upperBound, after: after, limit: Self.pageSize)
             all += page
             guard page.count == Self.pageSize, let last = page.last else { return all }
             guard all.count < Self.maxEventsPerWindow else {
-                throw DetectionStoreError(.unknownRule, "window \(window) of rule \(rule.id) holds more than \(Self.maxEventsPerWindow) candidate events; narrow the rule's query")
+                throw DetectionStoreError(.unknownRule, "window \(window) of \(name) holds more than \(Self.maxEventsPerWindow) candidate events; narrow the rule's query")
             }
             after = (last.ingested, last.key)
         }

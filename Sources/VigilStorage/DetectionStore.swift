@@ -119,6 +119,9 @@ public protocol DetectionStore: Sendable {
     /// Writes the window's alerts (one per key), extends the coverage and moves the watermark
     /// to the window's end, all in one transaction. Returns the number of new alerts.
     func commit(_ commit: WindowCommit) async throws -> Int
+    /// Several windows (of different rules) at once, each all-or-nothing on its own: a
+    /// refused one fails alone. Returns each one's new alerts or refusal, in order.
+    func commit(_ commits: [WindowCommit]) async throws -> [Result<Int, DetectionStoreError>]
     /// Evaluated ingest-time intervals of a rule, merged, oldest first.
     func coverage(tenant: TenantName, ruleID: String) async throws -> [Range<EpochMillis>]
     func alerts(tenant: TenantName, ruleID: String?, status: AlertStatus?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [AlertRecord]
@@ -127,4 +130,19 @@ public protocol DetectionStore: Sendable {
     func dueNotifications(now: EpochMillis, limit: Int) async throws -> [PendingNotification]
     func notificationDelivered(id: Int64) async throws
     func notificationFailed(id: Int64, retryAt: EpochMillis) async throws
+}
+
+extension DetectionStore {
+    /// One transaction per window.
+    public func commit(_ commits: [WindowCommit]) async throws -> [Result<Int, DetectionStoreError>] {
+        var results: [Result<Int, DetectionStoreError>] = []
+        for commit in commits {
+            do {
+                results.append(.success(try await self.commit(commit)))
+            } catch let error as DetectionStoreError {
+                results.append(.failure(error))
+            }
+        }
+        return results
+    }
 }

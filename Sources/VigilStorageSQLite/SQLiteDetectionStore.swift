@@ -77,7 +77,33 @@ public final class SQLiteDetectionStore: DetectionStore {
 
     public func commit(_ commit: WindowCommit) async throws -> Int {
         let notify = notifications
+        return try await pool.write { db in try Self.apply(commit, notify: notify, db) }
+    }
+
+    /// Many rules' windows in one transaction; a commit that is refused (moved watermark,
+    /// stale token, deleted rule) is rolled back alone, through a savepoint.
+    public func commit(_ commits: [WindowCommit]) async throws -> [Result<Int, DetectionStoreError>] {
+        let notify = notifications
         return try await pool.write { db in
+            var results: [Result<Int, DetectionStoreError>] = []
+            for commit in commits {
+                var result: Result<Int, DetectionStoreError> = .success(0)
+                try db.inSavepoint {
+                    do {
+                        result = .success(try Self.apply(commit, notify: notify, db))
+                        return .commit
+                    } catch let error as DetectionStoreError {
+                        result = .failure(error)
+                        return .rollback
+                    }
+                }
+                results.append(result)
+            }
+            return results
+        }
+    }
+
+    static func apply(_ commit: WindowCommit, notify: Bool, _ db: Database) throws -> Int {
             guard let row = try Row.fetchOne(db, sql: "SELECT watermark, fence FROM rule WHERE tenant = ? AND id = ?",
                                              arguments: [commit.tenant.rawValue, commit.ruleID]) else {
                 throw DetectionStoreError(.unknownRule, "rule \(commit.ruleID) does not exist")
@@ -115,7 +141,6 @@ public final class SQLiteDetectionStore: DetectionStore {
             try db.execute(sql: "UPDATE rule SET watermark = ?, fence = ? WHERE tenant = ? AND id = ?",
                            arguments: [commit.window.upperBound, Int64(truncatingIfNeeded: commit.fencingToken), commit.tenant.rawValue, commit.ruleID])
             return inserted
-        }
     }
 
     public func coverage(tenant: TenantName, ruleID: String) async throws -> [Range<EpochMillis>] {

@@ -31,7 +31,7 @@ struct SchedulerTests {
 
         /// A fresh scheduler over the same stores, as after a restart.
         func scheduler(detection: (any DetectionStore)? = nil, maxWindow: Int64 = 3_600_000, perTick: Int = 24) -> DetectionScheduler {
-            DetectionScheduler(events: events, detection: detection ?? self.detection, compiler: RuleCompiler(), coordinator: coordinator,
+            DetectionScheduler(events: events, detection: detection ?? self.detection, compiler: RuleCompiler(others: ["sigma": { try SigmaDetectionRule.compile($0) }]), coordinator: coordinator,
                                clock: clock, planner: WindowPlanner(lagMillis: 120_000, maxWindowMillis: maxWindow),
                                oldestUnstored: { [self] in self.unstored.withLock { $0 } }, maxWindowsPerTick: perTick, logger: Logger(label: "test"))
         }
@@ -44,6 +44,16 @@ struct SchedulerTests {
             let received = ingested ?? clock.now()
             let event = Event(tenant: TenantName("acme")!, key: EventKey(high: 7, low: n), timestamp: timestamp ?? received, ingested: received, fields: object)
             _ = try await events.write(events: [StoredEvent(event)], quarantined: [])
+        }
+
+        func addSigmaRule(_ yaml: String) async throws {
+            let rule = try SigmaDetectionRule.compile(yaml)
+            try await detection.saveRule(RuleRecord(tenant: TenantName("acme")!, id: rule.id, format: "sigma", source: yaml, created: clock.now(), watermark: clock.now()))
+        }
+
+        func sysmon(_ data: [(String, String)]) async throws {
+            try await ingest([("winlog.channel", .string("Microsoft-Windows-Sysmon/Operational")), ("winlog.event_id", .string("1"))]
+                + data.map { ("winlog.event_data.\($0.0)", JSONValue.string($0.1)) })
         }
 
         func addRule(_ yaml: String, id: String, at created: EpochMillis? = nil) async throws {
@@ -231,5 +241,44 @@ struct SchedulerTests {
         let b = await coordinator.acquire("r", holder: "b", ttlMillis: 1000, now: 2000)
         #expect(b != nil)
         #expect((b?.token ?? 0) > (a?.token ?? 0))
+    }
+
+    static func sigma(_ id: String, _ selection: String) -> String {
+        "title: \(id)\nid: \(id)\nlogsource: {product: windows, category: process_creation}\ndetection:\n    sel:\n        \(selection)\n    condition: sel\nlevel: high\n"
+    }
+
+    /// Per-event Sigma rules share one read per window and one pass of the rule index, yet
+    /// each keeps its own watermark, coverage and exact alerts; a rule added later catches
+    /// up and joins the others' windows; a crash before the commit re-runs without duplicates.
+    @Test func sigmaRulesAreEvaluatedTogetherWithTheirOwnWatermarks() async throws {
+        let f = try Fixture()
+        try await f.addSigmaRule(Self.sigma("whoami", "Image|endswith: '\\\\whoami.exe'"))
+        try await f.addSigmaRule(Self.sigma("encoded", "CommandLine|contains: ' -enc '"))
+        for i in 0..<12 {
+            try await f.sysmon([("Image", i % 3 == 0 ? "C:\\Windows\\System32\\whoami.exe" : "C:\\x.exe"), ("CommandLine", i % 4 == 0 ? "ps -enc AAA" : "ps")])
+            f.clock.advance(byMillis: 10_000)
+        }
+        f.clock.advance(byMillis: 120_000)
+        let first = await f.scheduler(detection: CrashOnce(f.detection)).tick()
+        #expect(first.alerts == 0 && !first.failures.isEmpty, "the crash leaves every watermark where it was")
+        try await f.addSigmaRule(Self.sigma("late-rule", "Image|endswith: '\\\\x.exe'"))
+        try await f.sysmon([("Image", "C:\\x.exe"), ("CommandLine", "ps -enc B")])
+        f.clock.advance(byMillis: 130_000)
+        let scheduler = f.scheduler()
+        let report = await scheduler.tick()
+        #expect(report.failures.isEmpty)
+        let count = { (id: String) in try await f.detection.alerts(tenant: acme, ruleID: id, status: nil, from: 0, to: .max, limit: 100).count }
+        #expect(try await count("whoami") == 4)
+        #expect(try await count("encoded") == 4)
+        #expect(try await count("late-rule") == 1, "only events received after the rule was added")
+        var ends: Set<EpochMillis> = []
+        for id in ["whoami", "encoded", "late-rule"] {
+            let coverage = try await f.detection.coverage(tenant: acme, ruleID: id)
+            #expect(coverage.count == 1, "\(id): \(coverage)")
+            ends.insert(coverage.last?.upperBound ?? 0)
+        }
+        #expect(ends == [f.clock.now() - 120_000], "all rules end at the same watermark")
+        let again = await scheduler.tick()
+        #expect(again.windows == 0 && again.alerts == 0)
     }
 }
