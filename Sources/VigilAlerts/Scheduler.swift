@@ -132,9 +132,9 @@ public final class DetectionScheduler: Service, Sendable {
         logger.warning("Rule evaluation failed", metadata: ["tenant": "\(tenant)", "rule": "\(rule)", "error": "\(error)"])
     }
 
-    /// A tenant's per-event Sigma rules, evaluated together: rules whose next window is the
-    /// same (all of them after their first window, since they share the clock and planner)
-    /// share one read of it and one pass of the rule index (`SigmaRuleSet`) per event, and
+    /// A tenant's per-event Sigma rules, evaluated together: rules whose next windows end at
+    /// the same time (all of them after their first window, since they share the clock and
+    /// planner) share one read and one pass of the rule index (`SigmaRuleSet`) per event, and
     /// their window commits go to the store in one transaction. Each rule keeps its own
     /// lease, watermark, coverage and alerts, exactly as if evaluated alone.
     func evaluateTogether(_ members: [(record: RuleRecord, rule: SigmaDetectionRule)], tenant: TenantName, report: inout TickReport) async throws {
@@ -144,42 +144,46 @@ public final class DetectionScheduler: Service, Sendable {
         for _ in 0..<maxWindowsPerTick {
             let now = clock.now()
             let oldest = oldestUnstored()
-            var byWindow: [Range<EpochMillis>: [Int]] = [:]
+            // Rules whose windows end together share one read: rules added at different
+            // times start at different watermarks, but their first windows all end at
+            // `now - lag`, so from then on their windows are the same.
+            var byEnd: [EpochMillis: [(index: Int, window: Range<EpochMillis>)]] = [:]
             for i in members.indices where !stopped[i] {
                 if let window = planner.nextWindow(watermark: watermarks[i], now: now, oldestUnstored: oldest, bucketMillis: nil) {
-                    byWindow[window, default: []].append(i)
+                    byEnd[window.upperBound, default: []].append((i, window))
                 }
             }
-            guard !byWindow.isEmpty else { return }
-            for (window, indexes) in byWindow.sorted(by: { $0.key.lowerBound < $1.key.lowerBound }) {
-                var leased: [(index: Int, token: UInt64)] = []
-                for i in indexes {
+            guard !byEnd.isEmpty else { return }
+            for end in byEnd.keys.sorted() {
+                var leased: [(index: Int, window: Range<EpochMillis>, token: UInt64)] = []
+                for (i, window) in byEnd[end]! {
                     if let lease = await coordinator.acquire("rule/\(tenant)/\(members[i].record.id)", holder: holder, ttlMillis: 60_000, now: now) {
-                        leased.append((i, lease.token))
+                        leased.append((i, window, lease.token))
                     } else {
                         stopped[i] = true
                     }
                 }
-                guard !leased.isEmpty else { continue }
+                guard let start = leased.map(\.window.lowerBound).min() else { continue }
                 var position = [Int](repeating: -1, count: members.count)
                 for (n, l) in leased.enumerated() { position[l.index] = n }
                 var matched = [[Event]](repeating: [], count: leased.count)
-                for event in try await readWindow(tenant: tenant, query: Query(filter: .all, stages: []), name: "sigma rules", window: window) {
+                for event in try await readWindow(tenant: tenant, query: Query(filter: .all, stages: []), name: "sigma rules", window: start..<end) {
                     for hit in set.matches(SigmaEvent(event.fields, mapping: members[0].rule.mapping)) where position[hit] >= 0 {
-                        matched[position[hit]].append(event)
+                        let n = position[hit]
+                        if leased[n].window.contains(event.ingested) { matched[n].append(event) }
                     }
                 }
                 let commits = leased.enumerated().map { n, l in
                     let (record, rule) = members[l.index]
                     let drafts = matched[n].map { AlertDraft(discriminator: "e:\($0.key)", group: JSONObject(), events: [$0]) }
-                    return WindowCommit(tenant: tenant, ruleID: record.id, window: window, fencingToken: l.token,
-                                        alerts: Self.alerts(drafts, tenant: tenant, ruleID: record.id, severity: rule.severity, window: window, now: now))
+                    return WindowCommit(tenant: tenant, ruleID: record.id, window: l.window, fencingToken: l.token,
+                                        alerts: Self.alerts(drafts, tenant: tenant, ruleID: record.id, severity: rule.severity, window: l.window, now: now))
                 }
                 for (n, result) in try await detection.commit(commits).enumerated() {
                     let i = leased[n].index
                     switch result {
                     case .success(let inserted):
-                        watermarks[i] = window.upperBound
+                        watermarks[i] = end
                         report.windows += 1
                         report.alerts += inserted
                         Counter(label: "vigil_detection_windows_total").increment()
@@ -248,3 +252,4 @@ public final class DetectionScheduler: Service, Sendable {
         EventKey(digest: SHA256.hash(data: Array("alert\u{0}\(tenant.rawValue)\u{0}\(ruleID)\u{0}\(discriminator)".utf8)))
     }
 }
+

@@ -15,11 +15,13 @@ struct DetectBench: AsyncParsableCommand {
     @Option(help: "Events to match.") var events: Int = 50_000
     @Option(help: "Directory of Sigma rules (default: ../shared/testdata/sigma/rules/windows).") var rulesDir: String?
     @Option(help: "Events of the every-rule baseline (default: a tenth of --events; 0: skip).") var baselineEvents: Int?
+    @Option(help: "Events ingested into a live server with the rules loaded, timed until every rule has evaluated them (0: skip).") var pipelineEvents: Int = 100_000
     @Option(help: "Latency runs against a live server (0: skip).") var latencyRuns: Int = 5
     @Option(help: "Where to write the JSON result.") var output: String = "bench-results/detect.json"
 
     func run() async throws {
-        let loaded = try loadRules()
+        let sources = try loadRules()
+        let loaded = sources.map(\.rule)
         print("loaded \(loaded.count) Sigma rules")
         var generator = EventGenerator(seed: 11)
         let images = ["C:\\Windows\\System32\\cmd.exe", "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe", "C:\\Program Files\\App\\app.exe",
@@ -71,6 +73,13 @@ struct DetectBench: AsyncParsableCommand {
             print("\(workers) core(s): \(eps) events/s through \(loaded.count) indexed rules (\(matches) matches)")
             results["events_per_second_\(workers)_core"] = eps
         }
+        if pipelineEvents > 0 {
+            let (seconds, ingestSeconds) = try await measurePipeline(sources.map(\.source), corpus: corpus)
+            let eps = Int(Double(pipelineEvents) / seconds)
+            print("through a live server: \(pipelineEvents) events ingested in \(String(format: "%.1f", ingestSeconds)) s and evaluated by all \(loaded.count) rules after \(String(format: "%.1f", seconds)) s: \(eps) events/s")
+            results["pipeline_events_per_second"] = eps
+            results["pipeline_ingest_seconds"] = ingestSeconds
+        }
         if latencyRuns > 0 {
             let latencies = try await measureLatency(runs: latencyRuns)
             let sorted = latencies.sorted()
@@ -99,20 +108,24 @@ struct DetectBench: AsyncParsableCommand {
         return matches
     }
 
-    func loadRules() throws -> [SigmaRule] {
+    func loadRules() throws -> [(source: String, rule: SigmaRule)] {
         let dir = rulesDir ?? "../shared/testdata/sigma/rules/windows"
-        var loaded: [SigmaRule] = []
+        var loaded: [(source: String, rule: SigmaRule)] = []
+        var ids: Set<String> = []
         if let enumerator = FileManager.default.enumerator(atPath: dir) {
             for case let path as String in enumerator where path.hasSuffix(".yml") {
                 guard loaded.count < rules else { break }
-                if let text = try? String(contentsOfFile: dir + "/" + path, encoding: .utf8), let rule = try? SigmaRule.parse(text) { loaded.append(rule) }
+                if let text = try? String(contentsOfFile: dir + "/" + path, encoding: .utf8), !text.contains("correlation:"),
+                   let rule = try? SigmaRule.parse(text), ids.insert(rule.id).inserted {
+                    loaded.append((text, rule))
+                }
             }
         }
         // Without the corpus (or short of rules): generated process-creation rules.
         var n = 0
         while loaded.count < rules {
             n += 1
-            let rule = try SigmaRule.parse("""
+            let source = """
             title: generated \(n)
             id: generated-\(n)
             logsource: {product: windows, category: process_creation}
@@ -122,10 +135,54 @@ struct DetectBench: AsyncParsableCommand {
                     CommandLine|contains: ['-flag\(n)', '/opt\(n)']
                 condition: selection
             level: medium
-            """)
-            loaded.append(rule)
+            """
+            loaded.append((source, try SigmaRule.parse(source)))
         }
         return loaded
+    }
+
+    /// Loads the rules into a live server (lag 0, a tick a second), ingests the events over
+    /// HTTP, and times from the first batch until every rule's watermark has passed the last
+    /// one: events/s through ingest, storage and the scheduled evaluation of every rule.
+    func measurePipeline(_ sources: [String], corpus: [JSONObject]) async throws -> (seconds: Double, ingestSeconds: Double) {
+        let process = try ServerProcess(extraEnvironment: ["VIGIL_DETECTION_LAG_SECS": "0", "VIGIL_DETECTION_INTERVAL_SECS": "1"])
+        let baseURL = try await process.start()
+        defer { process.stop() }
+        let client = VigilHTTPClient(baseURL: baseURL, connections: 4)
+        let context = GateContext(client: client, adminToken: process.adminToken)
+        let (_, key) = try await context.createTenant(prefix: "bench-detect")
+        let auth = ["Authorization": "Bearer \(key)"]
+        for source in sources {
+            let reply = try await client.send("POST", "/api/v1/rules", headers: auth, body: Data(source.utf8))
+            guard reply.status < 300 else { throw ValidationError("rule refused by the server: \(reply.text.prefix(300))") }
+        }
+        let batches = stride(from: 0, to: pipelineEvents, by: 1_000).map { start in
+            (start..<min(start + 1_000, pipelineEvents)).map { JSONWriter.string(.object(corpus[$0 % corpus.count])) }.joined(separator: "\n") + "\n"
+        }
+        let start = Date()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<4 {
+                group.addTask {
+                    for batch in stride(from: worker, to: batches.count, by: 4) {
+                        let reply = try await client.send("POST", "/api/v1/ingest", headers: auth.merging(["Content-Type": "application/x-ndjson"]) { a, _ in a },
+                                                          body: Data(batches[batch].utf8))
+                        guard reply.status < 300 else { throw ValidationError("ingest refused: \(reply.text.prefix(300))") }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let ingestSeconds = Date().timeIntervalSince(start)
+        let ingestEnd = EpochMillis(Date().timeIntervalSince1970 * 1000)
+        while true {
+            let reply = try await client.send("GET", "/api/v1/rules", headers: auth)
+            let listed = ((reply.json as? [String: Any])?["rules"] as? [[String: Any]]) ?? []
+            let watermarks = listed.compactMap { ($0["watermark"] as? String).flatMap(Timestamp.parseRFC3339) }
+            if watermarks.count == sources.count, let oldest = watermarks.min(), oldest >= ingestEnd { break }
+            guard Date().timeIntervalSince(start) < 1_800 else { throw ValidationError("the rules had not evaluated the events after 30 minutes") }
+            try await Task.sleep(for: .milliseconds(200))  // polling the server's watermarks
+        }
+        return (Date().timeIntervalSince(start), ingestSeconds)
     }
 
     /// Ingest one matching event and time until its alert is listed.
