@@ -211,8 +211,11 @@ extension ValueMatcher {
             case UInt8(ascii: "\\"):
                 guard i + 1 < chars.count else { return nil }
                 let next = chars[i + 1]
-                if next == UInt8(ascii: "Q") { return nil }
                 if (next >= 0x30 && next <= 0x39) || (next | 0x20 >= 0x61 && next | 0x20 <= 0x7A) {
+                    // Classes, anchors and single-character escapes end the run; escapes that
+                    // read what follows (`\x41`, `\u`, `\c`, `\0`, `\k<n>`, `\p{..}`, `\Q`...)
+                    // are beyond this reading.
+                    guard Array("dDwWsSbBAzZGhHvVRXtnrfea".utf8).contains(next) else { return nil }
                     end()
                 } else {
                     runs[runs.count - 1].append(next)
@@ -225,8 +228,8 @@ extension ValueMatcher {
                 while j < chars.count {
                     if chars[j] == UInt8(ascii: "\\") { j += 2; continue }
                     if chars[j] == UInt8(ascii: "[") {
-                        j += 1
-                        while j < chars.count, chars[j] != UInt8(ascii: "]") { j += chars[j] == UInt8(ascii: "\\") ? 2 : 1 }
+                        guard let close = Self.classEnd(chars, from: j) else { return nil }
+                        j = close
                     } else if chars[j] == UInt8(ascii: "(") {
                         depth += 1
                     } else if chars[j] == UInt8(ascii: ")") {
@@ -248,12 +251,9 @@ extension ValueMatcher {
                 i = j + 1
                 continue
             case UInt8(ascii: "["):
-                var j = i + 1
-                if j < chars.count, chars[j] == UInt8(ascii: "]") { j += 1 }
-                while j < chars.count, chars[j] != UInt8(ascii: "]") { j += chars[j] == UInt8(ascii: "\\") ? 2 : 1 }
-                guard j < chars.count else { return nil }
+                guard let close = Self.classEnd(chars, from: i) else { return nil }
                 end()
-                i = j + 1
+                i = close + 1
                 continue
             case UInt8(ascii: "*"), UInt8(ascii: "?"), UInt8(ascii: "{"):
                 if !runs[runs.count - 1].isEmpty { runs[runs.count - 1].removeLast() }
@@ -270,6 +270,23 @@ extension ValueMatcher {
         }
         guard let longest = runs.max(by: { $0.count < $1.count }), !longest.isEmpty else { return nil }
         return (longest.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, foldsCase)
+    }
+
+    /// The index of the `]` closing the character class that opens at `start`; nil for the
+    /// forms this reading leaves alone (nested sets, a leading `]`, no end).
+    static func classEnd(_ chars: [UInt8], from start: Int) -> Int? {
+        var j = start + 1
+        if j < chars.count, chars[j] == UInt8(ascii: "^") { j += 1 }
+        if j < chars.count, chars[j] == UInt8(ascii: "]") { return nil }
+        while j < chars.count {
+            switch chars[j] {
+            case UInt8(ascii: "\\"): j += 2
+            case UInt8(ascii: "["): return nil
+            case UInt8(ascii: "]"): return j
+            default: j += 1
+            }
+        }
+        return nil
     }
 }
 

@@ -97,6 +97,10 @@ extension SigmaRuleSetTests {
         ("cmd|powershell", false, nil),
         ("(?x) a b", false, nil),
         ("(?<name>abc)", false, nil),
+        ("[[a-z]]abc", false, nil),
+        ("\\x41bcdef", false, nil),
+        ("\\cAbcdef", false, nil),
+        ("[^\\]]x\\sabcd", false, "abcd"),
     ] as [(String, Bool, String?)])
     func regexLiterals(_ regex: String, _ folds: Bool, _ expected: String?) {
         let found = ValueMatcher.requiredLiteral(regex: regex)
