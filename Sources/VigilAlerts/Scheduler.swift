@@ -184,10 +184,7 @@ public final class DetectionScheduler: Service, Sendable {
                     switch result {
                     case .success(let inserted):
                         watermarks[i] = end
-                        report.windows += 1
-                        report.alerts += inserted
-                        Counter(label: "vigil_detection_windows_total").increment()
-                        Counter(label: "vigil_alerts_total", dimensions: [("severity", members[i].rule.severity)]).increment(by: inserted)
+                        Self.counted(window: inserted, severity: members[i].rule.severity, &report)
                     case .failure(let error):
                         stopped[i] = true
                         failed(tenant, members[i].record.id, error, &report)
@@ -216,12 +213,17 @@ public final class DetectionScheduler: Service, Sendable {
             let drafts = rule.evaluate(windowEvents, window: window)
             let alerts = Self.alerts(drafts, tenant: record.tenant, ruleID: record.id, severity: rule.severity, window: window, now: now)
             let inserted = try await detection.commit(WindowCommit(tenant: record.tenant, ruleID: record.id, window: window, fencingToken: lease.token, alerts: alerts))
-            report.windows += 1
-            report.alerts += inserted
-            Counter(label: "vigil_detection_windows_total").increment()
-            Counter(label: "vigil_alerts_total", dimensions: [("severity", rule.severity)]).increment(by: inserted)
+            Self.counted(window: inserted, severity: rule.severity, &report)
             watermark = window.upperBound
         }
+    }
+
+    /// A committed window with its new alerts, in the tick report and the metrics.
+    static func counted(window inserted: Int, severity: String, _ report: inout TickReport) {
+        report.windows += 1
+        report.alerts += inserted
+        Counter(label: "vigil_detection_windows_total").increment()
+        Counter(label: "vigil_alerts_total", dimensions: [("severity", severity)]).increment(by: inserted)
     }
 
     static func alerts(_ drafts: [AlertDraft], tenant: TenantName, ruleID: String, severity: String, window: Range<EpochMillis>, now: EpochMillis) -> [AlertRecord] {

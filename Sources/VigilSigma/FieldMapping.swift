@@ -53,6 +53,14 @@ public final class SigmaEvent {
         }
     }
 
+    /// Whether the event belongs to a logsource, decided once per event and predicate.
+    func belongs(to logsource: LogsourcePredicate, key: Int) -> Bool {
+        if let cached = logsources[key] { return cached }
+        let verdict = logsource.matches(self)
+        logsources[key] = verdict
+        return verdict
+    }
+
     func value(_ field: String) -> JSONValue? {
         if let cached = values[field] { return cached }
         let found = resolve(field)

@@ -198,6 +198,15 @@ enum ValueMatcher: Sendable {
     static let literalStar: Unicode.Scalar = "\u{F8FF}"
     static let literalQuestion: Unicode.Scalar = "\u{F8FE}"
 
+    /// The UTF-8 of a pattern scalar that is not a wildcard (escaped wildcards as themselves).
+    static func literalBytes(_ scalar: Unicode.Scalar) -> [UInt8] {
+        Array(String(Character(scalar == literalStar ? "*" : scalar == literalQuestion ? "?" : scalar)).utf8)
+    }
+
+    static func asciiLowercased(_ bytes: [UInt8]) -> [UInt8] {
+        bytes.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+    }
+
     static func compile(_ text: String, cased: Bool) -> [Unicode.Scalar] {
         var out: [Unicode.Scalar] = []
         var scalars = Array((cased ? text : text.lowercased()).unicodeScalars)
@@ -368,8 +377,7 @@ struct TextPattern: Sendable {
                 parts.append([])
                 continue
             }
-            let literal = scalar == ValueMatcher.literalStar ? "*" : scalar == ValueMatcher.literalQuestion ? "?" : scalar
-            parts[parts.count - 1].append(contentsOf: Array(String(Character(literal)).utf8))
+            parts[parts.count - 1].append(contentsOf: ValueMatcher.literalBytes(scalar))
         }
         anchoredStart = pattern.first != "*"
         anchoredEnd = pattern.last != "*"

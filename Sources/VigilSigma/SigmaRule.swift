@@ -36,15 +36,7 @@ public struct SigmaRule: Sendable {
 
     /// The same, on an event prepared once for many rules.
     public func matches(_ event: SigmaEvent) -> Bool {
-        let inLogsource: Bool
-        if let cached = event.logsources[logsourceKey] {
-            inLogsource = cached
-        } else {
-            inLogsource = logsource.matches(event)
-            event.logsources[logsourceKey] = inLogsource
-        }
-        guard inLogsource else { return false }
-        return evaluate(condition, event)
+        event.belongs(to: logsource, key: logsourceKey) && evaluate(condition, event)
     }
 
     func evaluate(_ node: ConditionNode, _ resolver: SigmaEvent) -> Bool {

@@ -94,14 +94,7 @@ public struct SigmaRuleSet: Sendable {
         var hits = [UInt8](repeating: 0, count: rules.count)
         var touched: [Int32] = []
         for group in groups {
-            let inLogsource: Bool
-            if let cached = event.logsources[group.logsourceKey] {
-                inLogsource = cached
-            } else {
-                inLogsource = group.logsource.matches(event)
-                event.logsources[group.logsourceKey] = inLogsource
-            }
-            guard inLogsource else { continue }
+            guard event.belongs(to: group.logsource, key: group.logsourceKey) else { continue }
             candidates += group.always
             for entry in group.fields {
                 let texts = entry.field.isEmpty ? event.allTexts : event.texts(entry.field)
@@ -269,7 +262,7 @@ extension ValueMatcher {
             i += 1
         }
         guard let longest = runs.max(by: { $0.count < $1.count }), !longest.isEmpty else { return nil }
-        return (longest.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, foldsCase)
+        return (asciiLowercased(longest), foldsCase)
     }
 
     /// The index of the `]` closing the character class that opens at `start`; nil for the
@@ -303,8 +296,7 @@ extension TextPattern {
                     runs.append([])
                     continue
                 }
-                let literal = scalar == ValueMatcher.literalStar ? "*" : scalar == ValueMatcher.literalQuestion ? "?" : scalar
-                runs[runs.count - 1].append(contentsOf: Array(String(Character(literal)).utf8))
+                runs[runs.count - 1].append(contentsOf: ValueMatcher.literalBytes(scalar))
             }
         } else {
             runs = segments
@@ -312,7 +304,7 @@ extension TextPattern {
         guard var longest = runs.max(by: { $0.count < $1.count }), !longest.isEmpty else { return nil }
         if cased {
             guard longest.allSatisfy({ $0 < 0x80 }) else { return nil }
-            longest = longest.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+            longest = ValueMatcher.asciiLowercased(longest)
         }
         return longest
     }
