@@ -56,6 +56,8 @@ public final class DetectionScheduler: Service, Sendable {
     let intervalMillis: Int64
     let maxWindowsPerTick: Int
     let logger: Logger
+    /// Per-event Sigma rules matched in the ingest pipeline (nil: the scheduler reads every window).
+    let inline: InlineDetection?
     /// Per tenant, the rule index of its per-event Sigma rules (rebuilt when they change).
     let ruleSets = Mutex<[TenantName: (fingerprint: [String], set: SigmaRuleSet)]>([:])
     /// Events read per store page.
@@ -65,7 +67,9 @@ public final class DetectionScheduler: Service, Sendable {
 
     public init(events: any EventStore, detection: any DetectionStore, compiler: any RuleCompiling, coordinator: any Coordinator,
                 clock: any VigilClock, planner: WindowPlanner, oldestUnstored: @escaping @Sendable () -> EpochMillis?,
-                holder: String = "vigil", intervalMillis: Int64 = 10_000, maxWindowsPerTick: Int = 24, logger: Logger) {
+                holder: String = "vigil", intervalMillis: Int64 = 10_000, maxWindowsPerTick: Int = 24,
+                inline: InlineDetection? = nil, logger: Logger) {
+        self.inline = inline
         self.events = events
         self.detection = detection
         self.compiler = compiler
@@ -116,6 +120,7 @@ public final class DetectionScheduler: Service, Sendable {
                 failed(record.tenant, record.id, error, &report)
             }
         }
+        inline?.publish(perEventSigma)
         for tenant in perEventSigma.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
             do {
                 try await evaluateTogether(perEventSigma[tenant]!, tenant: tenant, report: &report)
@@ -163,14 +168,23 @@ public final class DetectionScheduler: Service, Sendable {
                         stopped[i] = true
                     }
                 }
-                guard let start = leased.map(\.window.lowerBound).min() else { continue }
+                guard !leased.isEmpty else { continue }
+                // What each rule needs read: its window, up to where the pipeline matches it.
+                let unread = leased.map { l -> Range<EpochMillis> in
+                    let record = members[l.index].record
+                    let since = inline?.since(tenant: tenant, id: record.id, source: record.source) ?? end
+                    return l.window.lowerBound..<max(l.window.lowerBound, min(end, since))
+                }
                 var position = [Int](repeating: -1, count: members.count)
-                for (n, l) in leased.enumerated() { position[l.index] = n }
+                for (n, l) in leased.enumerated() where !unread[n].isEmpty { position[l.index] = n }
                 var matched = [[Event]](repeating: [], count: leased.count)
-                for event in try await readWindow(tenant: tenant, query: Query(filter: .all, stages: []), name: "sigma rules", window: start..<end) {
-                    for hit in set.matches(SigmaEvent(event.fields, mapping: members[0].rule.mapping)) where position[hit] >= 0 {
-                        let n = position[hit]
-                        if leased[n].window.contains(event.ingested) { matched[n].append(event) }
+                let needed = unread.filter { !$0.isEmpty }
+                if let start = needed.map(\.lowerBound).min(), let stop = needed.map(\.upperBound).max() {
+                    for event in try await readWindow(tenant: tenant, query: Query(filter: .all, stages: []), name: "sigma rules", window: start..<stop) {
+                        for hit in set.matches(SigmaEvent(event.fields, mapping: members[0].rule.mapping)) where position[hit] >= 0 {
+                            let n = position[hit]
+                            if unread[n].contains(event.ingested) { matched[n].append(event) }
+                        }
                     }
                 }
                 let commits = leased.enumerated().map { n, l in

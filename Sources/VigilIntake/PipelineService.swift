@@ -5,6 +5,17 @@ import ServiceLifecycle
 import VigilCore
 import VigilStorage
 
+/// Sees what the pipeline stores: per-event detection rules match here, as events are stored.
+public protocol PipelineObserver: Sendable {
+    /// Called before the pipeline asks the queue for its next batch: every record that batch
+    /// (or a later one) holds was appended after this call.
+    func beforeNextBatch()
+    /// The events a batch holds (`EventStore.writeClaiming`) once they are stored, before the
+    /// queue commits the batch and before they stop counting as unstored. Throwing retries
+    /// the whole batch, which the store takes as a replay.
+    func stored(_ events: [StoredEvent]) async throws
+}
+
 /// Moves records from the intake queue into the event store, then commits the queue.
 ///
 /// Store writes are idempotent by event key and record sequence, so a crash between the
@@ -15,9 +26,11 @@ public struct PipelineService: Service {
     let store: any EventStore
     let intake: IntakeService
     let logger: Logger
+    let observer: (any PipelineObserver)?
     public var batchRecords = 20_000
 
-    public init(queue: any IntakeQueue, store: any EventStore, intake: IntakeService, logger: Logger) {
+    public init(queue: any IntakeQueue, store: any EventStore, intake: IntakeService, observer: (any PipelineObserver)? = nil, logger: Logger) {
+        self.observer = observer
         self.queue = queue
         self.store = store
         self.intake = intake
@@ -37,11 +50,13 @@ public struct PipelineService: Service {
             while !Task.isShuttingDownGracefully, !Task.isCancelled {
                 do {
                     if current == nil {
+                        observer?.beforeNextBatch()
                         current = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: true)
                         if current == nil {
                             // Nothing queued: let the store tidy up before waiting.
                             if wroteSinceIdle { await store.writerIdle() }
                             wroteSinceIdle = false
+                            observer?.beforeNextBatch()
                             current = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: false)
                         }
                     }
@@ -66,7 +81,9 @@ public struct PipelineService: Service {
         if let batch = current {
             try await process(batch, stored: storedCounter, writeTimer: writeTimer)
         }
-        while let batch = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: true) {
+        while true {
+            observer?.beforeNextBatch()
+            guard let batch = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: true) else { break }
             try await process(batch, stored: storedCounter, writeTimer: writeTimer)
         }
         logger.info("Intake pipeline drained")
@@ -91,7 +108,14 @@ public struct PipelineService: Service {
             }
         }
         let decoded = DispatchTime.now()
-        let count = try await store.write(events: events, quarantined: quarantined)
+        let count: Int
+        if let observer {
+            let (stored, claimed) = try await store.writeClaiming(events: events, quarantined: quarantined)
+            try await observer.stored(claimed)
+            count = stored
+        } else {
+            count = try await store.write(events: events, quarantined: quarantined)
+        }
         let written = DispatchTime.now()
         writeTimer?.recordNanoseconds(Int64(written.uptimeNanoseconds - decoded.uptimeNanoseconds))
         stored.increment(by: count)

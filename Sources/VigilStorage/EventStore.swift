@@ -75,6 +75,10 @@ public struct QuarantineItem: Sendable, Equatable {
 public protocol EventStore: Sendable {
     /// Stores events and quarantined items; returns how many events were newly stored.
     func write(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> Int
+    /// The same, also returning the events this batch holds: new ones, and replays of the
+    /// very records that stored them (a crash may have come between the store and what the
+    /// pipeline does next). Other copies of stored events (duplicates) are not among them.
+    func writeClaiming(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> (stored: Int, claimed: [StoredEvent])
     /// The subset of `keys` already stored for the tenant.
     func existingKeys(tenant: TenantName, keys: [EventKey]) async throws -> Set<EventKey>
     /// Events or an aggregation table for a tenant-scoped, time-bounded, limited search.
@@ -156,4 +160,11 @@ public struct QueryRefusal: Error, Sendable, CustomStringConvertible {
     public var message: String
     public init(message: String) { self.message = message }
     public var description: String { message }
+}
+
+extension EventStore {
+    /// Stores that cannot tell duplicates apart in a batch claim every event of it.
+    public func writeClaiming(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> (stored: Int, claimed: [StoredEvent]) {
+        (try await write(events: events, quarantined: quarantined), events)
+    }
 }

@@ -103,6 +103,36 @@ public final class SQLiteDetectionStore: DetectionStore {
         }
     }
 
+    public func insertAlerts(_ alerts: [AlertRecord]) async throws -> [AlertRecord] {
+        guard !alerts.isEmpty else { return [] }
+        let notify = notifications
+        return try await pool.write { db in
+            var inserted: [AlertRecord] = []
+            for alert in alerts {
+                guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM rule WHERE tenant = ? AND id = ?)",
+                                        arguments: [alert.tenant.rawValue, alert.ruleID]) ?? false else { continue }
+                if try Self.insert(alert, notify: notify, db) { inserted.append(alert) }
+            }
+            return inserted
+        }
+    }
+
+    /// Inserts an alert unless its key exists (with its notification when webhooks are on);
+    /// true when it was new.
+    static func insert(_ alert: AlertRecord, notify: Bool, _ db: Database) throws -> Bool {
+        try db.execute(sql: """
+            INSERT OR IGNORE INTO alert (tenant, rule_id, severity, key, event_ids, grp, first_seen, last_seen, status, created, updated)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [alert.tenant.rawValue, alert.ruleID, alert.severity, Data(alert.key.bytes),
+                             JSONWriter.string(.array(alert.eventIDs.map(JSONValue.string))), JSONWriter.string(.object(alert.group)),
+                             alert.firstSeen, alert.lastSeen, alert.status.rawValue, alert.created, alert.created])
+        guard db.changesCount > 0 else { return false }
+        if notify {
+            try db.execute(sql: "INSERT INTO outbox (alert_id, due) VALUES (?, ?)", arguments: [db.lastInsertedRowID, alert.created])
+        }
+        return true
+    }
+
     static func apply(_ commit: WindowCommit, notify: Bool, _ db: Database) throws -> Int {
             guard let row = try Row.fetchOne(db, sql: "SELECT watermark, fence FROM rule WHERE tenant = ? AND id = ?",
                                              arguments: [commit.tenant.rawValue, commit.ruleID]) else {
@@ -118,18 +148,7 @@ public final class SQLiteDetectionStore: DetectionStore {
             }
             var inserted = 0
             for alert in commit.alerts {
-                try db.execute(sql: """
-                    INSERT OR IGNORE INTO alert (tenant, rule_id, severity, key, event_ids, grp, first_seen, last_seen, status, created, updated)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [alert.tenant.rawValue, alert.ruleID, alert.severity, Data(alert.key.bytes),
-                                     JSONWriter.string(.array(alert.eventIDs.map(JSONValue.string))), JSONWriter.string(.object(alert.group)),
-                                     alert.firstSeen, alert.lastSeen, alert.status.rawValue, alert.created, alert.created])
-                if db.changesCount > 0 {
-                    inserted += 1
-                    if notify {
-                        try db.execute(sql: "INSERT INTO outbox (alert_id, due) VALUES (?, ?)", arguments: [db.lastInsertedRowID, alert.created])
-                    }
-                }
+                if try insert(alert, notify: notify, db) { inserted += 1 }
             }
             // Coverage: extend the interval that ends where this window starts, else add one.
             try db.execute(sql: "UPDATE coverage SET end = ? WHERE tenant = ? AND rule_id = ? AND end = ?",

@@ -376,11 +376,17 @@ public final class SQLiteEventStore: EventStore {
     /// replayed record claimed the key itself, and a partition skips records at or below the
     /// last sequence it committed.
     public func write(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> Int {
+        try await writeClaiming(events: events, quarantined: quarantined).stored
+    }
+
+    public func writeClaiming(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> (stored: Int, claimed: [StoredEvent]) {
         var stored = 0
+        var claimed: [StoredEvent] = []
         let eventsByTenant = Dictionary(grouping: events, by: \.tenant)
         let quarantineByTenant = Dictionary(grouping: quarantined, by: \.tenant)
         for tenant in Set(eventsByTenant.keys).union(quarantineByTenant.keys).sorted() {
             let fresh = try await claimKeys(tenant, events: eventsByTenant[tenant] ?? [], quarantined: quarantineByTenant[tenant] ?? [])
+            claimed += fresh
             for (day, dayEvents) in Dictionary(grouping: fresh, by: { Timestamp.day(of: $0.timestamp) }) {
                 guard let partition = try partition(tenant, day: day, create: true) else { continue }
                 // In time order (arrival order within a millisecond), the rows of a batch go
@@ -390,7 +396,7 @@ public final class SQLiteEventStore: EventStore {
                 stored += try await Self.insert(ordered, into: partition)
             }
         }
-        return stored
+        return (stored, claimed)
     }
 
     /// Records the tenant's idempotency keys and quarantined items; returns the events whose

@@ -126,7 +126,6 @@ struct Serve: AsyncParsableCommand {
                                    steps: [PackDocumentStep(), IntelStep(feeds: feeds)], logger: logger)
         let retention = RetentionService(store: store, tenants: tenants, policies: policies, clock: clock, logger: logger)
         try spool.forEachUncommitted { intake.restorePending($0) }
-        let pipeline = PipelineService(queue: spool, store: store, intake: intake, logger: logger)
         var deps = ServerDependencies(intake: intake, queue: spool, store: store, tenants: tenants, clock: clock,
                                       limits: limits, metrics: registry, retention: retention, logger: logger)
         let detectionStore = try SQLiteDetectionStore(dataDirectory: dataURL, notifications: settings.webhookURL != nil)
@@ -144,9 +143,13 @@ struct Serve: AsyncParsableCommand {
         let siteMapping = mapping
         let compiler = RuleCompiler(others: ["sigma": { try SigmaDetectionRule.compile($0, mapping: siteMapping) }])
         deps.detection = DetectionRuntime(store: detectionStore, compiler: compiler, planner: planner, oldestUnstored: { intake.oldestUnstoredIngest() })
+        // Per-event Sigma rules match in the pipeline as events are stored; the scheduler keeps
+        // their watermarks and reads only what was stored before the pipeline knew a rule.
+        let inline = InlineDetection(detection: detectionStore, clock: clock, logger: logger)
+        let pipeline = PipelineService(queue: spool, store: store, intake: intake, observer: inline, logger: logger)
         let scheduler = DetectionScheduler(events: store, detection: detectionStore, compiler: compiler, coordinator: InProcessCoordinator(),
                                            clock: clock, planner: planner, oldestUnstored: { intake.oldestUnstoredIngest() },
-                                           intervalMillis: settings.detectionIntervalSecs * 1000, logger: logger)
+                                           intervalMillis: settings.detectionIntervalSecs * 1000, inline: inline, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: pipeline), .init(service: retention), .init(service: scheduler)]
         if !settings.intelFeeds.isEmpty {
             services.append(.init(service: IntelReloader(feeds: feeds, intervalSecs: settings.intelReloadSecs, logger: logger)))
@@ -244,3 +247,5 @@ struct IntelReloader: Service {
         }
     }
 }
+
+extension InlineDetection: PipelineObserver {}

@@ -258,3 +258,62 @@ level: high
     assert alerts[0]["group"] == {"TargetUserName": "alice"} and len(alerts[0]["event_ids"]) == 5
     found = requests.post(server.url + "/api/v1/search", headers=auth(key), json={"query": "event.dataset:windows.security AND winlog.event_id:4625", "from": "-1h"}).json()
     assert found["total"] == 7 and found["events"][0]["host"]["name"] == "dc-1"
+
+
+def test_per_event_sigma_rule_alerts_from_the_pipeline_long_before_its_window_closes():
+    """With the default 120 s lag, a per-event Sigma rule alerts as its events are stored:
+    the pipeline matches them. Events stored before the pipeline adopted the rule are left to
+    the rule's scheduled window; a resent request alerts nothing twice."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        s = Server(data_dir, extra=("--detection-interval-secs", "1"))
+        try:
+            _, key = s.named_tenant()
+            rule = """title: whoami
+id: inline-whoami
+logsource: {product: windows, category: process_creation}
+detection:
+    sel:
+        Image|endswith: '\\whoami.exe'
+    condition: sel
+level: medium
+"""
+            r = requests.post(s.url + "/api/v1/rules", data=rule, headers=auth(key))
+            assert r.status_code == 201, r.text
+
+            def doc(n):
+                return {"event_id": f"inline-{n}", "winlog": {"channel": "Microsoft-Windows-Sysmon/Operational", "event_id": "1",
+                                   "event_data": {"Image": "C:\\Windows\\System32\\whoami.exe", "CommandLine": f"whoami /all {n}"}}}
+
+            def alerts():
+                r = requests.get(s.url + "/api/v1/alerts?rule_id=inline-whoami", headers=auth(key))
+                assert r.status_code == 200, r.text
+                return r.json()["alerts"]
+
+            # The pipeline adopts the rule after the scheduler publishes it (a tick) and it
+            # reads its next batch; one matching event per request until one alerts.
+            started = time.monotonic()
+            n = 0
+            while not alerts():
+                assert time.monotonic() - started < 60, "no alert from the pipeline after 60 s"
+                ingest(s, key, [doc(n)])
+                n += 1
+                time.sleep(0.2)  # polling: the pipeline stores the request's batch
+            assert time.monotonic() - started < 100, "alerted before any window of the rule could close"
+            found = len(alerts())
+            assert 1 <= found <= n
+            # A resent request is a duplicate: no second alert for its event.
+            assert ingest(s, key, [doc(n - 1)])["duplicates"] == 1
+            # A new matching event alerts exactly once, and a non-matching one not at all.
+            ingest(s, key, [doc(n), {"message": "unrelated", "winlog": {"channel": "Microsoft-Windows-Sysmon/Operational", "event_id": "1",
+                                                                       "event_data": {"Image": "C:\\x.exe"}}}])
+            deadline = time.monotonic() + 30
+            while len(alerts()) < found + 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            listed = alerts()
+            assert len(listed) == found + 1
+            assert len({a["event_ids"][0] for a in listed}) == len(listed)
+            cov = requests.get(s.url + "/api/v1/rules/inline-whoami/coverage", headers=auth(key)).json()
+            assert cov["covered"] == [], cov  # no scheduled window has closed yet: the alerts came from the pipeline
+        finally:
+            assert s.stop() == 0
