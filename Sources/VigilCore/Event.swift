@@ -185,13 +185,15 @@ public enum FieldNesting {
     }
 
     static func merge(_ key: String, _ value: JSONValue, into object: inout JSONObject) {
-        if let existing = object[key], case .object(let a) = existing, case .object(let b) = value {
-            var merged = a
-            for (k, v) in b.members { merge(k, v, into: &merged) }
-            object[key] = .object(merged)
-        } else if object[key] != nil {
-            // A duplicate key: JSON says the last one wins.
-            object[key] = value
+        if let index = object.members.firstIndex(where: { $0.key == key }) {
+            if case .object(var merged) = object.members[index].value, case .object(let b) = value {
+                object.members[index].value = .null  // the parent lets go: merged in place, not copied
+                for (k, v) in b.members { merge(k, v, into: &merged) }
+                object.members[index].value = .object(merged)
+            } else {
+                // A duplicate key: JSON says the last one wins.
+                object.members[index].value = value
+            }
         } else {
             object.members.append((key, value))
         }
@@ -209,8 +211,15 @@ public enum FieldNesting {
             object[head] = value
             return
         }
-        var child = object[head]?.objectValue ?? JSONObject()
-        setParts(value, parts.dropFirst(), in: &child)
-        object[head] = .object(child)
+        if let index = object.members.firstIndex(where: { $0.key == head }), case .object(var child) = object.members[index].value {
+            // Drop the parent's reference first, so the child is changed in place, not copied.
+            object.members[index].value = .null
+            setParts(value, parts.dropFirst(), in: &child)
+            object.members[index].value = .object(child)
+        } else {
+            var child = JSONObject()
+            setParts(value, parts.dropFirst(), in: &child)
+            object[head] = .object(child)
+        }
     }
 }

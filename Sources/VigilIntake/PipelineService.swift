@@ -10,9 +10,10 @@ public protocol PipelineObserver: Sendable {
     /// Called before the pipeline asks the queue for its next batch: every record that batch
     /// (or a later one) holds was appended after this call.
     func beforeNextBatch()
-    /// The events a batch holds (`EventStore.writeClaiming`) once they are stored, before the
-    /// queue commits the batch and before they stop counting as unstored. Throwing retries
-    /// the whole batch, which the store takes as a replay.
+    /// The events a batch holds (`EventStore.writeClaiming`) once they are stored. It runs
+    /// while the pipeline writes the next batch; the batch is committed to the queue, and its
+    /// events stop counting as unstored, only once it has returned. Throwing calls it again
+    /// with the same events (after a backoff), so it must be idempotent.
     func stored(_ events: [StoredEvent]) async throws
 }
 
@@ -44,6 +45,9 @@ public struct PipelineService: Service {
         // A batch that failed to store is retried as it is: the queue's read cursor has already
         // moved past it, and it must not be skipped (nor at shutdown).
         var current: IntakeBatch?
+        // A stored batch whose observer work (detection) runs while the next batch is
+        // written; it is committed, in queue order, once that work is done.
+        var observed: Observed?
         await withGracefulShutdownHandler {
             var backoffMillis: Int64 = 50
             var wroteSinceIdle = false
@@ -53,7 +57,9 @@ public struct PipelineService: Service {
                         observer?.beforeNextBatch()
                         current = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: true)
                         if current == nil {
-                            // Nothing queued: let the store tidy up before waiting.
+                            // Nothing queued: finish the last batch and let the store tidy up before waiting.
+                            if let last = observed { try await finish(last) }
+                            observed = nil
                             if wroteSinceIdle { await store.writerIdle() }
                             wroteSinceIdle = false
                             observer?.beforeNextBatch()
@@ -61,7 +67,10 @@ public struct PipelineService: Service {
                         }
                     }
                     guard let batch = current else { continue }
-                    try await process(batch, stored: storedCounter, writeTimer: writeTimer)
+                    let next = try await write(batch, stored: storedCounter, writeTimer: writeTimer)
+                    if let previous = observed { try await finish(previous) }
+                    observed = nil
+                    if next.work == nil { try await finish(next) } else { observed = next }
                     current = nil
                     wroteSinceIdle = true
                     backoffMillis = 50
@@ -78,6 +87,7 @@ public struct PipelineService: Service {
             if let spool = queue as? Spool { spool.shutdown() }
         }
         // Drain: everything acknowledged before shutdown is stored before we return.
+        if let last = observed { try await finish(last) }
         if let batch = current {
             try await process(batch, stored: storedCounter, writeTimer: writeTimer)
         }
@@ -89,7 +99,21 @@ public struct PipelineService: Service {
         logger.info("Intake pipeline drained")
     }
 
+    /// A stored batch and the observer's work on it (nil: none).
+    struct Observed {
+        var batch: IntakeBatch
+        var events: [StoredEvent]
+        var claimed: [StoredEvent]
+        var work: Task<Void, any Error>?
+    }
+
+    /// Stores a batch, then commits it.
     func process(_ batch: IntakeBatch, stored: Counter, writeTimer: Timer? = nil) async throws {
+        try await finish(try await write(batch, stored: stored, writeTimer: writeTimer))
+    }
+
+    /// Decodes and stores a batch; the observer starts on the events it claimed.
+    func write(_ batch: IntakeBatch, stored: Counter, writeTimer: Timer? = nil) async throws -> Observed {
         let started = DispatchTime.now()
         var events: [StoredEvent] = []
         var quarantined: [QuarantineItem] = []
@@ -109,23 +133,46 @@ public struct PipelineService: Service {
         }
         let decoded = DispatchTime.now()
         let count: Int
+        var result = Observed(batch: batch, events: events, claimed: [], work: nil)
         if let observer {
-            let (stored, claimed) = try await store.writeClaiming(events: events, quarantined: quarantined)
-            try await observer.stored(claimed)
-            count = stored
+            let (newly, claimed) = try await store.writeClaiming(events: events, quarantined: quarantined)
+            count = newly
+            result.claimed = claimed
+            result.work = Task { try await observer.stored(claimed) }
         } else {
             count = try await store.write(events: events, quarantined: quarantined)
         }
         let written = DispatchTime.now()
         writeTimer?.recordNanoseconds(Int64(written.uptimeNanoseconds - decoded.uptimeNanoseconds))
         stored.increment(by: count)
-        try queue.commit(batch)
-        intake.markStored(events)
         logger.debug("Stored intake batch", metadata: [
             "records": "\(batch.records.count)", "stored": "\(count)",
             "decode_ms": "\((decoded.uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000)",
             "store_ms": "\((written.uptimeNanoseconds - decoded.uptimeNanoseconds) / 1_000_000)",
-            "commit_ms": "\((DispatchTime.now().uptimeNanoseconds - written.uptimeNanoseconds) / 1_000_000)",
         ])
+        return result
+    }
+
+    /// Waits for the observer's work on a stored batch (retrying it until it succeeds: it is
+    /// idempotent), then commits the batch to the queue and marks its events stored.
+    func finish(_ observed: Observed) async throws {
+        if var work = observed.work, let observer {
+            var backoffMillis: Int64 = 50
+            while true {
+                do {
+                    try await work.value
+                    break
+                } catch {
+                    Counter(label: "vigil_errors_total", dimensions: [("stage", "pipeline_observer"), ("error", "failed")]).increment()
+                    logger.error("Detection on stored events failed; retrying", metadata: ["error": "\(error)"])
+                    try await Task.sleep(for: .milliseconds(backoffMillis))
+                    backoffMillis = min(backoffMillis * 2, 5_000)
+                    let claimed = observed.claimed
+                    work = Task { try await observer.stored(claimed) }
+                }
+            }
+        }
+        try queue.commit(observed.batch)
+        intake.markStored(observed.events)
     }
 }
