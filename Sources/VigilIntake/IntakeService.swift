@@ -114,7 +114,17 @@ public final class IntakeService: Sendable {
     /// - Returns: the status of every item, in order.
     /// - Throws: `IntakeError` when the queue refuses (full, disk full); then nothing was kept.
     public func submit(tenant: TenantName, source: String, items: [DecodedItem], quarantineFailures: Bool = true) async throws -> IngestOutcome {
-        let received = clock.now()
+        // The receive time is taken under the lock that also marks the request in flight: a
+        // detection window that closes at `now` either sees this mark (and stops before it) or
+        // was computed before this receive time — so no window closes over events that are
+        // still being admitted (between receipt and the append, they are neither stored nor
+        // counted as unstored otherwise).
+        let received = unstoredByIngest.withLock { counts in
+            let now = clock.now()
+            counts[now, default: 0] += 1
+            return now
+        }
+        defer { removeUnstored(received, count: 1) }
         receivedCounter.increment(by: items.count)
         var statuses = [ItemStatus](repeating: .accepted, count: items.count)
         var records: [IntakeRecord] = []
@@ -168,10 +178,7 @@ public final class IntakeService: Sendable {
             try await queue.append(records.map { $0.encoded() })
         } catch {
             release(tenant, admitted.map(\.key))
-            unstoredByIngest.withLock { counts in
-                let left = (counts[received] ?? 0) - admitted.count
-                if left <= 0 { counts.removeValue(forKey: received) } else { counts[received] = left }
-            }
+            removeUnstored(received, count: admitted.count)
             throw error
         }
         let outcome = IngestOutcome(statuses: statuses)
@@ -183,6 +190,14 @@ public final class IntakeService: Sendable {
             }
         }
         return outcome
+    }
+
+    func removeUnstored(_ received: EpochMillis, count: Int) {
+        guard count > 0 else { return }
+        unstoredByIngest.withLock { counts in
+            let left = (counts[received] ?? 0) - count
+            if left <= 0 { counts.removeValue(forKey: received) } else { counts[received] = left }
+        }
     }
 
     func release(_ tenant: TenantName, _ keys: [EventKey]) {

@@ -115,6 +115,36 @@ struct IntakeServiceTests {
         }
     }
 
+    /// Looks at the unstored frontier while a request is being admitted (before its append).
+    final class FrontierProbe: AdmissionStep, Sendable {
+        let service = Mutex<IntakeService?>(nil)
+        let seen = Mutex<[EpochMillis?]>([])
+        func apply(to fields: inout JSONObject, received: EpochMillis) -> EpochMillis? {
+            let frontier = service.withLock { $0 }?.oldestUnstoredIngest()
+            seen.withLock { $0.append(frontier) }
+            return nil
+        }
+    }
+
+    /// Between receipt and the append a request's events are neither stored nor queued; the
+    /// frontier must hold at their receive time then too, or a detection window could close
+    /// over them (a race seen with a 0 s lag).
+    @Test func theUnstoredFrontierHoldsWhileARequestIsAdmitted() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("intake-\(UUID().uuidString)")
+        let spool = try Spool(configuration: SpoolConfiguration(directory: dir))
+        let probe = FrontierProbe()
+        let service = IntakeService(queue: spool, store: InMemoryEventStore(), clock: ManualClock(now), limits: IntakeLimits(),
+                                    steps: [probe], logger: Logger(label: "test"))
+        probe.service.withLock { $0 = service }
+        _ = try await service.submit(tenant: tenant, source: "test", items: lines("{\"event_id\":\"a\"}"))
+        #expect(probe.seen.withLock { $0 } == [now])
+        #expect(service.oldestUnstoredIngest() == now, "queued, not stored")
+        // A request that admits nothing leaves no mark behind.
+        _ = try await service.submit(tenant: tenant, source: "test", items: lines("{\"event_id\":\"a\"}"))
+        try await drain(spool, InMemoryEventStore(), service)
+        #expect(service.oldestUnstoredIngest() == nil)
+    }
+
     @Test func admissionStepsRewriteFieldsAndTheirTimestampIsRangeChecked() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("intake-\(UUID().uuidString)")
         let spool = try Spool(configuration: SpoolConfiguration(directory: dir))
