@@ -16,6 +16,7 @@ struct DetectBench: AsyncParsableCommand {
     @Option(help: "Directory of Sigma rules (default: ../shared/testdata/sigma/rules/windows).") var rulesDir: String?
     @Option(help: "Events of the every-rule baseline (default: a tenth of --events; 0: skip).") var baselineEvents: Int?
     @Option(help: "Events ingested into a live server with the rules loaded, timed until every rule has evaluated them (0: skip).") var pipelineEvents: Int = 100_000
+    @Option(help: "Concurrent ingest clients of the live-server run.") var clients: Int = 4
     @Option(help: "Latency runs against a live server (0: skip).") var latencyRuns: Int = 5
     @Option(help: "Where to write the JSON result.") var output: String = "bench-results/detect.json"
 
@@ -151,7 +152,7 @@ struct DetectBench: AsyncParsableCommand {
         let process = try ServerProcess(extraEnvironment: ["VIGIL_DETECTION_LAG_SECS": "0", "VIGIL_DETECTION_INTERVAL_SECS": "1"])
         let baseURL = try await process.start()
         defer { process.stop() }
-        let client = VigilHTTPClient(baseURL: baseURL, connections: 4)
+        let client = VigilHTTPClient(baseURL: baseURL, connections: clients)
         let context = GateContext(client: client, adminToken: process.adminToken)
         let (_, key) = try await context.createTenant(prefix: "bench-detect")
         let auth = ["Authorization": "Bearer \(key)"]
@@ -164,9 +165,9 @@ struct DetectBench: AsyncParsableCommand {
         }
         let start = Date()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<4 {
+            for worker in 0..<clients {
                 group.addTask {
-                    for batch in stride(from: worker, to: batches.count, by: 4) {
+                    for batch in stride(from: worker, to: batches.count, by: clients) {
                         let reply = try await client.send("POST", "/api/v1/ingest", headers: auth.merging(["Content-Type": "application/x-ndjson"]) { a, _ in a },
                                                           body: Data(batches[batch].utf8))
                         guard reply.status < 300 else { throw ValidationError("ingest refused: \(reply.text.prefix(300))") }
