@@ -48,15 +48,27 @@ struct SyslogTrafficGenerator {
     var random = EventGenerator(seed: 7)
     var sequence = 0
 
-    static func bsdTime(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "MMM dd HH:mm:ss"
-        return formatter.string(from: date)
+    /// The time of a run in each vendor's own format (the packs read the device's time, so
+    /// the lines must be stamped now, not on a fixed day).
+    struct Stamps {
+        var bsd: String, panos: String, fortiDate: String, fortiTime: String
+        init(_ date: Date) {
+            func formatted(_ format: String) -> String {
+                let formatter = DateFormatter()
+                formatter.locale = Locale(identifier: "en_US_POSIX")
+                formatter.timeZone = TimeZone(identifier: "UTC")
+                formatter.dateFormat = format
+                return formatter.string(from: date)
+            }
+            bsd = formatted("MMM dd HH:mm:ss")
+            panos = formatted("yyyy/MM/dd HH:mm:ss")
+            fortiDate = formatted("yyyy-MM-dd")
+            fortiTime = formatted("HH:mm:ss")
+        }
     }
 
-    mutating func line(stamp: String) -> String {
+    mutating func line(_ stamps: Stamps) -> String {
+        let stamp = stamps.bsd, panos = stamps.panos
         sequence += 1
         let n = sequence
         let src = random.ip("10.1"), dst = random.ip("203.0")
@@ -65,9 +77,9 @@ struct SyslogTrafficGenerator {
         case 0:
             return "<166>\(stamp) asa-1 : %ASA-6-302013: Built outbound TCP connection \(n) for outside:\(dst)/\(dport) (\(dst)/\(dport)) to inside:\(src)/\(sport) (\(src)/\(sport))"
         case 1:
-            return "<14>\(stamp) pa-fw-1 1,2026/11/24 10:00:00,012345678901,TRAFFIC,end,2561,2026/11/24 10:00:00,\(src),\(dst),0.0.0.0,0.0.0.0,allow-web,,,ssl,vsys1,trust,untrust,ethernet1/2,ethernet1/1,log-fwd,2026/11/24 10:00:00,\(n),1,\(sport),\(dport),0,0,0x400000,tcp,allow,5000,3000,2000,20,2026/11/24 09:59:50,10,any,0,\(n),0x0,10.0.0.0-10.255.255.255,United States,0,10,10,tcp-fin,0,0,0,0,,pa-fw-1,from-policy,,,0,,0,,N/A,0,0,0,0"
+            return "<14>\(stamp) pa-fw-1 1,\(panos),012345678901,TRAFFIC,end,2561,\(panos),\(src),\(dst),0.0.0.0,0.0.0.0,allow-web,,,ssl,vsys1,trust,untrust,ethernet1/2,ethernet1/1,log-fwd,\(panos),\(n),1,\(sport),\(dport),0,0,0x400000,tcp,allow,5000,3000,2000,20,\(panos),10,any,0,\(n),0x0,10.0.0.0-10.255.255.255,United States,0,10,10,tcp-fin,0,0,0,0,,pa-fw-1,from-policy,,,0,,0,,N/A,0,0,0,0"
         case 2:
-            return "<189>date=2026-11-24 time=10:00:00 devname=\"fgt-1\" devid=\"FGT60E\" logid=\"0000000013\" type=\"traffic\" subtype=\"forward\" level=\"notice\" vd=\"root\" srcip=\(src) srcport=\(sport) srcintf=\"port1\" dstip=\(dst) dstport=\(dport) dstintf=\"wan1\" sessionid=\(n) proto=6 action=\"accept\" policyid=1 service=\"HTTPS\" sentbyte=1200 rcvdbyte=5400"
+            return "<189>date=\(stamps.fortiDate) time=\(stamps.fortiTime) devname=\"fgt-1\" devid=\"FGT60E\" logid=\"0000000013\" type=\"traffic\" subtype=\"forward\" level=\"notice\" vd=\"root\" srcip=\(src) srcport=\(sport) srcintf=\"port1\" dstip=\(dst) dstport=\(dport) dstintf=\"wan1\" sessionid=\(n) proto=6 action=\"accept\" policyid=1 service=\"HTTPS\" sentbyte=1200 rcvdbyte=5400"
         case 3:
             return "<38>\(stamp) web-1 sshd[\(1000 + n % 5000)]: Failed password for invalid user admin\(n % 97) from \(src) port \(sport) ssh2"
         case 4:
@@ -93,11 +105,11 @@ struct SyslogBench: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(at: work) }
 
         var generator = SyslogTrafficGenerator()
-        let stamp = SyslogTrafficGenerator.bsdTime(Date())
+        let stamps = SyslogTrafficGenerator.Stamps(Date())
         var payload: [UInt8] = []
         var rawBytes = 0
         for _ in 0..<events {
-            let line = generator.line(stamp: stamp)
+            let line = generator.line(stamps)
             rawBytes += line.utf8.count
             payload += Array(line.utf8)
             payload.append(0x0A)
