@@ -76,6 +76,9 @@ public final class InlineDetection: Sendable {
             tenants[tenant] = Adopted(members: members, set: SigmaRuleSet(members.map(\.rule.sigma)), since: since)
         }
         adopted.withLock { $0 = (version, tenants) }
+        logger.debug("Per-event Sigma rules adopted by the pipeline", metadata: [
+            "tenants": "\(tenants.count)", "rules": "\(tenants.values.reduce(0) { $0 + $1.members.count })", "since": "\(now + 1)",
+        ])
     }
 
     /// The receive time from which the pipeline matches this rule; nil while it does not.
