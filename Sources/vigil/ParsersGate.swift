@@ -40,15 +40,9 @@ enum ParsersGate {
         let source = "10.\(UInt8.random(in: 1...254, using: &random)).\(UInt8.random(in: 1...254, using: &random)).\(UInt8.random(in: 1...254, using: &random))"
         let sender = try TCPSender(host: tcp.host, port: tcp.port)
         let now = Date()
-        func format(_ pattern: String) -> String {
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.timeZone = TimeZone(identifier: "UTC")
-            formatter.dateFormat = pattern
-            return formatter.string(from: now)
-        }
-        let replacements = [("SRC", source), ("BSD", format("MMM dd HH:mm:ss")), ("PAN", format("yyyy/MM/dd HH:mm:ss")),
-                            ("FDATE", format("yyyy-MM-dd")), ("FTIME", format("HH:mm:ss")), ("EPOCH", String(format: "%.3f", now.timeIntervalSince1970))]
+        let stamps = SyslogTrafficGenerator.Stamps(now)
+        let replacements = [("SRC", source), ("BSD", stamps.bsd), ("PAN", stamps.panos),
+                            ("FDATE", stamps.fortiDate), ("FTIME", stamps.fortiTime), ("EPOCH", String(format: "%.3f", now.timeIntervalSince1970))]
         for sample in samples {
             var line = sample.line
             for (placeholder, value) in replacements { line = line.replacingOccurrences(of: placeholder, with: value) }
