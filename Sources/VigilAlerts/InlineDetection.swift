@@ -23,8 +23,11 @@ public final class InlineDetection: Sendable {
         let id: String
         let source: String
         let rule: SigmaDetectionRule
-        var fingerprint: String { "\(id)\u{0}\(source)" }
+        var fingerprint: String { InlineDetection.fingerprint(id: id, source: source) }
     }
+
+    /// What tells a rule's versions apart: its id and source.
+    static func fingerprint(id: String, source: String) -> String { "\(id)\u{0}\(source)" }
 
     struct Adopted: Sendable {
         var members: [Member]
@@ -83,7 +86,7 @@ public final class InlineDetection: Sendable {
 
     /// The receive time from which the pipeline matches this rule; nil while it does not.
     public func since(tenant: TenantName, id: String, source: String) -> EpochMillis? {
-        adopted.withLock { $0.tenants[tenant]?.since["\(id)\u{0}\(source)"] }
+        adopted.withLock { $0.tenants[tenant]?.since[Self.fingerprint(id: id, source: source)] }
     }
 
     /// Matches stored events against their tenant's adopted rules and inserts the alerts.

@@ -210,7 +210,7 @@ public final class DetectionScheduler: Service, Sendable {
 
     /// The rule index of the members (in their order), built once per change of the rules.
     func ruleSet(tenant: TenantName, members: [(record: RuleRecord, rule: SigmaDetectionRule)]) -> SigmaRuleSet {
-        let fingerprint = members.map { "\($0.record.id)\u{0}\($0.record.source)" }
+        let fingerprint = members.map { InlineDetection.fingerprint(id: $0.record.id, source: $0.record.source) }
         if let cached = ruleSets.withLock({ $0[tenant] }), cached.fingerprint == fingerprint { return cached.set }
         let set = SigmaRuleSet(members.map(\.rule.sigma))
         ruleSets.withLock { $0[tenant] = (fingerprint, set) }
