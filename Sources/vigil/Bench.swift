@@ -99,7 +99,7 @@ struct IngestBench: AsyncParsableCommand {
         // Pre-generate every body so the generator is not measured.
         var generator = EventGenerator(seed: 42)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        var bodies: [Data] = []
+        var bodies: [[UInt8]] = []
         var rawBytes = 0
         var sent = 0
         while sent < events {
@@ -110,40 +110,23 @@ struct IngestBench: AsyncParsableCommand {
                 text += "\n"
             }
             rawBytes += text.utf8.count
-            bodies.append(Data(text.utf8))
+            bodies.append(Array(text.utf8))
             sent += count
         }
         print("generated \(events) events (\(rawBytes / 1_048_576) MiB) in \(bodies.count) requests; \(clients) clients")
 
+        let poster = try BulkPoster(baseURL: baseURL)
+        let cpuBefore = owned?.cpuSeconds()
         let start = Date()
-        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-            let shared = bodies
-            for worker in 0..<clients {
-                group.addTask {
-                    var mine: [Double] = []
-                    var index = worker
-                    while index < shared.count {
-                        let t0 = Date()
-                        var reply = try await client.send("POST", "/api/v1/ingest", headers: ["Authorization": "Bearer \(key)", "Content-Type": "application/x-ndjson"], body: shared[index])
-                        while reply.status == 503 {
-                            try await Task.sleep(for: .milliseconds(100))  // the server asked us to back off
-                            reply = try await client.send("POST", "/api/v1/ingest", headers: ["Authorization": "Bearer \(key)"], body: shared[index])
-                        }
-                        guard reply.status == 200 else { throw VigilHTTPClient.Failure(description: "ingest answered HTTP \(reply.status): \(reply.text)") }
-                        mine.append(Date().timeIntervalSince(t0) * 1000)
-                        index += clients
-                    }
-                    return mine
-                }
-            }
-            var all: [Double] = []
-            for try await part in group { all.append(contentsOf: part) }
-            return all.sorted()
-        }
+        let latencies = try await poster.post(
+            path: "/api/v1/ingest", headers: [("Authorization", "Bearer \(key)"), ("Content-Type", "application/x-ndjson")],
+            bodies: bodies, clients: clients
+        ).sorted()
         let acked = Date().timeIntervalSince(start)
         let from = EventGenerator.iso(now - 3_700_000), to = EventGenerator.iso(now + 60_000)
         try await context.waitForCount(events, key: key, from: from, to: to, timeoutSeconds: 600)
         let searchable = Date().timeIntervalSince(start)
+        let serverCPU: Double? = if let before = cpuBefore, let after = owned?.cpuSeconds() { after - before } else { nil }
         func percentile(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         let rss = owned?.peakRSSBytes()
         // Bytes on disk at rest: once the queue is empty the server checkpoints and truncates
@@ -172,12 +155,13 @@ struct IngestBench: AsyncParsableCommand {
             "ack_latency_ms_p50": (percentile(0.50) * 10).rounded() / 10,
             "ack_latency_ms_p99": (percentile(0.99) * 10).rounded() / 10,
             "peak_rss_mib": rss.map { Int($0 / 1_048_576) } ?? -1,
+            "server_cpu_us_per_event": serverCPU.map { ($0 * 1_000_000 / Double(events) * 10).rounded() / 10 } ?? -1,
             "store_bytes_per_raw_byte": owned == nil ? -1 : (Double(diskBytes) / Double(rawBytes) * 100).rounded() / 100,
             "machine": "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB",
             "date": ISO8601DateFormatter().string(from: Date()),
         ]
         print("| metric | value |\n|---|---|")
-        for key in ["events", "batch", "clients", "acked_eps", "searchable_eps", "ack_latency_ms_p50", "ack_latency_ms_p99", "peak_rss_mib", "store_bytes_per_raw_byte", "machine"] {
+        for key in ["events", "batch", "clients", "acked_eps", "searchable_eps", "ack_latency_ms_p50", "ack_latency_ms_p99", "peak_rss_mib", "server_cpu_us_per_event", "store_bytes_per_raw_byte", "machine"] {
             print("| \(key) | \(result[key] ?? "") |")
         }
         let url = URL(fileURLWithPath: output)

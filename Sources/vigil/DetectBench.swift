@@ -163,19 +163,10 @@ struct DetectBench: AsyncParsableCommand {
         let batches = stride(from: 0, to: pipelineEvents, by: 1_000).map { start in
             (start..<min(start + 1_000, pipelineEvents)).map { JSONWriter.string(.object(corpus[$0 % corpus.count])) }.joined(separator: "\n") + "\n"
         }
+        let poster = try BulkPoster(baseURL: baseURL)
         let start = Date()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<clients {
-                group.addTask {
-                    for batch in stride(from: worker, to: batches.count, by: clients) {
-                        let reply = try await client.send("POST", "/api/v1/ingest", headers: auth.merging(["Content-Type": "application/x-ndjson"]) { a, _ in a },
-                                                          body: Data(batches[batch].utf8))
-                        guard reply.status < 300 else { throw ValidationError("ingest refused: \(reply.text.prefix(300))") }
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
+        _ = try await poster.post(path: "/api/v1/ingest", headers: [("Authorization", "Bearer \(key)"), ("Content-Type", "application/x-ndjson")],
+                                  bodies: batches.map { Array($0.utf8) }, clients: clients)
         let ingestSeconds = Date().timeIntervalSince(start)
         let ingestEnd = EpochMillis(Date().timeIntervalSince1970 * 1000)
         while true {

@@ -68,6 +68,16 @@ final class ServerProcess: @unchecked Sendable {  // driven from one task at a t
         return nil
     }
 
+    /// CPU time the server has used so far (user + system), from /proc.
+    func cpuSeconds() -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // Fields after the command name: state is field 3, utime 14, stime 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     /// Stops the server with SIGTERM and starts it again on the same data directory.
     func restart() async throws {
         let executable = process.executableURL
