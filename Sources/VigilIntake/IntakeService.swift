@@ -128,7 +128,7 @@ public final class IntakeService: Sendable {
         receivedCounter.increment(by: items.count)
         var statuses = [ItemStatus](repeating: .accepted, count: items.count)
         var records: [IntakeRecord] = []
-        var events: [(index: Int, event: Event)] = []
+        var events: [(index: Int, event: StoredEvent)] = []
         var ordinals: [EventKey: Int] = [:]
         for (index, item) in items.enumerated() {
             switch normalize(item, tenant: tenant, source: source, received: received, ordinals: &ordinals) {
@@ -142,7 +142,7 @@ public final class IntakeService: Sendable {
         }
 
         // Reserve keys: a key already pending, or twice in this request, is a duplicate.
-        var reserved: [(index: Int, event: Event)] = []
+        var reserved: [(index: Int, event: StoredEvent)] = []
         pending.withLock { pending in
             // Mutated in place: copying the set out of the dictionary would copy every key.
             for candidate in events {
@@ -160,15 +160,15 @@ public final class IntakeService: Sendable {
             release(tenant, reserved.map(\.event.key))
             throw error
         }
-        var admitted: [Event] = []
+        var admitted: [EventKey] = []
         var alreadyStored: [EventKey] = []
         for candidate in reserved {
             if stored.contains(candidate.event.key) {
                 statuses[candidate.index] = .duplicate
                 alreadyStored.append(candidate.event.key)
             } else {
-                admitted.append(candidate.event)
-                records.append(.event(StoredEvent(candidate.event)))
+                admitted.append(candidate.event.key)
+                records.append(.event(candidate.event))
             }
         }
         release(tenant, alreadyStored)
@@ -177,7 +177,7 @@ public final class IntakeService: Sendable {
         do {
             try await queue.append(records.map { $0.encoded() })
         } catch {
-            release(tenant, admitted.map(\.key))
+            release(tenant, admitted)
             removeUnstored(received, count: admitted.count)
             throw error
         }
@@ -293,7 +293,8 @@ public final class IntakeService: Sendable {
             if ordinal > 0 { key = Self.key(["o", tenant.rawValue, key.description, String(ordinal)]) }
         }
         fields["vigil"] = .object(vigil)
-        return .event(Event(tenant: tenant, key: key, timestamp: timestamp, ingested: received, fields: fields))
+        // Encoded for the queue here, where `fields` is the only reference to the document.
+        return .event(StoredEvent(tenant: tenant, key: key, timestamp: timestamp, ingested: received, fields: fields))
     }
 
     /// Runs quarantined items through the current pipeline again.
@@ -326,7 +327,7 @@ public final class IntakeService: Sendable {
     }
 
     enum Admission {
-        case event(Event)
+        case event(StoredEvent)
         case quarantine(QuarantineItem)
     }
 

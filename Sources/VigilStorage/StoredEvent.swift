@@ -138,7 +138,14 @@ public struct StoredEvent: Sendable, Equatable {
     }
 
     public init(_ event: Event) {
-        var fields = event.fields
+        self.init(tenant: event.tenant, key: event.key, timestamp: event.timestamp, ingested: event.ingested, fields: event.fields)
+    }
+
+    /// Encodes an event's fields. Taking them (`consuming`) matters on the ingest path: a
+    /// caller that hands over its only reference lets `strip` edit the nested objects in
+    /// place instead of copying every object on the way to a column.
+    public init(tenant: TenantName, key: EventKey, timestamp: EpochMillis, ingested: EpochMillis, fields: consuming JSONObject) {
+        var fields = fields
         var message: String?
         if case .string(let text)? = fields["message"] {
             message = text
@@ -146,7 +153,7 @@ public struct StoredEvent: Sendable, Equatable {
         }
         let columns = IndexedColumns(.object(fields))
         columns.strip(from: &fields)
-        self.init(tenant: event.tenant, key: event.key, timestamp: event.timestamp, ingested: event.ingested,
+        self.init(tenant: tenant, key: key, timestamp: timestamp, ingested: ingested,
                   columns: columns, message: message, document: JSONWriter.bytes(.object(fields)))
     }
 
