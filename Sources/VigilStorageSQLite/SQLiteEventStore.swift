@@ -25,6 +25,8 @@ public final class SQLiteEventStore: EventStore {
     private let tenantDatabases = Mutex<[TenantName: DatabasePool]>([:])
     /// Databases written since the writer was last idle, by path.
     private let dirty = Mutex<[String: DatabasePool]>([:])
+    /// Per tenant: a filter over the key table, so ingest looks up only keys it cannot prove new.
+    private let keyFilters = Mutex<[TenantName: KeyFilter]>([:])
 
     func markDirty(_ pool: DatabasePool) {
         dirty.withLock { $0[pool.path] = pool }
@@ -135,6 +137,53 @@ public final class SQLiteEventStore: EventStore {
             cache[tenant] = pool
             return pool
         }
+    }
+
+    /// The tenant's key filter. The first call creates it and loads the keys already in the
+    /// table in the background; claims made from then on add their keys themselves (every
+    /// claim asks for the filter first, so none can commit unseen by both).
+    func keyFilter(_ tenant: TenantName, pool: DatabasePool) -> KeyFilter {
+        let (filter, created) = keyFilters.withLock { filters -> (KeyFilter, Bool) in
+            if let filter = filters[tenant] { return (filter, false) }
+            let filter = KeyFilter()
+            filters[tenant] = filter
+            return (filter, true)
+        }
+        guard created else { return filter }
+        let logger = logger
+        Task.detached {
+            do {
+                let loaded = try await pool.read { db -> Int in
+                    let statement = RawStatement(try db.makeStatement(sql: "SELECT key FROM event_key"))
+                    var keys: [EventKey] = []
+                    var total = 0
+                    while true {
+                        let code = sqlite3_step(statement.handle)
+                        if code == SQLITE_DONE { break }
+                        guard code == SQLITE_ROW else {
+                            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+                        }
+                        let count = Int(sqlite3_column_bytes(statement.handle, 0))
+                        if let blob = sqlite3_column_blob(statement.handle, 0) {
+                            keys.append(EventKey(bytes: Array(UnsafeRawBufferPointer(start: blob, count: count))))
+                        }
+                        if keys.count == 16_384 {
+                            filter.insert(keys)
+                            total += keys.count
+                            keys.removeAll(keepingCapacity: true)
+                        }
+                    }
+                    filter.insert(keys)
+                    return total + keys.count
+                }
+                filter.markLoaded()
+                logger.debug("Key filter loaded", metadata: ["tenant": "\(tenant)", "keys": "\(loaded)"])
+            } catch {
+                // The filter stays unloaded: ingest keeps looking every key up, as without it.
+                logger.warning("Key filter could not be loaded; duplicate checks look up every key", metadata: ["tenant": "\(tenant)", "error": "\(error)"])
+            }
+        }
+        return filter
     }
 
     /// Opens (creating when needed) a WAL database with Vigil's settings and migrates it.
@@ -380,23 +429,42 @@ public final class SQLiteEventStore: EventStore {
     }
 
     public func writeClaiming(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> (stored: Int, claimed: [StoredEvent]) {
-        var stored = 0
+        let batch = try await claim(events: events, quarantined: quarantined)
+        return (try await insert(batch), batch.claimed)
+    }
+
+    /// Claims the keys in each tenant's key table, then builds each day partition's rows
+    /// (bodies encoded and compressed, terms interned) outside any transaction.
+    public func claim(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> ClaimedBatch {
         var claimed: [StoredEvent] = []
+        var rows: [PartitionRows] = []
         let eventsByTenant = Dictionary(grouping: events, by: \.tenant)
         let quarantineByTenant = Dictionary(grouping: quarantined, by: \.tenant)
         for tenant in Set(eventsByTenant.keys).union(quarantineByTenant.keys).sorted() {
             let fresh = try await claimKeys(tenant, events: eventsByTenant[tenant] ?? [], quarantined: quarantineByTenant[tenant] ?? [])
             claimed += fresh
-            for (day, dayEvents) in Dictionary(grouping: fresh, by: { Timestamp.day(of: $0.timestamp) }) {
+            for (day, dayEvents) in Dictionary(grouping: fresh, by: { Timestamp.day(of: $0.timestamp) }).sorted(by: { $0.key < $1.key }) {
                 guard let partition = try partition(tenant, day: day, create: true) else { continue }
                 // In time order (arrival order within a millisecond), the rows of a batch go
                 // into the time-clustered table as runs rather than scattered single inserts.
                 let ordered = dayEvents.enumerated().sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }.map(\.element)
-                markDirty(partition.pool)
-                stored += try await Self.insert(ordered, into: partition)
+                rows.append(Self.rows(ordered, for: partition))
             }
         }
-        return (stored, claimed)
+        return ClaimedBatch(claimed: claimed, rows: rows)
+    }
+
+    /// Inserts the rows `claim` built, partition by partition.
+    public func insert(_ batch: ClaimedBatch) async throws -> Int {
+        guard let rows = batch.rows as? [PartitionRows] else {
+            throw StoreError(.unavailable, "this batch was not claimed by the SQLite store")
+        }
+        var stored = 0
+        for part in rows {
+            markDirty(part.partition.pool)
+            stored += try await Self.insert(part)
+        }
+        return stored
     }
 
     /// Records the tenant's idempotency keys and quarantined items; returns the events whose
@@ -404,6 +472,7 @@ public final class SQLiteEventStore: EventStore {
     func claimKeys(_ tenant: TenantName, events: [StoredEvent], quarantined items: [QuarantineItem]) async throws -> [StoredEvent] {
         let tenantDB = try tenantDatabase(tenant)
         markDirty(tenantDB)
+        let filter = keyFilter(tenant, pool: tenantDB)
         return try await tenantDB.write { db in
             let claim = RawStatement(try db.cachedStatement(sql: "INSERT INTO event_key (key, day, sequence) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING"))
             let claimant = RawStatement(try db.cachedStatement(sql: "SELECT sequence FROM event_key WHERE key = ?"))
@@ -428,6 +497,9 @@ public final class SQLiteEventStore: EventStore {
             for item in items {
                 try quarantineStatement.execute(arguments: [item.received, item.reason.rawValue, item.detail, item.source, Data(item.raw), item.sequence?.token])
             }
+            // Before the commit: the filter may know a key early (a rollback leaves a false
+            // positive), never late.
+            filter.insert(fresh.lazy.map(\.key))
             return fresh
         }
     }
@@ -436,10 +508,19 @@ public final class SQLiteEventStore: EventStore {
     static let dictionarySamples = 2_000
     static let dictionaryAttempts = 3
 
-    /// Inserts a day's new events into its partition: compressed bodies, token index, rollups.
-    static func insert(_ events: [StoredEvent], into partition: Partition) async throws -> Int {
-        // Bodies are built and compressed before the write transaction: the writer holds the
-        // database for the SQLite work only.
+    /// A day partition's new events, ready for its transaction: bodies compressed with the
+    /// partition's dictionary, the ids of their low-cardinality values.
+    struct PartitionRows: Sendable {
+        var partition: Partition
+        var events: [StoredEvent]
+        var bodies: [[UInt8]]
+        var terms: [String: Int64]
+        var dictionary: ZstdDictionary?
+    }
+
+    /// Builds the rows of a day's new events. Bodies are built and compressed here, before
+    /// the write transaction: the writer holds the database for the SQLite work only.
+    static func rows(_ events: [StoredEvent], for partition: Partition) -> PartitionRows {
         let bodies = events.map { EventBody.encode(message: $0.message, document: $0.document) }
         var values = Set<String>()
         for event in events {
@@ -464,19 +545,24 @@ public final class SQLiteEventStore: EventStore {
             return (dictionary, partition.terms.intern(Array(values)))
         }
         let compressed = bodies.map { BodyCodec.compress($0, dictionary: dictionary) }
-        return try await partition.pool.write { db in
+        return PartitionRows(partition: partition, events: events, bodies: compressed, terms: terms, dictionary: dictionary)
+    }
+
+    /// Inserts a day's new events into its partition: compressed bodies, token index, rollups.
+    static func insert(_ rows: PartitionRows) async throws -> Int {
+        return try await rows.partition.pool.write { db in
             // Every batch records the dictionary and the terms it uses (a no-op when they are
             // there): a batch that commits never depends on one that may have rolled back.
-            if let dictionary {
+            if let dictionary = rows.dictionary {
                 try db.execute(sql: "INSERT OR IGNORE INTO zdict (id, dict) VALUES (?, ?)", arguments: [dictionary.id, Data(dictionary.bytes)])
             }
             let addTerm = RawStatement(try db.cachedStatement(sql: "INSERT OR IGNORE INTO term (id, value) VALUES (?, ?)"))
-            for (value, id) in terms {
+            for (value, id) in rows.terms {
                 addTerm.bind(1, id)
                 addTerm.bind(2, value)
                 try addTerm.run(db)
             }
-            return try insert(events, bodies: compressed, terms: terms, into: db)
+            return try insert(rows.events, bodies: rows.bodies, terms: rows.terms, into: db)
         }
     }
 
@@ -579,11 +665,14 @@ public final class SQLiteEventStore: EventStore {
     public func existingKeys(tenant: TenantName, keys: [EventKey]) async throws -> Set<EventKey> {
         guard !keys.isEmpty else { return [] }
         let pool = try tenantDatabase(tenant)
+        // Only keys the filter cannot prove new are looked up: retries, replays, rare false positives.
+        let candidates = keyFilter(tenant, pool: pool).possiblyStored(keys)
+        guard !candidates.isEmpty else { return [] }
         return try await pool.read { db in
             var found = Set<EventKey>()
-            // One lookup per key of every ingest request: bound directly, no argument boxing.
+            // Bound directly, no argument boxing.
             let statement = RawStatement(try db.cachedStatement(sql: "SELECT 1 FROM event_key WHERE key = ?"))
-            for key in keys {
+            for key in candidates {
                 statement.bind(1, key)
                 if try statement.hasRow(db) { found.insert(key) }
             }

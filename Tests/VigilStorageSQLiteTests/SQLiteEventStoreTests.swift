@@ -83,6 +83,44 @@ struct SQLiteEventStoreTests {
         #expect(try await store.existingKeys(tenant: other, keys: [EventKey(high: 0, low: 1)]).isEmpty)
     }
 
+    @Test func theKeyFilterLoadsTheKeysStoredBeforeItAndLearnsEveryNewClaim() async throws {
+        let (store, dir) = try makeStore()
+        let first = (1...50).map { event(acme, UInt64($0), at: day + Int64($0), "e\($0)") }.map(StoredEvent.init)
+        #expect(try await store.write(events: first, quarantined: []) == 50)
+        // Another store on the same directory: its filter loads those keys in the background,
+        // and the answer is the same while it loads and once it has.
+        let reopened = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
+        let probe = (1...100).map { EventKey(high: 0, low: UInt64($0)) }
+        #expect(try await reopened.existingKeys(tenant: acme, keys: probe) == Set(probe.prefix(50)))
+        let filter = reopened.keyFilter(acme, pool: try reopened.tenantDatabase(acme))
+        let deadline = Date().addingTimeInterval(30)
+        while !filter.isLoaded {
+            try #require(Date() < deadline, "the key filter did not load")
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        #expect(filter.possiblyStored(Array(probe.prefix(50))).count == 50)
+        #expect(try await reopened.existingKeys(tenant: acme, keys: probe) == Set(probe.prefix(50)))
+        // A claim made once the filter exists puts its key in it.
+        #expect(try await reopened.write(events: [StoredEvent(event(acme, 77, at: day + 77, "late"))], quarantined: []) == 1)
+        #expect(filter.possiblyStored([probe[76]]) == [probe[76]])
+        #expect(try await reopened.existingKeys(tenant: acme, keys: probe) == Set(probe.prefix(50) + [probe[76]]))
+        #expect(try await reopened.existingKeys(tenant: other, keys: probe).isEmpty)
+    }
+
+    @Test func theKeyFilterHasNoFalseNegativesAndFewFalsePositivesAsItGrows() {
+        var random = SystemRandomNumberGenerator()
+        let filter = KeyFilter(firstCapacity: 1_000)
+        let stored = (0..<10_000).map { _ in EventKey(high: random.next(), low: random.next()) }
+        #expect(filter.possiblyStored(Array(stored.prefix(10))).count == 10)  // not loaded: every key is a maybe
+        filter.insert(stored)
+        filter.markLoaded()
+        #expect(filter.layerCount == 4)  // 1,000 + 2,000 + 4,000 + 8,000 keys of room
+        #expect(filter.possiblyStored(stored).count == stored.count)
+        let absent = (0..<100_000).map { _ in EventKey(high: random.next(), low: random.next()) }
+        let falsePositives = filter.possiblyStored(absent).count
+        #expect(falsePositives < 500, "\(falsePositives) false positives in 100,000")
+    }
+
     @Test func jsonFieldsMatchByTypeAndNamesAreChecked() async throws {
         let (store, _) = try makeStore()
         _ = try await store.write(events: [StoredEvent]([
