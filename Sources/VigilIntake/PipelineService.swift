@@ -42,24 +42,38 @@ public struct PipelineService: Service {
         let storedCounter = Counter(label: "vigil_events_stored_total")
         let writeTimer = Timer(label: "vigil_store_write_seconds")
         let failures = Counter(label: "vigil_errors_total", dimensions: [("stage", "store"), ("error", "write_failed")])
-        // A batch that failed to store is retried as it is: the queue's read cursor has already
-        // moved past it, and it must not be skipped (nor at shutdown).
+        // The pipeline is two stages deep: the keys of batch N+1 are claimed (and its rows
+        // built) while the rows of batch N are inserted and the observer matches batch N-1.
+        // Inserts run in queue order, each after its own claim; batches are committed in
+        // queue order once their insert and their observer's work are done.
+        //
+        // Batches read from the queue are never skipped (its read cursor has moved past them):
+        // `current` is read and not yet claimed; `flights` are claimed and not yet committed,
+        // oldest first; `retry` are batches to write again from the start after a failure,
+        // oldest first (every stage is idempotent, so redoing a stage that had worked is harmless).
         var current: IntakeBatch?
-        // A stored batch whose observer work (detection) runs while the next batch is
-        // written; it is committed, in queue order, once that work is done.
-        var observed: Observed?
+        var flights: [InFlight] = []
+        var retry: [IntakeBatch] = []
         await withGracefulShutdownHandler {
             var backoffMillis: Int64 = 50
             var wroteSinceIdle = false
             while !Task.isShuttingDownGracefully, !Task.isCancelled {
                 do {
+                    if let first = retry.first {
+                        try await process(first, stored: storedCounter, writeTimer: writeTimer)
+                        retry.removeFirst()
+                        backoffMillis = 50
+                        continue
+                    }
                     if current == nil {
                         observer?.beforeNextBatch()
                         current = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: true)
                         if current == nil {
-                            // Nothing queued: finish the last batch and let the store tidy up before waiting.
-                            if let last = observed { try await finish(last) }
-                            observed = nil
+                            // Nothing queued: finish what is in flight and let the store tidy up before waiting.
+                            while let flight = flights.first {
+                                try await finish(flight)
+                                flights.removeFirst()
+                            }
                             if wroteSinceIdle { await store.writerIdle() }
                             wroteSinceIdle = false
                             observer?.beforeNextBatch()
@@ -67,18 +81,25 @@ public struct PipelineService: Service {
                         }
                     }
                     guard let batch = current else { continue }
-                    let next = try await write(batch, stored: storedCounter, writeTimer: writeTimer)
-                    if let previous = observed { try await finish(previous) }
-                    observed = nil
-                    if next.work == nil { try await finish(next) } else { observed = next }
+                    let claimed = try await claim(batch)
+                    if let last = flights.last { _ = try await last.insert.value }
+                    flights.append(start(claimed, stored: storedCounter, writeTimer: writeTimer))
                     current = nil
                     wroteSinceIdle = true
+                    while flights.count > 1 {
+                        try await finish(flights[0])
+                        flights.removeFirst()
+                    }
                     backoffMillis = 50
                 } catch is CancellationError {
                     break
                 } catch {
                     failures.increment()
                     logger.error("Store write failed; retrying", metadata: ["error": "\(error)"])
+                    // Let what is in flight settle, then write those batches again, in order.
+                    for flight in flights { await flight.settle() }
+                    retry = flights.map(\.batch) + retry
+                    flights = []
                     try? await Task.sleep(for: .milliseconds(backoffMillis))
                     backoffMillis = min(backoffMillis * 2, 5_000)
                 }
@@ -87,8 +108,15 @@ public struct PipelineService: Service {
             if let spool = queue as? Spool { spool.shutdown() }
         }
         // Drain: everything acknowledged before shutdown is stored before we return.
-        if let last = observed { try await finish(last) }
-        if let batch = current {
+        for flight in flights {
+            if (try? await flight.insert.value) != nil {
+                try await finish(flight)
+            } else {
+                await flight.settle()
+                try await process(flight.batch, stored: storedCounter, writeTimer: writeTimer)
+            }
+        }
+        for batch in retry + (current.map { [$0] } ?? []) {
             try await process(batch, stored: storedCounter, writeTimer: writeTimer)
         }
         while true {
@@ -99,22 +127,36 @@ public struct PipelineService: Service {
         logger.info("Intake pipeline drained")
     }
 
-    /// A stored batch and the observer's work on it (nil: none).
-    struct Observed {
+    /// A batch whose keys are claimed: its decoded events, and what the store built.
+    struct Claimed {
+        var batch: IntakeBatch
+        var events: [StoredEvent]
+        var rows: ClaimedBatch
+    }
+
+    /// A claimed batch on its way: its insert, then the observer's work on the events it
+    /// holds (nil: no observer). Committed by `finish`.
+    struct InFlight {
         var batch: IntakeBatch
         var events: [StoredEvent]
         var claimed: [StoredEvent]
+        var insert: Task<Int, any Error>
         var work: Task<Void, any Error>?
+
+        /// Waits for both tasks, whatever their outcome.
+        func settle() async {
+            _ = try? await insert.value
+            _ = try? await work?.value
+        }
     }
 
-    /// Stores a batch, then commits it.
+    /// Writes a batch from start to end (claim, insert, observer) and commits it.
     func process(_ batch: IntakeBatch, stored: Counter, writeTimer: Timer? = nil) async throws {
-        try await finish(try await write(batch, stored: stored, writeTimer: writeTimer))
+        try await finish(start(try await claim(batch), stored: stored, writeTimer: writeTimer))
     }
 
-    /// Decodes and stores a batch; the observer starts on the events it claimed.
-    func write(_ batch: IntakeBatch, stored: Counter, writeTimer: Timer? = nil) async throws -> Observed {
-        let started = DispatchTime.now()
+    /// Stage one: decodes a batch's records and claims their keys.
+    func claim(_ batch: IntakeBatch) async throws -> Claimed {
         var events: [StoredEvent] = []
         var quarantined: [QuarantineItem] = []
         for (index, bytes) in batch.records.enumerated() {
@@ -131,32 +173,40 @@ public struct PipelineService: Service {
                 logger.error("Undecodable intake record skipped")
             }
         }
-        let decoded = DispatchTime.now()
-        let count: Int
-        var result = Observed(batch: batch, events: events, claimed: [], work: nil)
-        if let observer {
-            let (newly, claimed) = try await store.writeClaiming(events: events, quarantined: quarantined)
-            count = newly
-            result.claimed = claimed
-            result.work = Task { try await observer.stored(claimed) }
-        } else {
-            count = try await store.write(events: events, quarantined: quarantined)
-        }
-        let written = DispatchTime.now()
-        writeTimer?.recordNanoseconds(Int64(written.uptimeNanoseconds - decoded.uptimeNanoseconds))
-        stored.increment(by: count)
-        logger.debug("Stored intake batch", metadata: [
-            "records": "\(batch.records.count)", "stored": "\(count)",
-            "decode_ms": "\((decoded.uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000)",
-            "store_ms": "\((written.uptimeNanoseconds - decoded.uptimeNanoseconds) / 1_000_000)",
-        ])
-        return result
+        return Claimed(batch: batch, events: events, rows: try await store.claim(events: events, quarantined: quarantined))
     }
 
-    /// Waits for the observer's work on a stored batch (retrying it until it succeeds: it is
-    /// idempotent), then commits the batch to the queue and marks its events stored.
-    func finish(_ observed: Observed) async throws {
-        if var work = observed.work, let observer {
+    /// Stage two: starts the insert of a claimed batch, and the observer's work once it is in.
+    /// The caller makes sure the insert of the batch before has finished.
+    func start(_ claimed: Claimed, stored: Counter, writeTimer: Timer? = nil) -> InFlight {
+        let store = store, logger = logger
+        let rows = claimed.rows
+        let records = claimed.batch.records.count
+        let insert = Task { () async throws -> Int in
+            let started = DispatchTime.now()
+            let count = try await store.insert(rows)
+            let elapsed = DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds
+            writeTimer?.recordNanoseconds(Int64(elapsed))
+            stored.increment(by: count)
+            logger.debug("Stored intake batch", metadata: ["records": "\(records)", "stored": "\(count)", "insert_ms": "\(elapsed / 1_000_000)"])
+            return count
+        }
+        let events = rows.claimed
+        let work = observer.map { observer in
+            Task { () async throws in
+                _ = try await insert.value
+                try await observer.stored(events)
+            }
+        }
+        return InFlight(batch: claimed.batch, events: claimed.events, claimed: events, insert: insert, work: work)
+    }
+
+    /// Waits for a batch's insert (its failure is thrown: the batch must be written again)
+    /// and for the observer's work on it (retried until it succeeds: it is idempotent), then
+    /// commits the batch to the queue and marks its events stored.
+    func finish(_ flight: InFlight) async throws {
+        _ = try await flight.insert.value
+        if var work = flight.work, let observer {
             var backoffMillis: Int64 = 50
             while true {
                 do {
@@ -167,12 +217,12 @@ public struct PipelineService: Service {
                     logger.error("Detection on stored events failed; retrying", metadata: ["error": "\(error)"])
                     try await Task.sleep(for: .milliseconds(backoffMillis))
                     backoffMillis = min(backoffMillis * 2, 5_000)
-                    let claimed = observed.claimed
+                    let claimed = flight.claimed
                     work = Task { try await observer.stored(claimed) }
                 }
             }
         }
-        try queue.commit(observed.batch)
-        intake.markStored(observed.events)
+        try queue.commit(flight.batch)
+        intake.markStored(flight.events)
     }
 }

@@ -79,6 +79,14 @@ public protocol EventStore: Sendable {
     /// very records that stored them (a crash may have come between the store and what the
     /// pipeline does next). Other copies of stored events (duplicates) are not among them.
     func writeClaiming(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> (stored: Int, claimed: [StoredEvent])
+    /// `writeClaiming` in two stages, so the pipeline can claim the keys of one batch while
+    /// the rows of the batch before it go in: `claim` records the keys and quarantined items
+    /// and builds the rows; `insert` stores them. Inserts must run in claim order, one at a
+    /// time, and each exactly after its own claim (both are idempotent: a failed batch is
+    /// written again from the start).
+    func claim(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> ClaimedBatch
+    /// The second stage of `claim`: returns how many events were newly stored.
+    func insert(_ batch: ClaimedBatch) async throws -> Int
     /// The subset of `keys` already stored for the tenant.
     func existingKeys(tenant: TenantName, keys: [EventKey]) async throws -> Set<EventKey>
     /// Events or an aggregation table for a tenant-scoped, time-bounded, limited search.
@@ -109,6 +117,30 @@ public protocol EventStore: Sendable {
 
 extension EventStore {
     public func writerIdle() async {}
+
+    /// One stage does it all for stores that do not split the work.
+    public func claim(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> ClaimedBatch {
+        let (stored, claimed) = try await writeClaiming(events: events, quarantined: quarantined)
+        return ClaimedBatch(claimed: claimed, rows: stored)
+    }
+
+    public func insert(_ batch: ClaimedBatch) async throws -> Int {
+        batch.rows as? Int ?? 0
+    }
+}
+
+/// A batch whose keys are claimed (`EventStore.claim`), with the rows its store built for
+/// the insert.
+public struct ClaimedBatch: Sendable {
+    /// The events the batch holds (see `EventStore.writeClaiming`).
+    public var claimed: [StoredEvent]
+    /// What the store prepared for `insert`, opaque to callers.
+    public var rows: any Sendable
+
+    public init(claimed: [StoredEvent], rows: any Sendable) {
+        self.claimed = claimed
+        self.rows = rows
+    }
 }
 
 /// A principal behind an API key.
