@@ -118,7 +118,7 @@ public enum FieldNesting {
             let nestedValue: JSONValue
             if case .object(let child) = value { nestedValue = .object(nest(child)) } else { nestedValue = value }
             if isNestableDottedKey(key) {
-                let parts = key.split(separator: ".").map(String.init)
+                let parts = key.splitBytes(UInt8(ascii: ".")).map(String.init)
                 if insert(nestedValue, path: parts[...], into: &result) { continue }
             }
             merge(key, nestedValue, into: &result)
@@ -199,26 +199,39 @@ public enum FieldNesting {
         }
     }
 
-    /// Sets `value` at a dotted path, replacing what is there.
+    /// Sets `value` at a dotted path, replacing what is there. Empty components are skipped
+    /// (`a..b` is `a.b`).
+    ///
+    /// Packs set a few dozen paths per event, so this walks the path in place: no array of
+    /// components, and each object on the way is changed, not copied.
     public static func set(_ value: JSONValue, at path: String, in object: inout JSONObject) {
-        let parts = path.split(separator: ".").map(String.init)
-        setParts(value, parts[...], in: &object)
+        setPath(value, path[...], in: &object)
     }
 
-    static func setParts(_ value: JSONValue, _ parts: ArraySlice<String>, in object: inout JSONObject) {
-        guard let head = parts.first else { return }
-        if parts.count == 1 {
+    static func setPath(_ value: JSONValue, _ path: Substring, in object: inout JSONObject) {
+        let dot = UInt8(ascii: ".")
+        let utf8 = path.utf8
+        var start = utf8.startIndex
+        while start < utf8.endIndex, utf8[start] == dot { start = utf8.index(after: start) }
+        guard start < utf8.endIndex else { return }
+        var end = start
+        while end < utf8.endIndex, utf8[end] != dot { end = utf8.index(after: end) }
+        var next = end
+        while next < utf8.endIndex, utf8[next] == dot { next = utf8.index(after: next) }
+        let head = String(path[start..<end])
+        if next == utf8.endIndex {
             object[head] = value
             return
         }
+        let rest = path[next...]
         if let index = object.members.firstIndex(where: { $0.key == head }), case .object(var child) = object.members[index].value {
             // Drop the parent's reference first, so the child is changed in place, not copied.
             object.members[index].value = .null
-            setParts(value, parts.dropFirst(), in: &child)
+            setPath(value, rest, in: &child)
             object.members[index].value = .object(child)
         } else {
             var child = JSONObject()
-            setParts(value, parts.dropFirst(), in: &child)
+            setPath(value, rest, in: &child)
             object[head] = .object(child)
         }
     }

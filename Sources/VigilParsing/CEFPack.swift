@@ -16,7 +16,7 @@ struct CEFRecord: Sendable {
 
     /// Finds `CEF:` in a body (after any syslog header) and parses it.
     static func parse(_ body: String) -> CEFRecord? {
-        guard let r = body.range(of: "CEF:") else { return nil }
+        guard let r = body.byteRange(of: "CEF:") else { return nil }
         let b = Array(body[r.upperBound...].utf8)
         var header: [String] = []
         var current: [UInt8] = []

@@ -15,7 +15,7 @@ public struct CiscoASAPack: ProtocolPack {
     public func normalize(_ input: PackInput) -> PackResult? {
         guard input.document == nil else { return nil }
         let body = input.body
-        guard let pct = body.range(of: "%ASA-") ?? body.range(of: "%FTD-") ?? body.range(of: "%PIX-") else { return nil }
+        guard let pct = body.byteRange(of: "%ASA-") ?? body.byteRange(of: "%FTD-") ?? body.byteRange(of: "%PIX-") else { return nil }
         let product = body[body.index(after: pct.lowerBound)..<body.index(pct.upperBound, offsetBy: -1)].lowercased()
         let afterMnemonic = body[pct.upperBound...]
         // `6-302013: text`
@@ -54,7 +54,7 @@ public struct CiscoASAPack: ProtocolPack {
 struct ASAMessage {
     let id: String
     let text: String
-    var words: [Substring] { text.split(separator: " ") }
+    var words: [Substring] { text.splitBytes(UInt8(ascii: " ")) }
 
     /// An ASA endpoint: `iface:ip/port`, `ip/port`, `iface:ip`, `iface/ip(port)`.
     struct Endpoint {
@@ -105,15 +105,15 @@ struct ASAMessage {
 
     /// `key = value` pairs separated by `,` or ` : ` (113004, 113019).
     func equalsValue(_ key: String) -> String? {
-        guard let r = text.range(of: "\(key) = ") else { return nil }
+        guard let r = text.byteRange(of: "\(key) = ") else { return nil }
         let rest = text[r.upperBound...]
-        let end = rest.firstIndex(where: { $0 == "," }) ?? rest.range(of: " :")?.lowerBound ?? rest.endIndex
+        let end = rest.firstIndex(where: { $0 == "," }) ?? rest.byteRange(of: " :")?.lowerBound ?? rest.endIndex
         return String(rest[..<end]).trimmedASCII
     }
 
     /// `Key <value>` (716039, 722051).
     func angleValue(_ key: String) -> String? {
-        guard let r = text.range(of: "\(key) <") else { return nil }
+        guard let r = text.byteRange(of: "\(key) <") else { return nil }
         let rest = text[r.upperBound...]
         guard let close = rest.firstIndex(of: ">") else { return nil }
         return String(rest[..<close])
@@ -212,7 +212,7 @@ struct ASAMessage {
             b.set("user.name", string: equalsValue("Username"))
             b.set("source.ip", ip: equalsValue("IP"))
             b.set("cisco.asa.group", string: equalsValue("Group"))
-            if let r = text.range(of: "Reason: ") { b.set("event.reason", string: String(text[r.upperBound...])) }
+            if let r = text.byteRange(of: "Reason: ") { b.set("event.reason", string: String(text[r.upperBound...])) }
             return b.get("user.name") != nil
         case "302013", "302015", "302014", "302016":
             let built = id == "302013" || id == "302015"
@@ -231,7 +231,7 @@ struct ASAMessage {
         case "302020", "302021":
             let built = id == "302020"
             allowed(&b, action: built ? "flow-creation" : "flow-expiration", types: ["connection", built ? "start" : "end"])
-            b.set("network.transport", string: text.contains("ICMPv6") ? "ipv6-icmp" : "icmp")
+            b.set("network.transport", string: text.containsBytes("ICMPv6") ? "ipv6-icmp" : "icmp")
             let faddr = ASAMessage.endpoint(word(after: "faddr")), laddr = ASAMessage.endpoint(word(after: "laddr"))
             let outbound = w.contains("outbound")
             if built { b.set("network.direction", string: outbound ? "outbound" : "inbound") }
@@ -248,9 +248,9 @@ struct ASAMessage {
         case "304001":
             allowed(&b, action: "accessed-url", types: ["info", "access"])
             b.set("source.ip", ip: w.first.map(String.init))
-            if let r = text.range(of: "Accessed URL ") ?? text.range(of: "Accessed JAVA URL ") {
+            if let r = text.byteRange(of: "Accessed URL ") ?? text.byteRange(of: "Accessed JAVA URL ") {
                 let rest = text[r.upperBound...]
-                if let c = rest.range(of: ":") {
+                if let c = rest.byteRange(of: ":") {
                     b.set("destination.ip", ip: String(rest[..<c.lowerBound]))
                     URLFields.apply(String(rest[c.upperBound...]), to: &b)
                 }
@@ -287,15 +287,15 @@ struct ASAMessage {
                     b.set("network.protocol", string: target.count > 1 ? String(target[1]).lowercased() : nil)
                 }
             }
-            if let r = text.range(of: "for user ") { b.set("user.name", string: String(text[r.upperBound...]).trimmingQuotes) }
+            if let r = text.byteRange(of: "for user ") { b.set("user.name", string: String(text[r.upperBound...]).trimmingQuotes) }
             return src != nil
         case "611101":
             b.set("event.action", string: "user-authentication")
             b.set("event.outcome", string: "success")
             b.set("event.category", strings: ["authentication"])
             b.set("event.type", strings: ["info"])
-            if let r = text.range(of: "Uname: ") { b.set("user.name", string: String(text[r.upperBound...]).trimmedASCII) }
-            if let r = text.range(of: "IP address: ") {
+            if let r = text.byteRange(of: "Uname: ") { b.set("user.name", string: String(text[r.upperBound...]).trimmedASCII) }
+            if let r = text.byteRange(of: "IP address: ") {
                 let ip = text[r.upperBound...].prefix(while: { $0 != "," && $0 != " " })
                 b.set("source.ip", ip: String(ip))
             }

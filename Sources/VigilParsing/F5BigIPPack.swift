@@ -16,14 +16,14 @@ public struct F5BigIPPack: ProtocolPack {
     public func normalize(_ input: PackInput) -> PackResult? {
         guard input.document == nil else { return nil }
         let body = input.body
-        if body.contains("CEF:"), let cef = CEFRecord.parse(input.body), cef.vendor == "F5" {
+        if body.containsBytes("CEF:"), let cef = CEFRecord.parse(input.body), cef.vendor == "F5" {
             var b = cef.ecs()
             setObserver(&b, product: cef.product)
-            let module = cef.product.lowercased().contains("afm") || cef.product.lowercased().contains("firewall") ? "afm" : "asm"
+            let module = cef.product.lowercased().containsBytes("afm") || cef.product.lowercased().containsBytes("firewall") ? "afm" : "asm"
             b.set("event.category", strings: ["network", module == "asm" ? "web" : "network"].uniqued)
             return PackResult(dataset: "f5.bigip.\(module)", fields: b.object, timestamp: cef.timestamp(), parseFailure: !cef.complete)
         }
-        if body.contains("unit_hostname=") || body.contains("management_ip_address=") || body.hasPrefix("ASM:") {
+        if body.containsBytes("unit_hostname=") || body.containsBytes("management_ip_address=") || body.hasPrefix("ASM:") {
             return keyValue(body)
         }
         // `notice mcpd[1234]: 01070727:5: ...` (the level word sits before the tag) or a parsed tag.
@@ -112,17 +112,17 @@ public struct F5BigIPPack: ProtocolPack {
         let m = String(message)
         if tag == "apmd" || (code?.hasPrefix("0149") ?? false) {
             b.set("event.category", strings: ["authentication", "session"])
-            if let r = m.range(of: "New session from client IP ") {
+            if let r = m.byteRange(of: "New session from client IP ") {
                 b.set("source.ip", ip: String(m[r.upperBound...].prefix(while: { $0 != " " })))
                 b.set("event.action", string: "session-start")
                 b.set("event.type", strings: ["start"])
             }
-            if let r = m.range(of: "at VIP ") { b.set("destination.ip", ip: String(m[r.upperBound...].prefix(while: { $0 != " " }))) }
-            if let r = m.range(of: "Username '") { b.set("user.name", string: String(m[r.upperBound...].prefix(while: { $0 != "'" }))) }
-            if let r = m.range(of: "Access policy result: ") {
+            if let r = m.byteRange(of: "at VIP ") { b.set("destination.ip", ip: String(m[r.upperBound...].prefix(while: { $0 != " " }))) }
+            if let r = m.byteRange(of: "Username '") { b.set("user.name", string: String(m[r.upperBound...].prefix(while: { $0 != "'" }))) }
+            if let r = m.byteRange(of: "Access policy result: ") {
                 let result = String(m[r.upperBound...]).trimmedASCII
                 b.set("event.action", string: "access-policy-result")
-                b.set("event.outcome", string: result.lowercased().contains("deny") ? "failure" : "success")
+                b.set("event.outcome", string: result.lowercased().containsBytes("deny") ? "failure" : "success")
                 b.set("f5.bigip.apm.result", string: result)
             }
             if let session = m.split(separator: ":").dropFirst(2).first, m.hasPrefix("/") {
@@ -140,12 +140,12 @@ public struct F5BigIPPack: ProtocolPack {
                 b.set("destination.ip", ip: ip)
                 b.set("destination.port", int: port)
             }
-            if let r = m.range(of: "monitor status ") {
+            if let r = m.byteRange(of: "monitor status ") {
                 let status = String(m[r.upperBound...].prefix(while: { $0 != "." && $0 != " " }))
                 b.set("event.action", string: "monitor-status-\(status)")
                 b.set("event.outcome", string: status == "up" ? "success" : "failure")
                 b.set("event.type", strings: ["change"])
-            } else if let r = m.range(of: "session status ") {
+            } else if let r = m.byteRange(of: "session status ") {
                 b.set("event.action", string: "session-status-\(m[r.upperBound...].prefix(while: { $0 != "." && $0 != " " }))")
             }
         } else {

@@ -26,7 +26,7 @@ public struct FortiGatePack: ProtocolPack {
 
     public func normalize(_ input: PackInput) -> PackResult? {
         guard input.document == nil else { return nil }
-        if input.body.contains("CEF:"), let cef = CEFRecord.parse(input.body), cef.vendor == "Fortinet" {
+        if input.body.containsBytes("CEF:"), let cef = CEFRecord.parse(input.body), cef.vendor == "Fortinet" {
             var b = cef.ecs()
             b.set("observer.vendor", string: "Fortinet")
             b.set("observer.product", string: "Fortigate")
@@ -36,7 +36,7 @@ public struct FortiGatePack: ProtocolPack {
             return PackResult(dataset: "fortinet.firewall", fields: b.object, timestamp: cef.timestamp(), parseFailure: !cef.complete)
         }
         let body = input.body
-        guard body.contains("devid="), body.contains("type="), body.contains("logid=") || body.contains("date=") else { return nil }
+        guard body.containsBytes("devid="), body.containsBytes("type="), body.containsBytes("logid=") || body.containsBytes("date=") else { return nil }
         let kv = KeyValueParser.dictionary(body)
         guard kv["devid"] != nil, let type = kv["type"] else { return nil }
         let subtype = kv["subtype"] ?? ""
@@ -108,7 +108,7 @@ public struct FortiGatePack: ProtocolPack {
                 b.set("event.category", strings: ["network"])
             }
         default:  // "event"
-            if action == "login" || (kv["logdesc"] ?? "").lowercased().contains("login") {
+            if action == "login" || (kv["logdesc"] ?? "").lowercased().containsBytes("login") {
                 b.set("event.category", strings: ["authentication"])
                 b.set("event.type", strings: [status == "success" ? "start" : "info"])
                 b.set("user.name", string: user)

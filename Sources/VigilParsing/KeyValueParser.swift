@@ -90,7 +90,7 @@ enum URLFields {
         guard let original, !ECSBuilder.isPlaceholder(original) else { return }
         b.set("url.original", .string(original))
         var rest = Substring(original)
-        if let r = rest.range(of: "://") {
+        if let r = rest.byteRange(of: "://") {
             b.set("url.scheme", string: String(rest[..<r.lowerBound]))
             rest = rest[r.upperBound...]
         }

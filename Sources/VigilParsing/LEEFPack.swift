@@ -13,7 +13,7 @@ struct LEEFRecord: Sendable {
     var complete: Bool
 
     static func parse(_ body: String) -> LEEFRecord? {
-        guard let r = body.range(of: "LEEF:") else { return nil }
+        guard let r = body.byteRange(of: "LEEF:") else { return nil }
         let text = body[r.upperBound...]
         var parts = text.split(separator: "|", maxSplits: 5, omittingEmptySubsequences: false).map(String.init)
         guard parts.count >= 2 else { return nil }

@@ -32,11 +32,11 @@ public struct LinuxAuthPack: ProtocolPack {
                 b.set("event.type", strings: ok ? ["info", "start"] : ["info"])
                 b.set("system.auth.ssh.event", string: words.first.map(String.init))
                 b.set("system.auth.ssh.method", string: words.count > 1 ? String(words[1]) : nil)
-                let invalid = m.contains(" for invalid user ")
+                let invalid = m.containsBytes(" for invalid user ")
                 b.set("user.name", string: invalid ? after("for invalid user ") : after(" for "))
                 b.set("source.ip", ip: after(" from "))
                 b.set("source.port", int: after(" port "))
-                b.set("system.auth.ssh.signature", string: after(": ", until: "\n").flatMap { m.contains("ssh2: ") ? $0 : nil })
+                b.set("system.auth.ssh.signature", string: after(": ", until: "\n").flatMap { m.containsBytes("ssh2: ") ? $0 : nil })
             } else if m.hasPrefix("Invalid user ") {
                 b.set("event.action", string: "ssh_login")
                 b.set("event.outcome", string: "failure")
@@ -88,7 +88,7 @@ public struct LinuxAuthPack: ProtocolPack {
             b.set("event.category", strings: ["authentication"])
             b.set("event.type", strings: ["info"])
             b.set("event.action", string: "su")
-            let failed = m.contains("FAILED") || m.lowercased().contains("failed")
+            let failed = m.containsBytes("FAILED") || m.lowercased().containsBytes("failed")
             b.set("event.outcome", string: failed ? "failure" : "success")
             if let to = after("to ") ?? after("su for ") { b.set("user.effective.name", string: to) }
             if let by = after(" by ") { b.set("user.name", string: by) }
@@ -106,15 +106,15 @@ public struct LinuxAuthPack: ProtocolPack {
         } else {
             // PAM: `pam_unix(sshd:session): session opened for user root(uid=0) by (uid=0)`
             b.set("event.category", strings: ["authentication"])
-            if m.contains("session opened") {
+            if m.containsBytes("session opened") {
                 b.set("event.category", strings: ["session"])
                 b.set("event.type", strings: ["start"])
                 b.set("event.action", string: "session_opened")
-            } else if m.contains("session closed") {
+            } else if m.containsBytes("session closed") {
                 b.set("event.category", strings: ["session"])
                 b.set("event.type", strings: ["end"])
                 b.set("event.action", string: "session_closed")
-            } else if m.contains("authentication failure") {
+            } else if m.containsBytes("authentication failure") {
                 b.set("event.type", strings: ["info"])
                 b.set("event.action", string: "authentication_failure")
                 b.set("event.outcome", string: "failure")

@@ -45,13 +45,13 @@ public struct PANOSPack: ProtocolPack {
 
     public func normalize(_ input: PackInput) -> PackResult? {
         if let doc = input.document { return normalizeJSON(doc) }
-        if input.body.contains("CEF:"), let cef = CEFRecord.parse(input.body), cef.vendor == "Palo Alto Networks" {
+        if input.body.containsBytes("CEF:"), let cef = CEFRecord.parse(input.body), cef.vendor == "Palo Alto Networks" {
             var b = cef.ecs()
             let type = (cef.extensions["cat"] ?? cef.signatureID).uppercased()
             setObserver(&b)
             return PackResult(dataset: dataset(type), fields: b.object, timestamp: cef.timestamp(), parseFailure: !cef.complete)
         }
-        if input.body.contains("LEEF:"), let leef = LEEFRecord.parse(input.body), leef.vendor == "Palo Alto Networks" {
+        if input.body.containsBytes("LEEF:"), let leef = LEEFRecord.parse(input.body), leef.vendor == "Palo Alto Networks" {
             var b = leef.ecs()
             setObserver(&b)
             let type = (leef.attributes["cat"] ?? leef.eventID).uppercased()
@@ -108,6 +108,23 @@ public struct PANOSPack: ProtocolPack {
         return nil
     }
 
+    /// Record fields kept as they are under `panw.panos.*` (paths built once, not per event).
+    static let vendorFields: [(key: String, path: String)] = [
+        "vsys", "sessionid", "action", "seqno", "actionflags", "category", "severity", "direction", "session_end_reason", "logset",
+        "threatid", "eventid", "module", "cmd", "admin", "client", "result", "path", "stage", "auth_method", "tunnel_type", "portal",
+        "status", "reason", "error", "login_duration", "connect_method", "machinename", "client_os", "client_ver", "datasource",
+        "datasourcetype", "datasourcename", "object",
+    ].map { ($0, "panw.panos.\($0)") }
+
+    static let trafficActions: [String: String] = ["start": "flow_started", "end": "flow_terminated", "drop": "flow_dropped", "deny": "flow_denied"]
+
+    static let threatActions: [String: String] = [
+        "url": "url_filtering", "virus": "virus_detected", "spyware": "spyware_detected",
+        "vulnerability": "exploit_detected", "file": "file_match", "scan": "scan_detected",
+        "flood": "flood_detected", "data": "data_match", "wildfire": "wildfire_verdict",
+        "wildfire-virus": "wildfire_virus_detected",
+    ]
+
     private func map(_ r: [String: String]) -> PackResult {
         let type = (r["type"] ?? "").uppercased()
         let subtype = (r["subtype"] ?? "").lowercased()
@@ -134,8 +151,8 @@ public struct PANOSPack: ProtocolPack {
         b.set("observer.egress.zone", string: r["to"])
         b.set("observer.ingress.interface.name", string: r["inbound_if"])
         b.set("observer.egress.interface.name", string: r["outbound_if"])
-        for key in ["vsys", "sessionid", "action", "seqno", "actionflags", "category", "severity", "direction", "session_end_reason", "logset", "threatid", "eventid", "module", "cmd", "admin", "client", "result", "path", "stage", "auth_method", "tunnel_type", "portal", "status", "reason", "error", "login_duration", "connect_method", "machinename", "client_os", "client_ver", "datasource", "datasourcetype", "datasourcename", "object"] {
-            b.set("panw.panos.\(key)", string: r[key])
+        for (key, path) in Self.vendorFields {
+            b.set(path, string: r[key])
         }
         b.set("panw.panos.repeat_count", int: r["repeatcnt"])
         let action = (r["action"] ?? "").lowercased()
@@ -145,8 +162,7 @@ public struct PANOSPack: ProtocolPack {
         case "TRAFFIC":
             b.set("event.kind", string: "event")
             b.set("event.category", strings: ["network"])
-            let phase: [String: String] = ["start": "flow_started", "end": "flow_terminated", "drop": "flow_dropped", "deny": "flow_denied"]
-            b.set("event.action", string: phase[subtype] ?? subtype)
+            b.set("event.action", string: Self.trafficActions[subtype] ?? subtype)
             var types = [allowed ? "allowed" : "denied", "connection"]
             if subtype == "start" { types.append("start") } else if subtype == "end" { types.append("end") }
             b.set("event.type", strings: types)
@@ -161,13 +177,7 @@ public struct PANOSPack: ProtocolPack {
         case "THREAT":
             b.set("event.kind", string: "alert")
             b.set("event.category", strings: ["intrusion_detection", "threat", "network"])
-            let actions: [String: String] = [
-                "url": "url_filtering", "virus": "virus_detected", "spyware": "spyware_detected",
-                "vulnerability": "exploit_detected", "file": "file_match", "scan": "scan_detected",
-                "flood": "flood_detected", "data": "data_match", "wildfire": "wildfire_verdict",
-                "wildfire-virus": "wildfire_virus_detected",
-            ]
-            b.set("event.action", string: actions[subtype] ?? subtype)
+            b.set("event.action", string: Self.threatActions[subtype] ?? subtype)
             b.set("event.type", strings: [allowed ? "allowed" : "denied"])
             b.set("event.outcome", string: allowed ? "success" : "failure")
             if subtype == "url" {

@@ -42,7 +42,7 @@ public struct WindowsEventPack: ProtocolPack {
             if let event = doc["Event"]?.objectValue { return fromEvtxJSON(event) }
             return nil
         }
-        guard let start = input.body.range(of: "<Event") else { return nil }
+        guard let start = input.body.byteRange(of: "<Event") else { return nil }
         guard let xml = TinyXMLReader.parse(String(input.body[start.lowerBound...])), xml.name == "Event" else { return nil }
         return fromXML(xml)
     }
@@ -139,7 +139,7 @@ public struct WindowsEventPack: ProtocolPack {
         // them all as `Name: value` lines, so restore the missing ones from there.
         if let message = doc["message"]?.stringValue {
             for line in message.split(separator: "\n").dropFirst() {
-                guard let colon = line.range(of: ": ") else { continue }
+                guard let colon = line.byteRange(of: ": ") else { continue }
                 let key = String(line[..<colon.lowerBound])
                 guard !key.isEmpty, !key.contains(" "), !e.data.contains(where: { $0.0 == key }) else { continue }
                 e.data.append((key, String(line[colon.upperBound...]).trimmingSuffix("\r")))

@@ -786,7 +786,7 @@ public final class SQLiteEventStore: EventStore {
         }
         for pool in written {
             do {
-                try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+                _ = try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
             } catch {
                 logger.debug("Idle checkpoint skipped", metadata: ["path": "\(pool.path)", "error": "\(error)"])
             }

@@ -1,0 +1,72 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Byte-level (UTF-8) searching and splitting for the parsing hot paths.
+///
+/// `String.contains(_:)` and `range(of:)` from Foundation convert to UTF-16 and compare
+/// characters with canonical equivalence; `split(separator:)` on a `Character` walks grapheme
+/// clusters. On the syslog path those were most of a pack's time. Log formats are defined on
+/// bytes: an ASCII separator or marker can only match ASCII bytes in UTF-8 (continuation bytes
+/// are all ≥ 0x80), so these give the same results on scalar boundaries, much faster.
+extension StringProtocol {
+    /// The first occurrence of `needle`'s UTF-8 bytes, as a range of indices of `self`.
+    public func byteRange(of needle: String) -> Range<Index>? {
+        var needle = needle
+        let offsets: Range<Int>? = needle.withUTF8 { wanted in
+            guard !wanted.isEmpty else { return 0..<0 }
+            let found: Int?? = utf8.withContiguousStorageIfAvailable { Self.find(wanted, in: $0) }
+            // Not contiguous (a bridged string): search a copy.
+            guard let start = found ?? Array(utf8).withUnsafeBufferPointer({ Self.find(wanted, in: $0) }) else { return nil }
+            return start..<(start + wanted.count)
+        }
+        guard let offsets else { return nil }
+        let lower = utf8.index(startIndex, offsetBy: offsets.lowerBound)
+        return lower..<utf8.index(lower, offsetBy: offsets.count)
+    }
+
+    /// The offset of the first occurrence of a non-empty `needle` in `haystack`: `memchr` for
+    /// its first byte, `memcmp` for the rest.
+    static func find(_ needle: UnsafeBufferPointer<UInt8>, in haystack: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard let base = haystack.baseAddress, let wanted = needle.baseAddress, needle.count <= haystack.count else { return nil }
+        let last = haystack.count - needle.count
+        var offset = 0
+        while offset <= last {
+            guard let hit = memchr(base + offset, Int32(wanted.pointee), last - offset + 1) else { return nil }
+            let at = UnsafeRawPointer(hit) - UnsafeRawPointer(base)
+            if memcmp(base + at, wanted, needle.count) == 0 { return at }
+            offset = at + 1
+        }
+        return nil
+    }
+
+    /// True when `needle`'s UTF-8 bytes occur in `self`.
+    public func containsBytes(_ needle: String) -> Bool {
+        byteRange(of: needle) != nil
+    }
+
+    /// Splits on an ASCII byte, like `split(separator:maxSplits:omittingEmptySubsequences:)`.
+    public func splitBytes(_ separator: UInt8, maxSplits: Int = .max, omittingEmptySubsequences: Bool = true) -> [SubSequence] {
+        var parts: [SubSequence] = []
+        var start = startIndex
+        var index = utf8.startIndex
+        let end = utf8.endIndex
+        var splits = 0
+        while index < end {
+            if utf8[index] == separator, splits < maxSplits {
+                if !omittingEmptySubsequences || start < index {
+                    parts.append(self[start..<index])
+                    splits += 1
+                }
+                index = utf8.index(after: index)
+                start = index
+            } else {
+                index = utf8.index(after: index)
+            }
+        }
+        if !omittingEmptySubsequences || start < endIndex { parts.append(self[start..<endIndex]) }
+        return parts
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+import VigilCore
+
+struct ByteSearchTests {
+    /// Random texts over a small alphabet with multi-byte scalars and combining marks, so
+    /// separators and needles land next to them.
+    func texts(_ count: Int) -> [String] {
+        let alphabet: [String] = ["a", "b", " ", ",", ".", "é", "e\u{301}", "漢", "🙂", "%ASA-", "ab"]
+        var generator = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in
+            (0..<Int.random(in: 0..<24, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }.joined()
+        }
+    }
+
+    @Test func splittingOnAnASCIIByteAgreesWithTheStandardLibrary() {
+        for text in texts(2_000) {
+            for separator in [" ", ",", "."] {
+                let byte = separator.utf8.first!
+                for maxSplits in [0, 1, 2, Int.max] {
+                    for omitting in [true, false] {
+                        let expected = text.split(separator: Character(separator), maxSplits: maxSplits, omittingEmptySubsequences: omitting)
+                        let actual = text.splitBytes(byte, maxSplits: maxSplits, omittingEmptySubsequences: omitting)
+                        #expect(actual == expected, "\(text.debugDescription) on \(separator.debugDescription) max \(maxSplits) omitting \(omitting)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func byteRangeFindsTheFirstOccurrenceOfASCIINeedles() {
+        for text in texts(2_000) {
+            for needle in ["ab", "%ASA-", "a b", ",.", "b"] {
+                let found = text.byteRange(of: needle)
+                #expect(text.containsBytes(needle) == (found != nil))
+                guard let found else {
+                    #expect(!Array(text.utf8).indices.contains { Array(text.utf8)[$0...].starts(with: Array(needle.utf8)) }, "\(text.debugDescription) has \(needle)")
+                    continue
+                }
+                #expect(String(text[found]) == needle)
+                // Nothing earlier matches.
+                let before = text.utf8.distance(from: text.startIndex, to: found.lowerBound)
+                #expect(!Array(text.utf8).prefix(before + needle.utf8.count - 1).indices.contains { i in
+                    Array(text.utf8)[i...].starts(with: Array(needle.utf8)) && i < before
+                })
+            }
+            // A substring searches its own bytes only.
+            let sub = text.dropFirst(2)
+            if let r = sub.byteRange(of: "ab") { #expect(String(sub[r]) == "ab" && r.lowerBound >= sub.startIndex) }
+        }
+        #expect("abc".byteRange(of: "") == "abc".startIndex..<"abc".startIndex)
+        #expect("".byteRange(of: "a") == nil)
+    }
+}
+
+struct FieldNestingSetTests {
+    /// The component-array algorithm `set` had before it walked paths in place.
+    static func reference(_ value: JSONValue, _ parts: ArraySlice<String>, in object: inout JSONObject) {
+        guard let head = parts.first else { return }
+        if parts.count == 1 {
+            object[head] = value
+            return
+        }
+        var child = object[head]?.objectValue ?? JSONObject()
+        reference(value, parts.dropFirst(), in: &child)
+        object[head] = .object(child)
+    }
+
+    @Test func settingPathsAgreesWithSettingTheirComponents() {
+        let components = ["a", "b", "source", "ip", "", "é"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            var actual = JSONObject([("a", .int(1)), ("source", .object(JSONObject([("port", .int(22))])))])
+            var expected = actual
+            for step in 0..<8 {
+                let path = (0..<Int.random(in: 1...4, using: &generator)).map { _ in components.randomElement(using: &generator)! }.joined(separator: ".")
+                let value = JSONValue.int(Int64(step))
+                FieldNesting.set(value, at: path, in: &actual)
+                Self.reference(value, path.split(separator: ".").map(String.init)[...], in: &expected)
+                #expect(actual == expected, "after setting \(path.debugDescription)")
+            }
+        }
+    }
+}
