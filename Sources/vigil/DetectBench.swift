@@ -15,7 +15,7 @@ struct DetectBench: AsyncParsableCommand {
     @Option(help: "Events to match.") var events: Int = 50_000
     @Option(help: "Directory of Sigma rules (default: ../shared/testdata/sigma/rules/windows).") var rulesDir: String?
     @Option(help: "Events of the every-rule baseline (default: a tenth of --events; 0: skip).") var baselineEvents: Int?
-    @Option(help: "Events ingested into a live server with the rules loaded, timed until every rule has evaluated them (0: skip).") var pipelineEvents: Int = 100_000
+    @Option(help: "Events ingested into a live server with the rules loaded, timed until every rule has evaluated them (0: skip).") var pipelineEvents: Int = 300_000
     @Option(help: "Concurrent ingest clients of the live-server run.") var clients: Int = 4
     @Option(help: "Latency runs against a live server (0: skip).") var latencyRuns: Int = 5
     @Option(help: "Where to write the JSON result.") var output: String = "bench-results/detect.json"
