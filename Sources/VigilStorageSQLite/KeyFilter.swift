@@ -17,7 +17,10 @@ import VigilCore
 final class KeyFilter: Sendable {
     static let bitsPerKey = 16
     static let probes = 8
-    static let firstCapacity = 1 << 20
+    /// Small to start (128 KiB), so a server with many quiet tenants does not pay megabytes
+    /// for each; a busy tenant doubles its way up (ten million keys: eight layers, 32 MiB,
+    /// a tenth of the key table it stands for).
+    static let firstCapacity = 1 << 16
 
     struct Layer {
         var words: [UInt64]
