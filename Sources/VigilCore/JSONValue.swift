@@ -84,7 +84,7 @@ extension JSONValue {
         if let nested = value(atDottedKeys: path) { return nested }
         if let direct = object.member(path) { return direct }
         var rest = path
-        while let dot = rest.firstIndex(of: ".") {
+        while let dot = rest.utf8.firstIndex(of: UInt8(ascii: ".")) {
             if let child = object.member(path[path.startIndex..<dot]), case .object = child,
                let found = child.value(atPath: path[path.index(after: dot)...]) {
                 return found
@@ -99,7 +99,9 @@ extension JSONValue {
         var current = self
         var start = path.startIndex
         while true {
-            let end = path[start...].firstIndex(of: ".") ?? path.endIndex
+            // By byte: a Character search walks grapheme clusters, and rules look paths up
+            // for every event they see.
+            let end = path[start...].utf8.firstIndex(of: UInt8(ascii: ".")) ?? path.endIndex
             if start < end {
                 guard case .object(let object) = current, let next = object.member(path[start..<end]) else { return nil }
                 current = next
