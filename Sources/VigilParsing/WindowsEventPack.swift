@@ -209,8 +209,18 @@ public struct WindowsEventPack: ProtocolPack {
         }
     }
 
+    /// What follows the last `\\` or `/` (trailing separators ignored), found by byte.
     static func basename(_ path: String) -> String {
-        String(path.split(whereSeparator: { $0 == "\\" || $0 == "/" }).last ?? Substring(path))
+        let utf8 = path.utf8
+        var end = utf8.endIndex
+        while end > utf8.startIndex, case let byte = utf8[utf8.index(before: end)], byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "/") {
+            end = utf8.index(before: end)
+        }
+        var start = end
+        while start > utf8.startIndex, case let byte = utf8[utf8.index(before: start)], byte != UInt8(ascii: "\\"), byte != UInt8(ascii: "/") {
+            start = utf8.index(before: start)
+        }
+        return start < end ? String(path[start..<end]) : path
     }
 
     private func setProcess(_ prefix: String, image: String?, pid: String?, guid: String?, _ b: inout ECSBuilder) {

@@ -171,7 +171,7 @@ public struct IndicatorSet: Sendable {
         var domain = Indicator.canonicalDomain(text)
         while true {
             if let hit = domains[domain] { return hit }
-            guard let dot = domain.firstIndex(of: ".") else { return nil }
+            guard let dot = domain.utf8.firstIndex(of: UInt8(ascii: ".")) else { return nil }
             domain = String(domain[domain.index(after: dot)...])
         }
     }
