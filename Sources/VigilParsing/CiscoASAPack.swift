@@ -54,7 +54,14 @@ public struct CiscoASAPack: ProtocolPack {
 struct ASAMessage {
     let id: String
     let text: String
-    var words: [Substring] { text.splitBytes(UInt8(ascii: " ")) }
+    /// The text split on spaces, once (the extraction rules ask for words many times).
+    let words: [Substring]
+
+    init(id: String, text: String) {
+        self.id = id
+        self.text = text
+        words = text.splitBytes(UInt8(ascii: " "))
+    }
 
     /// An ASA endpoint: `iface:ip/port`, `ip/port`, `iface:ip`, `iface/ip(port)`.
     struct Endpoint {

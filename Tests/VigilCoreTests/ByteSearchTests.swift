@@ -82,3 +82,18 @@ struct FieldNestingSetTests {
         }
     }
 }
+
+struct JSONWriterStringTests {
+    @Test func everyStringRoundTripsAndOnlyWhatMustBeEscapedIs() throws {
+        let pieces = ["a", "\"", "\\", "\n", "\r", "\t", "\u{1}", "\u{1F}", " ", "é", "漢", "🙂", "/", "\u{7F}"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let text = (0..<Int.random(in: 0..<20, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            let written = JSONWriter.string(.string(text))
+            #expect(try JSONParser.parse(written) == .string(text), "\(text.debugDescription)")
+            // No raw control character or lone quote inside.
+            #expect(!written.utf8.dropFirst().dropLast().contains { $0 < 0x20 })
+        }
+        #expect(JSONWriter.string(.string("a\"b\\c\u{1}")) == #""a\"b\\c\u0001""#)
+    }
+}
