@@ -334,11 +334,15 @@ public struct JSONParser {
             index += 1  // opening quote
             let start = index
             // Fast path: no escapes.
+            var bits: UInt8 = 0
             while index < buffer.count {
                 let byte = buffer[index]
                 if byte == UInt8(ascii: "\"") {
                     let slice = UnsafeBufferPointer(rebasing: buffer[start..<index])
                     index += 1
+                    // ASCII needs no validation (and `String(decoding:)` has a fast path for
+                    // it); anything else is validated, and refused when it is not UTF-8.
+                    if bits < 0x80 { return String(decoding: slice, as: UTF8.self) }
                     guard let string = String(validating: slice, as: UTF8.self) else {
                         throw JSONParseError(code: .invalidString, offset: start)
                     }
@@ -346,6 +350,7 @@ public struct JSONParser {
                 }
                 if byte == UInt8(ascii: "\\") { break }
                 if byte < 0x20 { throw fail(.invalidString) }
+                bits |= byte
                 index += 1
             }
             var bytes = Array(UnsafeBufferPointer(rebasing: buffer[start..<index]))
