@@ -173,7 +173,10 @@ public struct PipelineService: Service {
                 logger.error("Undecodable intake record skipped")
             }
         }
-        return Claimed(batch: batch, events: events, rows: try await store.claim(events: events, quarantined: quarantined))
+        let started = DispatchTime.now().uptimeNanoseconds
+        let rows = try await store.claim(events: events, quarantined: quarantined)
+        Timer(label: "vigil_store_claim_seconds").recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+        return Claimed(batch: batch, events: events, rows: rows)
     }
 
     /// Stage two: starts the insert of a claimed batch, and the observer's work once it is in.
