@@ -126,11 +126,11 @@ public protocol DetectionStore: Sendable {
     func coverage(tenant: TenantName, ruleID: String) async throws -> [Range<EpochMillis>]
     func alerts(tenant: TenantName, ruleID: String?, status: AlertStatus?, from: EpochMillis, to: EpochMillis, limit: Int) async throws -> [AlertRecord]
     func setAlertStatus(tenant: TenantName, id: Int64, status: AlertStatus, now: EpochMillis) async throws -> AlertRecord?
-    /// Notifications due at `now`, oldest first.
     /// Alerts found outside a window (per-event rules matched in the ingest pipeline), in one
     /// transaction: an alert whose key exists, or whose rule no longer exists, is skipped.
     /// Returns the new ones. Watermarks and coverage are not touched.
     func insertAlerts(_ alerts: [AlertRecord]) async throws -> [AlertRecord]
+    /// Notifications due at `now`, oldest first.
     func dueNotifications(now: EpochMillis, limit: Int) async throws -> [PendingNotification]
     func notificationDelivered(id: Int64) async throws
     func notificationFailed(id: Int64, retryAt: EpochMillis) async throws

@@ -54,9 +54,7 @@ struct RawStatement {
     func runKeepingBindings(_ db: Database) throws {
         let code = sqlite3_step(handle)
         sqlite3_reset(handle)
-        guard code == SQLITE_DONE || code == SQLITE_ROW else {
-            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
-        }
+        try Self.check(code, db)
     }
 
     /// A zero-length blob: the rollup's stand-in for a missing value.
@@ -69,9 +67,7 @@ struct RawStatement {
         let code = sqlite3_step(handle)
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
-        guard code == SQLITE_DONE || code == SQLITE_ROW else {
-            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
-        }
+        try Self.check(code, db)
         return code == SQLITE_ROW
     }
 
@@ -82,11 +78,23 @@ struct RawStatement {
             sqlite3_reset(handle)
             sqlite3_clear_bindings(handle)
         }
+        try Self.check(code, db)
+        guard code == SQLITE_ROW, sqlite3_column_type(handle, 0) != SQLITE_NULL else { return nil }
+        return sqlite3_column_int64(handle, 0)
+    }
+
+    /// Throws SQLite's error unless a step ended with a row or done.
+    static func check(_ code: Int32, _ db: Database) throws {
         guard code == SQLITE_DONE || code == SQLITE_ROW else {
             throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
         }
-        guard code == SQLITE_ROW, sqlite3_column_type(handle, 0) != SQLITE_NULL else { return nil }
-        return sqlite3_column_int64(handle, 0)
+    }
+
+    /// Steps to the next row of a query, without resetting: false once it is done.
+    func nextRow(_ db: Database) throws -> Bool {
+        let code = sqlite3_step(handle)
+        try Self.check(code, db)
+        return code == SQLITE_ROW
     }
 
     /// Steps a statement that returns no rows (an insert) and resets it for the next row.

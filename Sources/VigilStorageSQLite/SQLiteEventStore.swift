@@ -157,12 +157,7 @@ public final class SQLiteEventStore: EventStore {
                     let statement = RawStatement(try db.makeStatement(sql: "SELECT key FROM event_key"))
                     var keys: [EventKey] = []
                     var total = 0
-                    while true {
-                        let code = sqlite3_step(statement.handle)
-                        if code == SQLITE_DONE { break }
-                        guard code == SQLITE_ROW else {
-                            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
-                        }
+                    while try statement.nextRow(db) {
                         let count = Int(sqlite3_column_bytes(statement.handle, 0))
                         if let blob = sqlite3_column_blob(statement.handle, 0) {
                             keys.append(EventKey(bytes: Array(UnsafeRawBufferPointer(start: blob, count: count))))
