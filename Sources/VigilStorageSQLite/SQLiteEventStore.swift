@@ -433,20 +433,43 @@ public final class SQLiteEventStore: EventStore {
     public func claim(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> ClaimedBatch {
         var claimed: [StoredEvent] = []
         var rows: [PartitionRows] = []
-        let eventsByTenant = Dictionary(grouping: events, by: \.tenant)
+        // A batch is nearly always one tenant's: it is passed on as it is, not regrouped (each
+        // copy of an event retains a dozen strings, and this is the pipeline's hot path).
+        let eventsByTenant: [TenantName: [StoredEvent]]
+        if let first = events.first?.tenant, events.allSatisfy({ $0.tenant == first }) {
+            eventsByTenant = [first: events]
+        } else {
+            eventsByTenant = Dictionary(grouping: events, by: \.tenant)
+        }
         let quarantineByTenant = Dictionary(grouping: quarantined, by: \.tenant)
         for tenant in Set(eventsByTenant.keys).union(quarantineByTenant.keys).sorted() {
             let fresh = try await claimKeys(tenant, events: eventsByTenant[tenant] ?? [], quarantined: quarantineByTenant[tenant] ?? [])
-            claimed += fresh
-            for (day, dayEvents) in Dictionary(grouping: fresh, by: { Timestamp.day(of: $0.timestamp) }).sorted(by: { $0.key < $1.key }) {
+            if claimed.isEmpty { claimed = fresh } else { claimed += fresh }
+            for (day, dayEvents) in Self.days(fresh) {
                 guard let partition = try partition(tenant, day: day, create: true) else { continue }
-                // In time order (arrival order within a millisecond), the rows of a batch go
-                // into the time-clustered table as runs rather than scattered single inserts.
-                let ordered = dayEvents.enumerated().sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }.map(\.element)
-                rows.append(Self.rows(ordered, for: partition))
+                rows.append(Self.rows(Self.timeOrdered(dayEvents), for: partition))
             }
         }
         return ClaimedBatch(claimed: claimed, rows: rows)
+    }
+
+    /// A batch's events by UTC day, in day order; one day (the usual case) without regrouping.
+    static func days(_ events: [StoredEvent]) -> [(day: Int64, events: [StoredEvent])] {
+        guard let first = events.first else { return [] }
+        let day = Timestamp.day(of: first.timestamp)
+        if events.allSatisfy({ Timestamp.day(of: $0.timestamp) == day }) { return [(day, events)] }
+        return Dictionary(grouping: events, by: { Timestamp.day(of: $0.timestamp) })
+            .sorted { $0.key < $1.key }
+            .map { (day: $0.key, events: $0.value) }
+    }
+
+    /// In time order, arrival order within a millisecond: the rows of a batch go into the
+    /// time-clustered table as runs rather than scattered single inserts. An ordered batch is
+    /// returned as it is; otherwise an index permutation is sorted and each event copied once.
+    static func timeOrdered(_ events: [StoredEvent]) -> [StoredEvent] {
+        if zip(events, events.dropFirst()).allSatisfy({ $0.timestamp <= $1.timestamp }) { return events }
+        let order = events.indices.sorted { (events[$0].timestamp, $0) < (events[$1].timestamp, $1) }
+        return order.map { events[$0] }
     }
 
     /// Inserts the rows `claim` built, partition by partition.
@@ -471,20 +494,22 @@ public final class SQLiteEventStore: EventStore {
         return try await tenantDB.write { db in
             let claim = RawStatement(try db.cachedStatement(sql: "INSERT INTO event_key (key, day, sequence) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING"))
             let claimant = RawStatement(try db.cachedStatement(sql: "SELECT sequence FROM event_key WHERE key = ?"))
-            var fresh: [StoredEvent] = []
+            // The positions of the events this batch holds; when that is all of them (the
+            // usual case) the batch itself is returned, without copying an event.
+            var fresh: [Int] = []
             fresh.reserveCapacity(events.count)
             var seen = Set<EventKey>(minimumCapacity: events.count)
-            for event in events {
+            for (index, event) in events.enumerated() {
                 guard seen.insert(event.key).inserted else { continue }
                 claim.bind(1, event.key)
                 claim.bind(2, Timestamp.day(of: event.timestamp))
                 claim.bind(3, event.sequence?.token)
                 try claim.run(db)
                 if db.changesCount > 0 {
-                    fresh.append(event)
+                    fresh.append(index)
                 } else if let token = event.sequence?.token {
                     claimant.bind(1, event.key)
-                    if try claimant.int64(db) == token { fresh.append(event) }
+                    if try claimant.int64(db) == token { fresh.append(index) }
                 }
             }
             let quarantineStatement = try db.cachedStatement(
@@ -494,8 +519,8 @@ public final class SQLiteEventStore: EventStore {
             }
             // Before the commit: the filter may know a key early (a rollback leaves a false
             // positive), never late.
-            filter.insert(fresh.lazy.map(\.key))
-            return fresh
+            filter.insert(fresh.lazy.map { events[$0].key })
+            return fresh.count == events.count ? events : fresh.map { events[$0] }
         }
     }
 
@@ -520,9 +545,13 @@ public final class SQLiteEventStore: EventStore {
         var values = Set<String>()
         for event in events {
             let c = event.columns
-            for value in [c.dataset, c.hostName, c.networkTransport, c.eventAction, c.eventOutcome, c.observerVendor] {
-                if let value { values.insert(value) }
-            }
+            // One by one: an array literal here would be an allocation per event.
+            if let value = c.dataset { values.insert(value) }
+            if let value = c.hostName { values.insert(value) }
+            if let value = c.networkTransport { values.insert(value) }
+            if let value = c.eventAction { values.insert(value) }
+            if let value = c.eventOutcome { values.insert(value) }
+            if let value = c.observerVendor { values.insert(value) }
         }
         // Under the partition's writer lock, so concurrent writers agree on one dictionary
         // and one id per value. Readers learn both before any row using them is visible.

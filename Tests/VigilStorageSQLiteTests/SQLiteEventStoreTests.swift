@@ -83,6 +83,28 @@ struct SQLiteEventStoreTests {
         #expect(try await store.existingKeys(tenant: other, keys: [EventKey(high: 0, low: 1)]).isEmpty)
     }
 
+    @Test func aBatchIsSplitByDayAndTimeOrderedWithArrivalOrderWithinAMillisecond() async throws {
+        let events = [
+            event(acme, 1, at: day + 86_400_000 + 9, "next day"),
+            event(acme, 2, at: day + 7, "b"),
+            event(acme, 3, at: day + 3, "a"),
+            event(acme, 4, at: day + 7, "c"),
+        ].map(StoredEvent.init)
+        let days = SQLiteEventStore.days(events)
+        #expect(days.map(\.day) == [Timestamp.day(of: day), Timestamp.day(of: day) + 1])
+        #expect(days.map { $0.events.map(\.key.low) } == [[2, 3, 4], [1]])
+        #expect(SQLiteEventStore.timeOrdered(days[0].events).map(\.key.low) == [3, 2, 4])
+        #expect(SQLiteEventStore.timeOrdered(days[1].events).map(\.key.low) == [1])
+
+        // A key twice in one batch, and a key already stored: the claim keeps first copies only.
+        let (store, _) = try makeStore()
+        _ = try await store.write(events: [events[3]], quarantined: [])
+        let batch = try await store.claim(events: events + [events[1]], quarantined: [])
+        #expect(batch.claimed.map(\.key.low) == [1, 2, 3])
+        #expect(try await store.insert(batch) == 3)
+        #expect(try await search(store, acme, "*").total == 4)
+    }
+
     @Test func theKeyFilterLoadsTheKeysStoredBeforeItAndLearnsEveryNewClaim() async throws {
         let (store, dir) = try makeStore()
         let first = (1...50).map { event(acme, UInt64($0), at: day + Int64($0), "e\($0)") }.map(StoredEvent.init)
