@@ -433,14 +433,7 @@ public final class SQLiteEventStore: EventStore {
     public func claim(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> ClaimedBatch {
         var claimed: [StoredEvent] = []
         var rows: [PartitionRows] = []
-        // A batch is nearly always one tenant's: it is passed on as it is, not regrouped (each
-        // copy of an event retains a dozen strings, and this is the pipeline's hot path).
-        let eventsByTenant: [TenantName: [StoredEvent]]
-        if let first = events.first?.tenant, events.allSatisfy({ $0.tenant == first }) {
-            eventsByTenant = [first: events]
-        } else {
-            eventsByTenant = Dictionary(grouping: events, by: \.tenant)
-        }
+        let eventsByTenant = Dictionary(uniqueKeysWithValues: Self.groups(events, by: \.tenant))
         let quarantineByTenant = Dictionary(grouping: quarantined, by: \.tenant)
         for tenant in Set(eventsByTenant.keys).union(quarantineByTenant.keys).sorted() {
             let fresh = try await claimKeys(tenant, events: eventsByTenant[tenant] ?? [], quarantined: quarantineByTenant[tenant] ?? [])
@@ -453,14 +446,18 @@ public final class SQLiteEventStore: EventStore {
         return ClaimedBatch(claimed: claimed, rows: rows)
     }
 
-    /// A batch's events by UTC day, in day order; one day (the usual case) without regrouping.
-    static func days(_ events: [StoredEvent]) -> [(day: Int64, events: [StoredEvent])] {
-        guard let first = events.first else { return [] }
-        let day = Timestamp.day(of: first.timestamp)
-        if events.allSatisfy({ Timestamp.day(of: $0.timestamp) == day }) { return [(day, events)] }
-        return Dictionary(grouping: events, by: { Timestamp.day(of: $0.timestamp) })
-            .sorted { $0.key < $1.key }
-            .map { (day: $0.key, events: $0.value) }
+    /// A batch's events by UTC day, in day order.
+    static func days(_ events: [StoredEvent]) -> [(key: Int64, events: [StoredEvent])] {
+        groups(events) { Timestamp.day(of: $0.timestamp) }
+    }
+
+    /// Events grouped by a key, in key order. A batch is nearly always one tenant's and one
+    /// day's: then it is passed on as it is, not regrouped (each copy of an event retains a
+    /// dozen strings, and this is the pipeline's hot path).
+    static func groups<Key: Hashable & Comparable>(_ events: [StoredEvent], by key: (StoredEvent) -> Key) -> [(key: Key, events: [StoredEvent])] {
+        guard let first = events.first.map(key) else { return [] }
+        if events.allSatisfy({ key($0) == first }) { return [(first, events)] }
+        return Dictionary(grouping: events, by: key).sorted { $0.key < $1.key }.map { (key: $0.key, events: $0.value) }
     }
 
     /// In time order, arrival order within a millisecond: the rows of a batch go into the

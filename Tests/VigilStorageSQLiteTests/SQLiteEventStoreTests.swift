@@ -91,7 +91,7 @@ struct SQLiteEventStoreTests {
             event(acme, 4, at: day + 7, "c"),
         ].map(StoredEvent.init)
         let days = SQLiteEventStore.days(events)
-        #expect(days.map(\.day) == [Timestamp.day(of: day), Timestamp.day(of: day) + 1])
+        #expect(days.map(\.key) == [Timestamp.day(of: day), Timestamp.day(of: day) + 1])
         #expect(days.map { $0.events.map(\.key.low) } == [[2, 3, 4], [1]])
         #expect(SQLiteEventStore.timeOrdered(days[0].events).map(\.key.low) == [3, 2, 4])
         #expect(SQLiteEventStore.timeOrdered(days[1].events).map(\.key.low) == [1])
