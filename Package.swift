@@ -29,6 +29,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
+        .systemLibrary(name: "CSQLiteConfig", path: "Sources/CSQLiteConfig"),
         .target(
             name: "VigilCore",
             swiftSettings: swiftSettings
@@ -46,7 +47,7 @@ let package = Package(
         .target(
             name: "VigilStorageSQLite",
             dependencies: [
-                "VigilCore", "VigilQuery", "VigilStorage", "CZstd",
+                "VigilCore", "VigilQuery", "VigilStorage", "CZstd", "CSQLiteConfig",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

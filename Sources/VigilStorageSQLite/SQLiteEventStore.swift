@@ -1,3 +1,4 @@
+import CSQLiteConfig
 import Foundation
 import GRDB
 import GRDBSQLite
@@ -27,6 +28,10 @@ public final class SQLiteEventStore: EventStore {
     private let dirty = Mutex<[String: DatabasePool]>([:])
     /// Per tenant: a filter over the key table, so ingest looks up only keys it cannot prove new.
     private let keyFilters = Mutex<[TenantName: KeyFilter]>([:])
+
+    /// Process-wide SQLite settings, made once before the first connection opens (every
+    /// Vigil database opens through `openPool`): see `vigil_sqlite_disable_memstatus`.
+    static let processSettings: Void = { _ = vigil_sqlite_disable_memstatus() }()
 
     func markDirty(_ pool: DatabasePool) {
         dirty.withLock { $0[pool.path] = pool }
@@ -64,7 +69,11 @@ public final class SQLiteEventStore: EventStore {
         }
     }
 
-    static func configuration(readonly: Bool = false, codec: BodyCodec? = nil, terms: TermTable? = nil) -> Configuration {
+    /// - Parameter secureDelete: whether deleted content is overwritten with zeros (SQLite's
+    ///   default in Debian's build). Day partitions turn it off: nothing is deleted from them
+    ///   (retention unlinks the whole file), yet every page split and token-index merge paid
+    ///   for it. The tenant database keeps it: quarantined raw input is deleted from it.
+    static func configuration(readonly: Bool = false, codec: BodyCodec? = nil, terms: TermTable? = nil, secureDelete: Bool = true) -> Configuration {
         var config = Configuration()
         config.readonly = readonly
         config.busyMode = .timeout(10)
@@ -72,6 +81,7 @@ public final class SQLiteEventStore: EventStore {
             // FULL: a committed batch survives power loss, so the intake checkpoint that
             // follows it never points past data that is not on disk.
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            if !secureDelete { try db.execute(sql: "PRAGMA secure_delete = OFF") }
             // Index pages of random idempotency keys are touched all over: keep them in
             // memory (the cache grows only as pages are used) and read through mmap.
             try db.execute(sql: "PRAGMA cache_size = -32768")
@@ -114,7 +124,7 @@ public final class SQLiteEventStore: EventStore {
             if !create, !FileManager.default.fileExists(atPath: url.path) { return nil }
             let codec = BodyCodec()
             let terms = TermTable()
-            let pool = try Self.openPool(url, migrator: Self.partitionMigrator(day: day), codec: codec, terms: terms)
+            let pool = try Self.openPool(url, migrator: Self.partitionMigrator(day: day), codec: codec, terms: terms, secureDelete: false)
             try pool.read { db in
                 for row in try Row.fetchAll(db, sql: "SELECT id, dict FROM zdict") {
                     let bytes: Data = row["dict"]
@@ -182,9 +192,10 @@ public final class SQLiteEventStore: EventStore {
     }
 
     /// Opens (creating when needed) a WAL database with Vigil's settings and migrates it.
-    static func openPool(_ url: URL, migrator: DatabaseMigrator, codec: BodyCodec? = nil, terms: TermTable? = nil) throws -> DatabasePool {
+    static func openPool(_ url: URL, migrator: DatabaseMigrator, codec: BodyCodec? = nil, terms: TermTable? = nil, secureDelete: Bool = true) throws -> DatabasePool {
+        Self.processSettings
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let pool = try DatabasePool(path: url.path, configuration: configuration(codec: codec, terms: terms))
+        let pool = try DatabasePool(path: url.path, configuration: configuration(codec: codec, terms: terms, secureDelete: secureDelete))
         try migrator.migrate(pool)
         return pool
     }
