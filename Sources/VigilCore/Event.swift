@@ -127,9 +127,11 @@ public enum FieldNesting {
     }
 
     static func needsNesting(_ object: JSONObject) -> Bool {
-        for (key, value) in object.members {
-            if key.utf8.contains(UInt8(ascii: ".")) { return true }
-            if case .object(let child) = value, needsNesting(child) { return true }
+        // By index: binding each member would retain its key and value, and this runs on
+        // every ingested event.
+        for index in object.members.indices {
+            if object.members[index].key.utf8.contains(UInt8(ascii: ".")) { return true }
+            if case .object(let child) = object.members[index].value, needsNesting(child) { return true }
         }
         return false
     }

@@ -16,10 +16,7 @@ public enum IntakeRecord: Sendable, Equatable {
     public func encoded() -> [UInt8] {
         switch self {
         case .event(let event):
-            var out: [UInt8] = [Self.eventKind]
-            out.reserveCapacity(event.document.count + (event.message?.utf8.count ?? 0) + 160)
-            event.encode(into: &out)
-            return out
+            return Self.encoded(event)
         case .quarantine(let item):
             var writer = BinaryWriter(out: [Self.quarantineKind])
             writer.string(item.tenant.rawValue)
@@ -30,6 +27,14 @@ public enum IntakeRecord: Sendable, Equatable {
             writer.bytes(item.raw)
             return writer.out
         }
+    }
+
+    /// The record of an event, without wrapping (copying) it in a record first.
+    public static func encoded(_ event: borrowing StoredEvent) -> [UInt8] {
+        var out: [UInt8] = [eventKind]
+        out.reserveCapacity(event.document.count + (event.message?.utf8.count ?? 0) + 160)
+        event.encode(into: &out)
+        return out
     }
 
     /// Decodes a record; nil when the bytes are not a record this version wrote.

@@ -92,13 +92,15 @@ public final class IntakeService: Sendable {
 
     /// Called by the pipeline once events are stored.
     public func markStored(_ events: [StoredEvent]) {
+        // By index, reading fields in place: a copy of each event would retain a dozen strings.
         pending.withLock { pending in
-            for event in events { pending[event.tenant]?.remove(event.key) }
+            for index in events.indices { pending[events[index].tenant]?.remove(events[index].key) }
         }
         unstoredByIngest.withLock { counts in
-            for event in events {
-                guard let count = counts[event.ingested] else { continue }
-                if count <= 1 { counts.removeValue(forKey: event.ingested) } else { counts[event.ingested] = count - 1 }
+            for index in events.indices {
+                let ingested = events[index].ingested
+                guard let count = counts[ingested] else { continue }
+                if count <= 1 { counts.removeValue(forKey: ingested) } else { counts[ingested] = count - 1 }
             }
         }
     }
@@ -127,55 +129,60 @@ public final class IntakeService: Sendable {
         defer { removeUnstored(received, count: 1) }
         receivedCounter.increment(by: items.count)
         var statuses = [ItemStatus](repeating: .accepted, count: items.count)
-        var records: [IntakeRecord] = []
-        var events: [(index: Int, event: StoredEvent)] = []
+        // Events are kept in one array and referred to by position from here on: each copy of
+        // an event (into a tuple, a second array, a record) retains a dozen strings.
+        var records: [[UInt8]] = []
+        var events: [StoredEvent] = []
+        var itemOfEvent: [Int] = []
         var ordinals: [EventKey: Int] = [:]
         for (index, item) in items.enumerated() {
             switch normalize(item, tenant: tenant, source: source, received: received, ordinals: &ordinals) {
             case .event(let event):
-                events.append((index, event))
+                events.append(event)
+                itemOfEvent.append(index)
             case .quarantine(let rejection):
                 statuses[index] = .quarantined(rejection.reason, detail: rejection.detail)
                 // A replay leaves what still fails where it is instead of quarantining it twice.
-                if quarantineFailures { records.append(.quarantine(rejection)) }
+                if quarantineFailures { records.append(IntakeRecord.quarantine(rejection).encoded()) }
             }
         }
 
         // Reserve keys: a key already pending, or twice in this request, is a duplicate.
-        var reserved: [(index: Int, event: StoredEvent)] = []
+        var reserved: [Int] = []
         pending.withLock { pending in
             // Mutated in place: copying the set out of the dictionary would copy every key.
-            for candidate in events {
-                if pending[tenant, default: []].insert(candidate.event.key).inserted {
-                    reserved.append(candidate)
+            for position in events.indices {
+                if pending[tenant, default: []].insert(events[position].key).inserted {
+                    reserved.append(position)
                 } else {
-                    statuses[candidate.index] = .duplicate
+                    statuses[itemOfEvent[position]] = .duplicate
                 }
             }
         }
         let stored: Set<EventKey>
         do {
-            stored = try await store.existingKeys(tenant: tenant, keys: reserved.map(\.event.key))
+            stored = try await store.existingKeys(tenant: tenant, keys: reserved.map { events[$0].key })
         } catch {
-            release(tenant, reserved.map(\.event.key))
+            release(tenant, reserved.map { events[$0].key })
             throw error
         }
         var admitted: [EventKey] = []
         var alreadyStored: [EventKey] = []
-        for candidate in reserved {
-            if stored.contains(candidate.event.key) {
-                statuses[candidate.index] = .duplicate
-                alreadyStored.append(candidate.event.key)
+        for position in reserved {
+            let key = events[position].key
+            if stored.contains(key) {
+                statuses[itemOfEvent[position]] = .duplicate
+                alreadyStored.append(key)
             } else {
-                admitted.append(candidate.event.key)
-                records.append(.event(candidate.event))
+                admitted.append(key)
+                records.append(IntakeRecord.encoded(events[position]))
             }
         }
         release(tenant, alreadyStored)
         // Counted before the append: the pipeline may store them before append returns.
         if !admitted.isEmpty { unstoredByIngest.withLock { $0[received, default: 0] += admitted.count } }
         do {
-            try await queue.append(records.map { $0.encoded() })
+            try await queue.append(records)
         } catch {
             release(tenant, admitted)
             removeUnstored(received, count: admitted.count)

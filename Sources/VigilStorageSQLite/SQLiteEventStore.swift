@@ -475,7 +475,8 @@ public final class SQLiteEventStore: EventStore {
     /// time-clustered table as runs rather than scattered single inserts. An ordered batch is
     /// returned as it is; otherwise an index permutation is sorted and each event copied once.
     static func timeOrdered(_ events: [StoredEvent]) -> [StoredEvent] {
-        if zip(events, events.dropFirst()).allSatisfy({ $0.timestamp <= $1.timestamp }) { return events }
+        // By index: iterating the events would copy each one (a dozen retains and releases).
+        if events.indices.dropFirst().allSatisfy({ events[$0 - 1].timestamp <= events[$0].timestamp }) { return events }
         let order = events.indices.sorted { (events[$0].timestamp, $0) < (events[$1].timestamp, $1) }
         return order.map { events[$0] }
     }
@@ -507,16 +508,18 @@ public final class SQLiteEventStore: EventStore {
             var fresh: [Int] = []
             fresh.reserveCapacity(events.count)
             var seen = Set<EventKey>(minimumCapacity: events.count)
-            for (index, event) in events.enumerated() {
-                guard seen.insert(event.key).inserted else { continue }
-                claim.bind(1, event.key)
-                claim.bind(2, Timestamp.day(of: event.timestamp))
-                claim.bind(3, event.sequence?.token)
+            // By index, reading only the fields used: a copy of each event would retain a dozen strings.
+            for index in events.indices {
+                let key = events[index].key, token = events[index].sequence?.token
+                guard seen.insert(key).inserted else { continue }
+                claim.bind(1, key)
+                claim.bind(2, Timestamp.day(of: events[index].timestamp))
+                claim.bind(3, token)
                 try claim.run(db)
                 if db.changesCount > 0 {
                     fresh.append(index)
-                } else if let token = event.sequence?.token {
-                    claimant.bind(1, event.key)
+                } else if let token {
+                    claimant.bind(1, key)
                     if try claimant.int64(db) == token { fresh.append(index) }
                 }
             }
@@ -551,15 +554,15 @@ public final class SQLiteEventStore: EventStore {
     static func rows(_ events: [StoredEvent], for partition: Partition) -> PartitionRows {
         let bodies = events.map { EventBody.encode(message: $0.message, document: $0.document) }
         var values = Set<String>()
-        for event in events {
-            let c = event.columns
-            // One by one: an array literal here would be an allocation per event.
-            if let value = c.dataset { values.insert(value) }
-            if let value = c.hostName { values.insert(value) }
-            if let value = c.networkTransport { values.insert(value) }
-            if let value = c.eventAction { values.insert(value) }
-            if let value = c.eventOutcome { values.insert(value) }
-            if let value = c.observerVendor { values.insert(value) }
+        for index in events.indices {
+            // One by one, by index: an array literal here would be an allocation per event, and
+            // a copy of the event or its columns a retain of every string they hold.
+            if let value = events[index].columns.dataset { values.insert(value) }
+            if let value = events[index].columns.hostName { values.insert(value) }
+            if let value = events[index].columns.networkTransport { values.insert(value) }
+            if let value = events[index].columns.eventAction { values.insert(value) }
+            if let value = events[index].columns.eventOutcome { values.insert(value) }
+            if let value = events[index].columns.observerVendor { values.insert(value) }
         }
         // Under the partition's writer lock, so concurrent writers agree on one dictionary
         // and one id per value. Readers learn both before any row using them is visible.
@@ -625,27 +628,27 @@ public final class SQLiteEventStore: EventStore {
         // The next free row id of each millisecond this batch touches.
         var next: [Int64: Int64] = [:]
         var stored = 0
-        for (event, body) in zip(events, bodies) {
-            if let sequence = event.sequence {
+        // By index, reading fields in place: a copy of each event would retain a dozen strings.
+        for index in events.indices {
+            if let sequence = events[index].sequence {
                 newest = max(newest ?? sequence, sequence)
                 if let committed, sequence <= committed { continue }
             }
-            let base = position(of: event.timestamp)
-            let c = event.columns
-            insertEvent.bind(2, event.ingested)
-            insertEvent.bind(3, event.key)
-            bindTerm(insertEvent, 4, c.dataset)
-            bindTerm(insertEvent, 5, c.hostName)
-            insertEvent.bind(6, c.sourceIP)
-            insertEvent.bind(7, c.sourcePort)
-            insertEvent.bind(8, c.destinationIP)
-            insertEvent.bind(9, c.destinationPort)
-            bindTerm(insertEvent, 10, c.networkTransport)
-            insertEvent.bind(11, c.userName)
-            bindTerm(insertEvent, 12, c.eventAction)
-            bindTerm(insertEvent, 13, c.eventOutcome)
-            bindTerm(insertEvent, 14, c.observerVendor)
-            insertEvent.bindBlob(15, body)
+            let base = position(of: events[index].timestamp)
+            insertEvent.bind(2, events[index].ingested)
+            insertEvent.bind(3, events[index].key)
+            bindTerm(insertEvent, 4, events[index].columns.dataset)
+            bindTerm(insertEvent, 5, events[index].columns.hostName)
+            insertEvent.bind(6, events[index].columns.sourceIP)
+            insertEvent.bind(7, events[index].columns.sourcePort)
+            insertEvent.bind(8, events[index].columns.destinationIP)
+            insertEvent.bind(9, events[index].columns.destinationPort)
+            bindTerm(insertEvent, 10, events[index].columns.networkTransport)
+            insertEvent.bind(11, events[index].columns.userName)
+            bindTerm(insertEvent, 12, events[index].columns.eventAction)
+            bindTerm(insertEvent, 13, events[index].columns.eventOutcome)
+            bindTerm(insertEvent, 14, events[index].columns.observerVendor)
+            insertEvent.bindBlob(15, bodies[index])
             // The first event of a millisecond tries the millisecond's first id; only when
             // that is taken (an earlier batch wrote the same millisecond) is the last id looked up.
             var id = next[base] ?? base
@@ -665,8 +668,8 @@ public final class SQLiteEventStore: EventStore {
             sqlite3_clear_bindings(insertEvent.handle)
             next[base] = id + 1
             stored += 1
-            rollup[RollupKey(minute: (id >> positionBits) / 60_000, dataset: c.dataset, hostName: c.hostName), default: 0] += 1
-            if let message = event.message {
+            rollup[RollupKey(minute: (id >> positionBits) / 60_000, dataset: events[index].columns.dataset, hostName: events[index].columns.hostName), default: 0] += 1
+            if let message = events[index].message {
                 insertText.bind(1, id)
                 insertText.bind(2, message)
                 try insertText.run(db)
