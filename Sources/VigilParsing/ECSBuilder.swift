@@ -103,7 +103,7 @@ struct ECSBuilder: Sendable {
 
     static func isIP(_ s: some StringProtocol) -> Bool {
         if isIPv4(s) { return true }
-        guard s.utf8.count >= 2, s.utf8.count <= 64, s.contains(":") else { return false }
+        guard s.utf8.count >= 2, s.utf8.count <= 64, s.containsBytes(":") else { return false }
         var body = Substring(s)
         if let pct = body.firstIndex(of: "%") { body = body[..<pct] }
         var colons = 0

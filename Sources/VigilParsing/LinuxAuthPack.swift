@@ -17,7 +17,7 @@ public struct LinuxAuthPack: ProtocolPack {
         var b = ECSBuilder()
         b.set("event.kind", string: "event")
         func after(_ marker: String, until stop: Character = " ") -> String? {
-            guard let r = m.range(of: marker) else { return nil }
+            guard let r = m.byteRange(of: marker) else { return nil }
             let v = m[r.upperBound...].prefix(while: { $0 != stop })
             return v.isEmpty ? nil : String(v)
         }

@@ -182,7 +182,7 @@ public struct SyslogParser: Sendable {
             if let b = c.peek(), b != UInt8(ascii: "%") {
                 var probe = c
                 let token = probe.token()
-                let looksLikeTag = token.hasSuffix(":") || token.contains("[")
+                let looksLikeTag = token.hasSuffix(":") || token.containsBytes("[")
                 if !looksLikeTag, !token.isEmpty {
                     m.hostname = token
                     c = probe

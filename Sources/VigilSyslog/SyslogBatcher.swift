@@ -45,6 +45,8 @@ public actor SyslogBatcher {
     let maxBatchFrames: Int
 
     var pending: [Entry] = []
+    /// Frames of the batch being submitted, taken out of `pending` meanwhile.
+    var submitting = 0
     /// Frames ever appended, and ever admitted: a waiter is released once `admitted` reaches
     /// the `appended` count it saw, whatever arrives after it.
     var appended = 0
@@ -69,7 +71,7 @@ public actor SyslogBatcher {
     /// are durable — which stops reading and pushes back on the sender through the TCP window.
     public func admitFromStream(_ entries: [(TenantName, SyslogDecoded)], highWater: Int = 20_000) async {
         guard !entries.isEmpty else { return }
-        if pending.count + entries.count <= highWater {
+        if backlog + entries.count <= highWater {
             append(entries)
             startFlushing()
             return
@@ -91,7 +93,7 @@ public actor SyslogBatcher {
     /// Admits frames without waiting (UDP); returns false when the backlog is full and the
     /// frames were dropped.
     public func admit(_ entries: [(TenantName, SyslogDecoded)]) -> Bool {
-        guard pending.count + entries.count <= maxPendingFrames else {
+        guard backlog + entries.count <= maxPendingFrames else {
             SyslogMetrics.drop("queue_full", count: entries.count)
             return false
         }
@@ -101,7 +103,7 @@ public actor SyslogBatcher {
     }
 
     /// Frames waiting to be admitted.
-    public var backlog: Int { pending.count }
+    public var backlog: Int { pending.count + submitting }
 
     /// Returns once everything handed over so far is admitted (used at shutdown).
     public func drain() async {
@@ -140,24 +142,38 @@ public actor SyslogBatcher {
         var backoff: Duration = .milliseconds(50)
         while !pending.isEmpty {
             let count = min(pending.count, maxBatchFrames)
-            let batch = Array(pending.prefix(count))
+            // Taken out of `pending` (usually all of it, with no copy and no shifting) while it
+            // is submitted: frames appended meanwhile queue behind it.
+            var batch: [Entry]
+            if count == pending.count {
+                batch = []
+                swap(&batch, &pending)
+            } else {
+                batch = Array(pending.prefix(count))
+                pending.removeFirst(count)
+            }
+            submitting = count
             do {
                 try await submit(batch)
-                pending.removeFirst(count)
+                submitting = 0
                 admitted += count
                 backoff = .milliseconds(50)
                 releaseWaiters()
             } catch let error as IntakeError where error.code == .closed {
                 // The spool is closed (the process is stopping): nothing more can be kept.
-                logger.error("Syslog frames dropped: the intake spool is closed", metadata: ["frames": "\(pending.count)"])
-                SyslogMetrics.drop("shutdown", count: pending.count)
-                admitted += pending.count
+                submitting = 0
+                let dropped = count + pending.count
+                logger.error("Syslog frames dropped: the intake spool is closed", metadata: ["frames": "\(dropped)"])
+                SyslogMetrics.drop("shutdown", count: dropped)
+                admitted += dropped
                 pending.removeAll()
                 releaseWaiters()
                 break
             } catch {
-                // The spool refused (full, disk full): nothing of the batch was kept. Keep the
-                // frames and try again; TCP senders wait meanwhile.
+                // The spool refused (full, disk full): nothing of the batch was kept. Put the
+                // frames back in front and try again; TCP senders wait meanwhile.
+                submitting = 0
+                pending.insert(contentsOf: batch, at: 0)
                 logger.warning("Syslog batch refused by the intake spool; retrying", metadata: ["error": "\(error)", "frames": "\(count)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(2))

@@ -1,0 +1,74 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import VigilCore
+import VigilIntake
+import VigilStorage
+import VigilStorageSQLite
+@testable import VigilSyslog
+
+/// The spool, refusing the appends whose numbers (from 1) are listed, as a full spool does.
+final class RefusingQueue: IntakeQueue {
+    let spool: Spool
+    let refused: Set<Int>
+    let appends = Mutex(0)
+
+    init(_ spool: Spool, refusing refused: Set<Int>) {
+        self.spool = spool
+        self.refused = refused
+    }
+
+    func append(_ records: [[UInt8]]) async throws {
+        let number = appends.withLock { count -> Int in
+            count += 1
+            return count
+        }
+        if refused.contains(number) { throw IntakeError(.full, "refused by the test") }
+        try await spool.append(records)
+    }
+
+    func nextBatch(maxRecords: Int, drainOnly: Bool) async throws -> IntakeBatch? {
+        try await spool.nextBatch(maxRecords: maxRecords, drainOnly: drainOnly)
+    }
+
+    func commit(_ batch: IntakeBatch) throws { try spool.commit(batch) }
+    var backlogBytes: Int64 { spool.backlogBytes }
+}
+
+struct SyslogBatcherTests {
+    let now: EpochMillis = 1_795_514_400_000
+    let tenant = TenantName("acme")!
+
+    /// Frames are taken out of the backlog while their batch is submitted; a batch the spool
+    /// refuses goes back in front of what arrived meanwhile and is submitted again.
+    @Test func aRefusedBatchIsSubmittedAgainInOrderWithNothingLostOrDoubled() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("batcher-\(UUID().uuidString)", isDirectory: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let spool = try Spool(configuration: SpoolConfiguration(directory: dir.appendingPathComponent("spool")))
+        // Batches of 5 out of 12 frames: 5 (part of the backlog), 5 (refused once, then
+        // accepted), 2 (all that is left).
+        let queue = RefusingQueue(spool, refusing: [2])
+        let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
+        let intake = IntakeService(queue: queue, store: store, clock: ManualClock(now), limits: IntakeLimits(), logger: Logger(label: "test"))
+        let batcher = SyslogBatcher(intake: intake, clock: ManualClock(now), logger: Logger(label: "test"), maxBatchFrames: 5)
+        let frames = (0..<12).map { "frame \($0)" }
+        let entries = frames.map { text -> (TenantName, SyslogDecoded) in
+            let item = NativeDecoder.decode(Array("{\"message\":\"\(text)\"}".utf8), limits: IntakeLimits())[0]
+            return (tenant, SyslogDecoded(item: item, dataset: "test", parseFailure: false))
+        }
+
+        await batcher.admitAndWait(entries)
+
+        #expect(await batcher.backlog == 0)
+        #expect(queue.appends.withLock { $0 } == 4)
+        var stored: [String] = []
+        while let batch = try await spool.nextBatch(maxRecords: 100, drainOnly: true) {
+            for record in batch.records {
+                if case .event(let event)? = IntakeRecord.decode(record) { stored.append(event.message ?? "") }
+            }
+            try spool.commit(batch)
+        }
+        #expect(stored == frames)
+    }
+}
