@@ -13,6 +13,23 @@ public struct EventKey: Hashable, Sendable, Comparable, CustomStringConvertible 
         self.init(bytes: Array(digest.prefix(16)))
     }
 
+    /// A key that sorts by time: the second (five bytes, big endian) then the first eleven
+    /// bytes of a digest (88 bits: a collision needs some 2^44 events in one second).
+    ///
+    /// For keys whose digest covers the timestamp (content keys): a copy of the event has the
+    /// same second, so deduplication loses nothing, and a batch of recent events lands in a
+    /// few pages at the end of the tenant's key table instead of one page each all over it.
+    /// With uniform keys a batch rewrites nearly every leaf page once the table outgrows the
+    /// batch (a million keys: some 30 MiB of write-ahead log per 20,000-event batch), so the
+    /// cost of a key grew with the table.
+    public init(second: Int64, digest: some Sequence<UInt8>) {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        let seconds = UInt64(clamping: max(0, second)) & 0xFF_FFFF_FFFF
+        for i in 0..<5 { bytes[i] = UInt8(truncatingIfNeeded: seconds >> (32 - 8 * UInt64(i))) }
+        for (i, byte) in digest.prefix(11).enumerated() { bytes[5 + i] = byte }
+        self.init(bytes: bytes)
+    }
+
     /// Builds a key from 16 bytes (big endian); missing bytes count as zero.
     public init(bytes: [UInt8]) {
         var h: UInt64 = 0, l: UInt64 = 0

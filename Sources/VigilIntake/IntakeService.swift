@@ -291,13 +291,18 @@ public final class IntakeService: Sendable {
             // Content key: the same line with the same time is the same event. The n-th
             // identical copy inside one request gets ordinal n, so a request's own repeats
             // are kept while a retry of the whole request is recognised.
+            // The key starts with the event's second (`EventKey(second:digest:)`): the digest
+            // covers the timestamp, so a copy of the event has the same second.
             var hasher = SHA256()
             hasher.update(data: Array("h\u{0}\(tenant.rawValue)\u{0}\(timestamp)\u{0}".utf8))
             hasher.update(data: candidate.raw)
-            key = EventKey(digest: Array(hasher.finalize()))
+            let second = timestamp >= 0 ? timestamp / 1000 : 0
+            key = EventKey(second: second, digest: hasher.finalize())
             let ordinal = ordinals[key, default: 0]
             ordinals[key] = ordinal + 1
-            if ordinal > 0 { key = Self.key(["o", tenant.rawValue, key.description, String(ordinal)]) }
+            if ordinal > 0 {
+                key = EventKey(second: second, digest: Self.key(["o", tenant.rawValue, key.description, String(ordinal)]).bytes)
+            }
         }
         fields["vigil"] = .object(vigil)
         // Encoded for the queue here, where `fields` is the only reference to the document.

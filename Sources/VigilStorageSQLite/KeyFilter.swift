@@ -7,9 +7,10 @@ import VigilCore
 ///
 /// It never forgets a key: a key deleted by retention stays a (harmless) false positive. It
 /// grows by layers: when the newest layer holds its capacity a layer twice as large is added,
-/// so the false-positive rate stays bounded without rebuilding. Keys are SHA-256 prefixes,
-/// already uniform, so the probe positions come straight from their two halves (double
-/// hashing, Kirsch–Mitzenmacher).
+/// so the false-positive rate stays bounded without rebuilding. Keys are SHA-256 bytes, but
+/// content keys start with their second (`EventKey(second:digest:)`): the probes start at
+/// the low half (digest bytes only) and step by a mix of both halves (double hashing,
+/// Kirsch–Mitzenmacher).
 ///
 /// Until `markLoaded` it answers "maybe" for every key: keys stored before the filter
 /// existed are loaded from the table after it started receiving new claims, so no key can
@@ -38,8 +39,8 @@ final class KeyFilter: Sendable {
 
         mutating func insert(_ key: EventKey) {
             let mask = self.mask
-            var position = key.high
-            let step = key.low | 1
+            var position = key.low
+            let step = KeyFilter.step(key)
             for _ in 0..<KeyFilter.probes {
                 let bit = position & mask
                 words[Int(bit >> 6)] |= 1 << (bit & 63)
@@ -50,8 +51,8 @@ final class KeyFilter: Sendable {
 
         func contains(_ key: EventKey) -> Bool {
             let mask = self.mask
-            var position = key.high
-            let step = key.low | 1
+            var position = key.low
+            let step = KeyFilter.step(key)
             for _ in 0..<KeyFilter.probes {
                 let bit = position & mask
                 guard words[Int(bit >> 6)] & (1 << (bit & 63)) != 0 else { return false }
@@ -59,6 +60,12 @@ final class KeyFilter: Sendable {
             }
             return true
         }
+    }
+
+    /// The probe step: odd, from the digest bits of the high half (its low bytes) mixed
+    /// with the low half.
+    static func step(_ key: EventKey) -> UInt64 {
+        ((key.high &* 0x9E37_79B9_7F4A_7C15) ^ (key.low >> 29)) | 1
     }
 
     struct State {

@@ -507,11 +507,16 @@ public final class SQLiteEventStore: EventStore {
             // usual case) the batch itself is returned, without copying an event.
             var fresh: [Int] = []
             fresh.reserveCapacity(events.count)
-            var seen = Set<EventKey>(minimumCapacity: events.count)
+            // In key order (ties in batch order): keys of recent events start with their second
+            // (`EventKey(second:digest:)`), so they go in at the end of the table as appends,
+            // which leave full pages, and a key twice in the batch is next to its first copy.
             // By index, reading only the fields used: a copy of each event would retain a dozen strings.
-            for index in events.indices {
+            let order = events.indices.sorted { (events[$0].key, $0) < (events[$1].key, $1) }
+            var previous: EventKey?
+            for index in order {
                 let key = events[index].key, token = events[index].sequence?.token
-                guard seen.insert(key).inserted else { continue }
+                guard key != previous else { continue }
+                previous = key
                 claim.bind(1, key)
                 claim.bind(2, Timestamp.day(of: events[index].timestamp))
                 claim.bind(3, token)
@@ -531,7 +536,9 @@ public final class SQLiteEventStore: EventStore {
             // Before the commit: the filter may know a key early (a rollback leaves a false
             // positive), never late.
             filter.insert(fresh.lazy.map { events[$0].key })
-            return fresh.count == events.count ? events : fresh.map { events[$0] }
+            if fresh.count == events.count { return events }
+            fresh.sort()
+            return fresh.map { events[$0] }
         }
     }
 

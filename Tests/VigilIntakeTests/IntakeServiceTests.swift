@@ -200,6 +200,25 @@ struct IntakeServiceTests {
         #expect(try await service.submit(tenant: TenantName("other")!, source: "test", items: lines(batch)).accepted == 3)
     }
 
+    /// Content keys start with the event's second, so the key table takes a batch of recent
+    /// events at its end; an identical copy in the same request still gets a key of its own.
+    @Test func contentKeysSortByTheEventsSecond() async throws {
+        let (service, spool, store) = try makeService()
+        let batch = """
+        {"@timestamp":"2026-11-24T09:00:02.500Z","message":"later"}
+        {"@timestamp":"2026-11-24T09:00:00Z","message":"same line"}
+        {"@timestamp":"2026-11-24T09:00:00Z","message":"same line"}
+        """
+        #expect(try await service.submit(tenant: tenant, source: "test", items: lines(batch)).accepted == 3)
+        try await drain(spool, store, service)
+        let keys = store.events.withLock { $0.map(\.key) }
+        let second = try #require(Timestamp.parseRFC3339("2026-11-24T09:00:00Z")) / 1000
+        func prefix(_ second: Int64) -> [UInt8] { (0..<5).map { UInt8(truncatingIfNeeded: second >> (32 - 8 * Int64($0))) } }
+        #expect(keys.map { Array($0.bytes.prefix(5)) } == [prefix(second + 2), prefix(second), prefix(second)])
+        #expect(Set(keys).count == 3)
+        #expect(keys[1] < keys[0] && keys[2] < keys[0])
+    }
+
     @Test func identityFieldsMoveUnderVigil() async throws {
         let (service, spool, store) = try makeService()
         _ = try await service.submit(tenant: tenant, source: "test", items: lines(#"{"event_id":"e1","source_id":"s","seq":3,"message":"m","host.name":"h"}"#))
