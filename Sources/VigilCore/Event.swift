@@ -22,12 +22,17 @@ public struct EventKey: Hashable, Sendable, Comparable, CustomStringConvertible 
     /// With uniform keys a batch rewrites nearly every leaf page once the table outgrows the
     /// batch (a million keys: some 30 MiB of write-ahead log per 20,000-event batch), so the
     /// cost of a key grew with the table.
-    public init(second: Int64, digest: some Sequence<UInt8>) {
-        var bytes = [UInt8](repeating: 0, count: 16)
+    ///
+    /// Takes an array, not any sequence: this runs for every ingested event, and a generic
+    /// sequence (a digest type) iterated across modules cost more than the hash itself.
+    public init(second: Int64, digest: [UInt8]) {
         let seconds = UInt64(clamping: max(0, second)) & 0xFF_FFFF_FFFF
-        for i in 0..<5 { bytes[i] = UInt8(truncatingIfNeeded: seconds >> (32 - 8 * UInt64(i))) }
-        for (i, byte) in digest.prefix(11).enumerated() { bytes[5 + i] = byte }
-        self.init(bytes: bytes)
+        var high = seconds << 24, low: UInt64 = 0
+        for i in 0..<11 {
+            let byte = UInt64(i < digest.count ? digest[i] : 0)
+            if i < 3 { high |= byte << (16 - 8 * UInt64(i)) } else { low = low << 8 | byte }
+        }
+        self.init(high: high, low: low)
     }
 
     /// Builds a key from 16 bytes (big endian); missing bytes count as zero.
