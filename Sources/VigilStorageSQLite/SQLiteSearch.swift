@@ -80,6 +80,10 @@ extension SQLiteEventStore {
                 } else if let expression = try SQLiteDialect.ftsExpression(child) {
                     texts.append(expression)
                     if !SQLiteDialect.isExact(child) { exact.append(try SQLiteDialect.exactText(child)) }
+                } else if let match = SQLiteDialect.fieldTokenMatch(child) {
+                    // An address equality walks its token's doclist too; the column is checked per row.
+                    texts.append(match.expression)
+                    exact.append(match.check)
                 } else {
                     rest.append(child)
                 }
