@@ -354,14 +354,22 @@ struct HighlightMarkupTests {
 }
 
 struct PartitionMigrationTests {
-    @Test func v1PartitionsGetTimeOrderedIdsAndKeepTheirEvents() async throws {
+    let acme = TenantName("acme")!
+    let day = SQLiteSearchTests.day
+
+    /// A partition of tenant acme in the v1 layout, under a new data directory.
+    func v1Partition() throws -> (dir: URL, queue: DatabaseQueue) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("migrate-\(UUID().uuidString)", isDirectory: true)
-        let acme = TenantName("acme")!
-        let day = SQLiteSearchTests.day
         let url = dir.appendingPathComponent("events/acme/\(Timestamp.dayStamp(Timestamp.day(of: day))).sqlite")
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         let queue = try DatabaseQueue(path: url.path)
         try SQLiteEventStore.partitionMigrator(day: Timestamp.day(of: day)).migrate(queue, upTo: "v1")
+        return (dir, queue)
+    }
+
+    @Test func v1PartitionsGetTimeOrderedIdsAndKeepTheirEvents() async throws {
+        let (dir, queue) = try v1Partition()
+        let day = day
         try await queue.write { db in
             // Inserted out of time order, two in the same millisecond.
             for (n, ts) in [(1, day + 5000), (2, day + 1000), (3, day + 5000)] {
@@ -380,14 +388,9 @@ struct PartitionMigrationTests {
     }
 
     /// v6 drops the address indexes and gives rows already stored their address tokens.
-    @Test func v5PartitionsGetAddressTokens() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("migrate-\(UUID().uuidString)", isDirectory: true)
-        let acme = TenantName("acme")!
-        let day = SQLiteSearchTests.day
-        let url = dir.appendingPathComponent("events/acme/\(Timestamp.dayStamp(Timestamp.day(of: day))).sqlite")
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let queue = try DatabaseQueue(path: url.path)
-        try SQLiteEventStore.partitionMigrator(day: Timestamp.day(of: day)).migrate(queue, upTo: "v1")
+    @Test func olderPartitionsGetAddressTokens() async throws {
+        let (dir, queue) = try v1Partition()
+        let (acme, day) = (acme, day)
         try await queue.write { db in
             for (n, ip) in [(1, "10.1.2.3"), (2, "10.1.2.30")] {
                 try db.execute(sql: "INSERT INTO event (ts, ingested, key, source_ip, destination_ip, message, doc) VALUES (?, ?, ?, ?, '10.9.9.9', ?, '{}')",
