@@ -28,7 +28,12 @@ public struct PipelineService: Service {
     let intake: IntakeService
     let logger: Logger
     let observer: (any PipelineObserver)?
-    public var batchRecords = 20_000
+    /// Records per batch at most (a batch is what the queue holds, so under light load it is
+    /// small and stored at once). Under a backlog a larger batch spreads each transaction's
+    /// commit, checkpoint share and token-index segment over more events: 40,000 against
+    /// 20,000 cut 2-6 us of server CPU per event over a million events (2026-12-04), for
+    /// about 130 MiB more peak memory.
+    public var batchRecords = 40_000
 
     public init(queue: any IntakeQueue, store: any EventStore, intake: IntakeService, observer: (any PipelineObserver)? = nil, logger: Logger) {
         self.observer = observer
