@@ -32,7 +32,9 @@ struct SQLiteDialect: SQLDialect {
     /// nearly unique per event, so a B-tree over them took a page write per event all over
     /// the index, and with a million events in a day that cost the writer more than the rest
     /// of the row; the token index writes a batch's tokens as one sorted segment.
-    static let tokenColumns: [String: String] = ["source_ip": "vsip", "destination_ip": "vdip"]
+    static let tokenColumns: [String: String] = ["source_ip": sourceAddressMarker, "destination_ip": destinationAddressMarker]
+    static let sourceAddressMarker = "vsip"
+    static let destinationAddressMarker = "vdip"
 
     /// The token standing for a column's value: the column's marker and the value's UTF-8
     /// bytes in hex (one token whatever the value holds; the tokenizer would cut `10.1.2.3`
