@@ -56,6 +56,7 @@ struct SQLiteDialect: SQLDialect {
         guard case .field(let field, .equals(let value)) = node, let column = columns[field], let marker = tokenColumns[column] else { return nil }
         return ("\"" + fieldToken(marker, value) + "\"", SQLFragment("event.\(column) = ?", [.text(value)]))
     }
+
     /// Columns that hold `term` ids (`TermTable`): read through `vigil_term`.
     static let termColumns: Set<String> = ["dataset", "host_name", "network_transport", "event_action", "event_outcome", "observer_vendor"]
 
