@@ -210,9 +210,9 @@ struct SQLiteDialect: SQLDialect {
                 if Self.termColumns.contains(column) {
                     return SQLFragment("event.\(column) = coalesce(vigil_term_id(?), ?)", [.text(value), .text(value)])
                 }
-                if let marker = Self.tokenColumns[column] {
-                    return SQLFragment("(event.id IN (SELECT rowid FROM event_fts WHERE event_fts MATCH ?) AND ",
-                                       [.text("\"" + Self.fieldToken(marker, value) + "\"")]) + expression + SQLFragment(" = ?)", [.text(value)])
+                if let match = Self.fieldTokenMatch(.field(field, predicate)) {
+                    return SQLFragment("(event.id IN (SELECT rowid FROM event_fts WHERE event_fts MATCH ?) AND ", [.text(match.expression)])
+                        + match.check + SQLFragment(")")
                 }
                 return expression + SQLFragment(" = ?", [.text(value)])
             }

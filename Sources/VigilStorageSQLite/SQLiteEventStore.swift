@@ -387,7 +387,8 @@ public final class SQLiteEventStore: EventStore {
                 DROP INDEX IF EXISTS event_source_ip;
                 DROP INDEX IF EXISTS event_destination_ip;
                 INSERT INTO event_fts (rowid, message)
-                    SELECT id, trim(coalesce('vsip' || lower(hex(source_ip)), '') || ' ' || coalesce('vdip' || lower(hex(destination_ip)), ''))
+                    SELECT id, trim(coalesce('\(SQLiteDialect.sourceAddressMarker)' || lower(hex(source_ip)), '') || ' '
+                                    || coalesce('\(SQLiteDialect.destinationAddressMarker)' || lower(hex(destination_ip)), ''))
                     FROM event WHERE source_ip IS NOT NULL OR destination_ip IS NOT NULL;
                 """)
         }
