@@ -296,7 +296,7 @@ public final class IntakeService: Sendable {
             var hasher = SHA256()
             hasher.update(data: Array("h\u{0}\(tenant.rawValue)\u{0}\(timestamp)\u{0}".utf8))
             hasher.update(data: candidate.raw)
-            let second = timestamp >= 0 ? timestamp / 1000 : 0
+            let second = timestamp / 1000  // before 1970: EventKey counts it as second 0
             key = EventKey(second: second, digest: Array(hasher.finalize()))
             let ordinal = ordinals[key, default: 0]
             ordinals[key] = ordinal + 1
