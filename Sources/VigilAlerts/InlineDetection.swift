@@ -76,7 +76,7 @@ public final class InlineDetection: Sendable {
             }
             var since: [String: EpochMillis] = [:]
             for member in members { since[member.fingerprint] = old?.since[member.fingerprint] ?? now + 1 }
-            tenants[tenant] = Adopted(members: members, set: SigmaRuleSet(members.map(\.rule.sigma)), since: since)
+            tenants[tenant] = Adopted(members: members, set: SigmaRuleSet(members.map(\.rule.sigma), mapping: members.first?.rule.mapping ?? .standard), since: since)
         }
         adopted.withLock { $0 = (version, tenants) }
         logger.debug("Per-event Sigma rules adopted by the pipeline", metadata: [
@@ -96,9 +96,9 @@ public final class InlineDetection: Sendable {
         let now = clock.now()
         var alerts: [AlertRecord] = []
         for event in events {
-            guard let adopted = tenants[event.tenant], let first = adopted.members.first else { continue }
+            guard let adopted = tenants[event.tenant], !adopted.members.isEmpty else { continue }
             guard let full = event.event() else { continue }
-            let hits = adopted.set.matches(SigmaEvent(full.fields, mapping: first.rule.mapping))
+            let hits = adopted.set.matches(full.fields)
             guard !hits.isEmpty else { continue }
             let draft = AlertDraft(discriminator: "e:\(full.key)", group: JSONObject(), events: [full])
             for hit in hits {

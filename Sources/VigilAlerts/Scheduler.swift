@@ -181,7 +181,7 @@ public final class DetectionScheduler: Service, Sendable {
                 let needed = unread.filter { !$0.isEmpty }
                 if let start = needed.map(\.lowerBound).min(), let stop = needed.map(\.upperBound).max() {
                     for event in try await readWindow(tenant: tenant, query: Query(filter: .all, stages: []), name: "sigma rules", window: start..<stop) {
-                        for hit in set.matches(SigmaEvent(event.fields, mapping: members[0].rule.mapping)) where position[hit] >= 0 {
+                        for hit in set.matches(event.fields) where position[hit] >= 0 {
                             let n = position[hit]
                             if unread[n].contains(event.ingested) { matched[n].append(event) }
                         }
@@ -212,7 +212,7 @@ public final class DetectionScheduler: Service, Sendable {
     func ruleSet(tenant: TenantName, members: [(record: RuleRecord, rule: SigmaDetectionRule)]) -> SigmaRuleSet {
         let fingerprint = members.map { InlineDetection.fingerprint(id: $0.record.id, source: $0.record.source) }
         if let cached = ruleSets.withLock({ $0[tenant] }), cached.fingerprint == fingerprint { return cached.set }
-        let set = SigmaRuleSet(members.map(\.rule.sigma))
+        let set = SigmaRuleSet(members.map(\.rule.sigma), mapping: members.first?.rule.mapping ?? .standard)
         ruleSets.withLock { $0[tenant] = (fingerprint, set) }
         return set
     }

@@ -9,7 +9,17 @@ struct Text {
     init(_ string: String) {
         self.string = string
         raw = Array(string.utf8)
-        lower = Array(string.lowercased().utf8)
+        // Most values are ASCII: lower-cased by byte, without a lower-cased String.
+        lower = raw.allSatisfy { $0 < 0x80 } ? ValueMatcher.asciiLowercased(raw) : Array(string.lowercased().utf8)
+    }
+
+    /// A field value's texts: every scalar of an array, or the scalar.
+    static func of(_ value: JSONValue?) -> [Text] {
+        switch value {
+        case .array(let items)?: return items.compactMap { $0.scalarText.map(Text.init) }
+        case let value?: return value.scalarText.map { [Text($0)] } ?? []
+        case nil: return []
+        }
     }
 }
 
@@ -27,6 +37,11 @@ public final class SigmaEvent {
     var values: [String: JSONValue?] = [:]
     var texts: [String: [Text]] = [:]
     var logsources: [Int: Bool] = [:]
+    /// Set by `SigmaRuleSet.event`: the set's fields by number, resolved into `slots`.
+    let plan: FieldPlan?
+    var slots: [FieldPlan.Slot] = []
+    /// Per top-level key of the plan, whether the document has it.
+    var topLevel: [Bool] = []
     lazy var allTexts: [Text] = {
         var out: [Text] = []
         func walk(_ value: JSONValue) {
@@ -41,15 +56,36 @@ public final class SigmaEvent {
         return out
     }()
 
-    public init(_ fields: JSONObject, mapping: FieldMapping = .standard) {
+    public convenience init(_ fields: JSONObject, mapping: FieldMapping = .standard) {
+        self.init(fields, mapping: mapping, plan: nil)
+    }
+
+    init(_ fields: JSONObject, mapping: FieldMapping, plan: FieldPlan?) {
         event = .object(fields)
         self.mapping = mapping
+        self.plan = plan
         if case .object(let winlog)? = fields["winlog"] {
             isWindows = true
             eventData = winlog["event_data"]?.objectValue
         } else {
             isWindows = false
             eventData = nil
+        }
+        guard let plan else { return }
+        // One pass over the document's top level and its EventData, a lookup per key; every
+        // other field is resolved when asked for, and only when a top-level key allows it.
+        slots = Array(repeating: FieldPlan.Slot(), count: plan.paths.count)
+        topLevel = Array(repeating: false, count: plan.topLevelKeys.count)
+        for index in fields.members.indices {
+            if let key = plan.topLevelKeys[fields.members[index].key] { topLevel[key] = true }
+        }
+        if let eventData {
+            for index in eventData.members.indices {
+                // The first item of a name, as `JSONObject`'s subscript finds it.
+                guard let id = plan.ids[eventData.members[index].key], !slots[id].resolved else { continue }
+                slots[id].resolved = true
+                slots[id].value = eventData.members[index].value
+            }
         }
     }
 
@@ -62,6 +98,7 @@ public final class SigmaEvent {
     }
 
     func value(_ field: String) -> JSONValue? {
+        if let id = plan?.ids[field] { return value(id: id) }
         if let cached = values[field] { return cached }
         let found = resolve(field)
         values[field] = .some(found)
@@ -78,14 +115,33 @@ public final class SigmaEvent {
 
     /// The field's scalar values (every element of an array) as prepared texts.
     func texts(_ field: String) -> [Text] {
+        if let id = plan?.ids[field] { return texts(id: id) }
         if let cached = texts[field] { return cached }
-        var out: [Text] = []
-        switch value(field) {
-        case .array(let items)?: out = items.compactMap { $0.scalarText.map(Text.init) }
-        case let value?: if let text = value.scalarText { out = [Text(text)] }
-        case nil: break
-        }
+        let out = Text.of(value(field))
         texts[field] = out
+        return out
+    }
+
+    /// `value(_:)` of the plan's field `id` (the event was made with a plan).
+    func value(id: Int) -> JSONValue? {
+        if slots[id].resolved { return slots[id].value }
+        var found: JSONValue?
+        for planned in plan!.paths[id] where planned.keys.isEmpty || planned.keys.contains(where: { topLevel[$0] }) {
+            if let value = event.value(atPath: planned.path) {
+                found = value
+                break
+            }
+        }
+        slots[id].resolved = true
+        slots[id].value = found
+        return found
+    }
+
+    /// `texts(_:)` of the plan's field `id`.
+    func texts(id: Int) -> [Text] {
+        if let cached = slots[id].texts { return cached }
+        let out = Text.of(value(id: id))
+        slots[id].texts = out
         return out
     }
 }

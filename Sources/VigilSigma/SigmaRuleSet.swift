@@ -1,4 +1,5 @@
 import Foundation
+import VigilCore
 
 /// Many Sigma rules against one event without trying every rule.
 ///
@@ -17,7 +18,11 @@ import Foundation
 /// `SigmaRule.matches`; the index only decides which rules can be skipped.
 public struct SigmaRuleSet: Sendable {
     public let rules: [SigmaRule]
+    /// How the set's events resolve Sigma field names.
+    public let mapping: FieldMapping
     let groups: [LogsourceGroup]
+    let plan: FieldPlan
+    let logsources: LogsourcePlan
     /// Per rule, the clause bits that must all be hit (0: the rule has no trigger).
     let required: [UInt8]
 
@@ -32,6 +37,8 @@ public struct SigmaRuleSet: Sendable {
 
     struct FieldIndex: Sendable {
         let field: String
+        /// The field's number in the plan (-1 for keywords).
+        let id: Int
         let automaton: LiteralAutomaton
         /// Per literal id of the automaton, the clauses it satisfies.
         let postings: [[Posting]]
@@ -52,8 +59,11 @@ public struct SigmaRuleSet: Sendable {
     /// At most this many clauses per rule are indexed (the most selective ones).
     static let maxClauses = 4
 
-    public init(_ rules: [SigmaRule]) {
+    public init(_ rules: [SigmaRule], mapping: FieldMapping = .standard) {
         self.rules = rules
+        self.mapping = mapping
+        let plan = FieldPlan(names: rules.flatMap(\.fieldNames), mapping: mapping)
+        self.plan = plan
         var order: [Int] = []
         var byKey: [Int: (logsource: LogsourcePredicate, always: [Int32], atoms: [Atom: [Posting]])] = [:]
         var required = [UInt8](repeating: 0, count: rules.count)
@@ -81,23 +91,34 @@ public struct SigmaRuleSet: Sendable {
                 let literals = perField[field]!.sorted { a, b in
                     a.atom.literal == b.atom.literal ? !a.atom.foldSensitive && b.atom.foldSensitive : a.atom.literal.lexicographicallyPrecedes(b.atom.literal)
                 }
-                return FieldIndex(field: field, automaton: LiteralAutomaton(literals.map(\.atom.literal)), postings: literals.map(\.postings),
+                return FieldIndex(field: field, id: plan.ids[field] ?? -1, automaton: LiteralAutomaton(literals.map(\.atom.literal)), postings: literals.map(\.postings),
                                   foldSensitive: literals.indices.filter { literals[$0].atom.foldSensitive })
             }
             return LogsourceGroup(logsource: entry.logsource, logsourceKey: key, fields: fields, always: entry.always)
         }
+        logsources = LogsourcePlan(groups.map(\.logsource))
+    }
+
+    /// An event prepared for this set: its fields resolved through the set's numbered names
+    /// and mapping.
+    public func event(_ fields: JSONObject) -> SigmaEvent {
+        SigmaEvent(fields, mapping: mapping, plan: plan)
     }
 
     /// Indexes (into `rules`, ascending) of the rules that match the event.
+    public func matches(_ fields: JSONObject) -> [Int] { matches(event(fields)) }
+
+    /// The same on a prepared event (one made by `event(_:)` resolves fastest).
     public func matches(_ event: SigmaEvent) -> [Int] {
         var candidates: [Int32] = []
         var hits = [UInt8](repeating: 0, count: rules.count)
         var touched: [Int32] = []
-        for group in groups {
-            guard event.belongs(to: group.logsource, key: group.logsourceKey) else { continue }
+        let planned = event.plan === plan
+        let belongs = logsources.verdicts(event)
+        for (number, group) in groups.enumerated() where belongs[number] {
             candidates += group.always
             for entry in group.fields {
-                let texts = entry.field.isEmpty ? event.allTexts : event.texts(entry.field)
+                let texts = entry.field.isEmpty ? event.allTexts : planned ? event.texts(id: entry.id) : event.texts(entry.field)
                 for text in texts {
                     func hit(_ literal: Int) {
                         for posting in entry.postings[literal] {

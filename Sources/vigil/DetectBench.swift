@@ -99,7 +99,7 @@ struct DetectBench: AsyncParsableCommand {
     }
 
     func count(_ set: SigmaRuleSet, _ events: ArraySlice<JSONObject>) -> Int {
-        events.reduce(0) { $0 + set.matches(SigmaEvent($1)).count }
+        events.reduce(0) { $0 + set.matches($1).count }
     }
 
     func countEach(_ rules: [SigmaRule], _ events: ArraySlice<JSONObject>) -> Int {

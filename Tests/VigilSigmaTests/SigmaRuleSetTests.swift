@@ -78,6 +78,8 @@ struct SigmaRuleSetTests {
             let expected = rules.indices.filter { rules[$0].matches(SigmaEvent(event)) }
             let found = set.matches(SigmaEvent(event))
             #expect(found == expected)
+            // An event the set prepared resolves fields by number: the same verdicts.
+            #expect(set.matches(event) == expected)
             totalMatches += found.count
         }
         #expect(totalMatches >= 90)  // the regression events do match their rules
@@ -85,6 +87,30 @@ struct SigmaRuleSetTests {
 }
 
 extension SigmaRuleSetTests {
+    /// A set's numbered fields resolve exactly as names do: EventData first (a null item
+    /// too), then the mapped paths, then the name as a path, with literal dotted keys,
+    /// leading dots and keys that only share a prefix with a path.
+    @Test func plannedFieldsResolveLikeNames() throws {
+        let names = ["Image", "CommandLine", "User", "process.command_line", "a.b.c", ".a.b", "a..b", "host.name", "x", "Absent", "DestinationPort"]
+        let rules = try names.map { name in try SigmaTests.rule("sel:\n    '\(name)|exists': true\ncondition: sel") }
+        let set = SigmaRuleSet(rules)
+        let documents: [String] = [
+            #"{"winlog":{"event_data":{"Image":"C:\\a.exe","User":null,"Image ":"no"}},"process":{"executable":"C:\\b.exe","command_line":"b /c"}}"#,
+            #"{"process.command_line":"dotted","process":{"pid":4},"a":{"b.c":1},"a.b":{"c":2},"host.name":"h1","host":{"name":"h2"}}"#,
+            #"{"a":{"b":{"c":[1,"two",null]}},"x":{"y":1},"destination":{"port":443},"user":{"name":"root"}}"#,
+            #"{"a.b.c":true,"abc":1,"process.command":"not it","winlog":{"channel":"Security"}}"#,
+            #"{"host":"plain","a":5,"x":null}"#,
+        ]
+        for text in documents {
+            guard case .object(let fields) = try JSONParser.parse(Array(text.utf8)) else { Issue.record("not an object: \(text)"); continue }
+            let planned = set.event(fields), named = SigmaEvent(fields)
+            for name in names {
+                #expect(planned.value(name) == named.value(name), "\(name) in \(text)")
+                #expect(planned.texts(name).map(\.string) == named.texts(name).map(\.string), "\(name) in \(text)")
+            }
+        }
+    }
+
     @Test(arguments: [
         ("\\\\rundll32\\.exe\\s+\\S+,#?\\d+", false, "\\rundll32.exe"),
         ("powershell(\\.exe)?\\s+-e[ncodema]*\\s", false, "powershell"),

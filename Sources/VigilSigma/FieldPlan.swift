@@ -1,0 +1,131 @@
+import VigilCore
+
+/// The field names of a rule set, numbered once, with the paths that resolve each of them, so
+/// an event resolves a field by array index instead of hashing its name at every step.
+///
+/// Resolution is `SigmaEvent.resolve`'s: the EventData item of the name, then each mapped
+/// path, then the name as a path. A path is looked up only when the document has a top-level
+/// key that is the path, or a part of it up to a dot; `JSONValue.value(atPath:)` finds nothing
+/// otherwise, and most fields a rule set names are absent from most events.
+final class FieldPlan: Sendable {
+    /// Per event and field: resolved yet, the value, its prepared texts.
+    struct Slot {
+        var resolved = false
+        var value: JSONValue?
+        var texts: [Text]?
+    }
+
+    struct Path: Sendable {
+        let path: String
+        /// Top-level keys (by number) of which the document needs one for `path` to resolve;
+        /// empty: always looked up (a leading dot, which the lookup skips).
+        let keys: [Int]
+    }
+
+    let ids: [String: Int]
+    /// Per field number, the paths tried in order.
+    let paths: [[Path]]
+    let topLevelKeys: [String: Int]
+
+    init(names: [String], mapping: FieldMapping) {
+        var ids: [String: Int] = [:]
+        var topLevelKeys: [String: Int] = [:]
+        var paths: [[Path]] = []
+        func number(_ key: String) -> Int {
+            if let known = topLevelKeys[key] { return known }
+            topLevelKeys[key] = topLevelKeys.count
+            return topLevelKeys.count - 1
+        }
+        func planned(_ path: String) -> Path {
+            let utf8 = path.utf8
+            guard utf8.first != UInt8(ascii: ".") else { return Path(path: path, keys: []) }
+            var keys: [Int] = []
+            var start = utf8.startIndex
+            while let dot = utf8[start...].firstIndex(of: UInt8(ascii: ".")) {
+                keys.append(number(String(path[..<dot])))
+                start = utf8.index(after: dot)
+            }
+            keys.append(number(path))
+            return Path(path: path, keys: keys)
+        }
+        for name in names where ids[name] == nil {
+            ids[name] = paths.count
+            paths.append(((mapping.fields[name] ?? []) + [name]).map(planned))
+        }
+        self.ids = ids
+        self.paths = paths
+        self.topLevelKeys = topLevelKeys
+    }
+}
+
+/// The logsource predicates of a rule set's groups, decided together: each distinct path is
+/// read once per event and its text looked up once (twice when lower-casing changes it) in a
+/// table of the tests it satisfies.
+struct LogsourcePlan: Sendable {
+    struct PathTests: Sendable {
+        let path: String
+        let keys: [String]
+        /// Value → the tests (by number) it satisfies.
+        let tests: [String: [Int]]
+    }
+
+    let paths: [PathTests]
+    let testCount: Int
+    /// Per group: any of its clauses holds, a clause when all of its tests (by number) hold.
+    let groups: [[[Int]]]
+
+    init(_ predicates: [LogsourcePredicate]) {
+        var numbers: [String: Int] = [:]  // path + sorted values → test number
+        var byPath: [String: (keys: [String], tests: [String: [Int]])] = [:]
+        var order: [String] = []
+        groups = predicates.map { predicate in
+            predicate.clauses.map { clause in
+                clause.map { test in
+                    let identity = ([test.path] + test.values.sorted()).joined(separator: "\u{0}")
+                    if let known = numbers[identity] { return known }
+                    let id = numbers.count
+                    numbers[identity] = id
+                    if byPath[test.path] == nil {
+                        order.append(test.path)
+                        byPath[test.path] = (test.keys, [:])
+                    }
+                    for value in test.values { byPath[test.path]!.tests[value, default: []].append(id) }
+                    return id
+                }
+            }
+        }
+        paths = order.map { PathTests(path: $0, keys: byPath[$0]!.keys, tests: byPath[$0]!.tests) }
+        testCount = numbers.count
+    }
+
+    /// Per group, whether the event belongs to it: `LogsourcePredicate.matches` for each.
+    func verdicts(_ event: SigmaEvent) -> [Bool] {
+        var hit = [Bool](repeating: false, count: testCount)
+        for entry in paths {
+            guard let text = (event.event.value(atKeys: entry.keys) ?? event.event.value(atPath: entry.path))?.scalarText else { continue }
+            entry.tests[text]?.forEach { hit[$0] = true }
+            // A test holds for the text or its lower-cased form; ASCII without capitals is its own.
+            if text.utf8.contains(where: { $0 >= 0x80 || ($0 >= 0x41 && $0 <= 0x5A) }) {
+                entry.tests[text.lowercased()]?.forEach { hit[$0] = true }
+            }
+        }
+        return groups.map { clauses in clauses.contains { $0.allSatisfy { hit[$0] } } }
+    }
+}
+
+extension SigmaRule {
+    /// Every field name the rule's selections read (fieldref targets too).
+    var fieldNames: [String] {
+        var out: [String] = []
+        for selection in selections {
+            guard case .maps(let maps) = selection.kind else { continue }
+            for conditions in maps {
+                for condition in conditions where !condition.field.isEmpty {
+                    out.append(condition.field)
+                    for case .fieldref(let other) in condition.matchers { out.append(other) }
+                }
+            }
+        }
+        return out
+    }
+}
