@@ -6,9 +6,9 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     /// Parses `10.1.2.3`, `2001:db8::1`, `::ffff:10.1.2.3`; a zone (`%eth0`) is ignored.
     public init?(_ text: some StringProtocol) {
         var body = Substring(text)
-        if let percent = body.firstIndex(of: "%") { body = body[..<percent] }
-        if let v4 = Self.parseIPv4(body) {
-            bytes = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] + v4
+        if let percent = body.utf8.firstIndex(of: UInt8(ascii: "%")) { body = body[..<percent] }
+        if let v4 = Self.parseIPv4Value(body) {
+            bytes = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, UInt8(v4 >> 24), UInt8(v4 >> 16 & 0xFF), UInt8(v4 >> 8 & 0xFF), UInt8(v4 & 0xFF)]
             isIPv4 = true
         } else if let v6 = Self.parseIPv6(body) {
             bytes = v6
@@ -24,18 +24,36 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     static func parseIPv4(_ text: Substring) -> [UInt8]? {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
-        var out: [UInt8] = []
-        for part in parts {
-            guard (1...3).contains(part.count), part.allSatisfy(\.isASCIIDigit), let value = UInt8(part) else { return nil }
-            out.append(value)
+        parseIPv4Value(text).map { [UInt8($0 >> 24), UInt8($0 >> 16 & 0xFF), UInt8($0 >> 8 & 0xFF), UInt8($0 & 0xFF)] }
+    }
+
+    /// Four dot-separated decimal parts of one to three ASCII digits, each at most 255
+    /// (leading zeros allowed), read by byte: addresses are parsed for every event that has
+    /// one when a threat-intel feed is loaded.
+    static func parseIPv4Value(_ text: Substring) -> UInt32? {
+        var value: UInt32 = 0, part: UInt32 = 0, digits = 0, dots = 0
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0, dots < 3 else { return nil }
+                value = value << 8 | part
+                dots += 1
+                part = 0
+                digits = 0
+            } else if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+                guard digits < 3 else { return nil }
+                part = part * 10 + UInt32(byte - UInt8(ascii: "0"))
+                guard part <= 255 else { return nil }
+                digits += 1
+            } else {
+                return nil
+            }
         }
-        return out
+        guard digits > 0, dots == 3 else { return nil }
+        return value << 8 | part
     }
 
     static func parseIPv6(_ text: Substring) -> [UInt8]? {
-        guard text.contains(":"), text.count <= 45 else { return nil }
+        guard text.utf8.contains(UInt8(ascii: ":")), text.count <= 45 else { return nil }
         var head: [UInt8] = []
         var tail: [UInt8] = []
         let characters = Array(text)

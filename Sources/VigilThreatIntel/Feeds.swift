@@ -37,9 +37,9 @@ public enum FeedLoader {
 
     static func csv(_ text: String, provider: String, into out: inout [Indicator], report: inout FeedReport) {
         for (index, rawLine) in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
-            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            let line = rawLine.trimmedWhitespace
             if line.isEmpty || line.hasPrefix("#") { continue }
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: CharacterSet(charactersIn: " \"")) }
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map(\.trimmedSpacesAndQuotes)
             if index == 0, fields.first?.lowercased() == "type" { continue }
             guard fields.count >= 2 else {
                 report.skipped["csv_too_few_columns", default: 0] += 1
@@ -159,7 +159,11 @@ public enum Enrichment {
     static let urlFields = ["url.original", "url.full"]
     static let hashFields = ["file.hash.md5", "file.hash.sha1", "file.hash.sha256", "process.hash.md5", "process.hash.sha1", "process.hash.sha256",
                              "dll.hash.md5", "dll.hash.sha1", "dll.hash.sha256"]
-    static let split: [(keys: [String], path: String)] = (ipFields + domainFields + urlFields + hashFields).map { ($0.split(separator: ".").map(String.init), $0) }
+    enum FieldKind { case ip, domain, url, hash }
+    static let split: [(keys: [String], path: String, kind: FieldKind)] =
+        [(ipFields, FieldKind.ip), (domainFields, .domain), (urlFields, .url), (hashFields, .hash)].flatMap { fields, kind in
+            fields.map { ($0.split(separator: ".").map(String.init), $0, kind) }
+        }
 
     /// Adds `threat.indicator.*` (the first match), `threat.enrichments` (every match) and the
     /// tag `ioc_match`; returns the number of matches.
@@ -168,7 +172,7 @@ public enum Enrichment {
         guard set.count > 0 else { return 0 }
         let document = JSONValue.object(fields)
         var matches: [(Indicator, String, String)] = []
-        for (keys, path) in split {
+        for (keys, path, kind) in split {
             guard let value = document.value(atKeys: keys) else { continue }
             let texts: [String]
             switch value {
@@ -178,7 +182,12 @@ public enum Enrichment {
             }
             for text in texts {
                 let hit: Indicator?
-                if ipFields.contains(path) { hit = set.match(ip: text) } else if domainFields.contains(path) { hit = set.match(domain: text) } else if urlFields.contains(path) { hit = set.match(url: text) } else { hit = set.match(hash: text) }
+                switch kind {
+                case .ip: hit = set.match(ip: text)
+                case .domain: hit = set.match(domain: text)
+                case .url: hit = set.match(url: text)
+                case .hash: hit = set.match(hash: text)
+                }
                 if let hit { matches.append((hit, path, text)) }
             }
         }

@@ -38,21 +38,21 @@ public struct Indicator: Sendable, Equatable {
 
     /// Canonical text of an IP address; nil when it is not one.
     static func canonicalIP(_ text: String) -> String? {
-        IPAddress(text.trimmingCharacters(in: .whitespaces)).map(\.description)
+        IPAddress(text.trimmedWhitespace).map(\.description)
     }
 
     /// Lower-cased domain without a trailing dot.
     static func canonicalDomain(_ text: String) -> String {
-        var domain = text.trimmingCharacters(in: .whitespaces).lowercased()
+        var domain = text.trimmedWhitespace.lowercased()
         while domain.hasSuffix(".") { domain.removeLast() }
         return domain
     }
 
     /// Scheme and host lower-cased, default ports dropped, no fragment.
     static func canonicalURL(_ text: String) -> String {
-        var url = text.trimmingCharacters(in: .whitespaces)
-        if let hash = url.firstIndex(of: "#") { url = String(url[..<hash]) }
-        guard let schemeEnd = url.range(of: "://") else { return url.lowercased() }
+        var url = text.trimmedWhitespace
+        if let hash = url.utf8.firstIndex(of: UInt8(ascii: "#")) { url = String(url[..<hash]) }
+        guard let schemeEnd = url.byteRange(of: "://") else { return url.lowercased() }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         let rest = url[schemeEnd.upperBound...]
         let hostEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
@@ -78,7 +78,7 @@ public struct Indicator: Sendable, Equatable {
             guard let ip = canonicalIP(value) else { return nil }
             return Indicator(kind: .ip, value: ip, provider: provider, confidence: confidence)
         case .cidr:
-            guard let network = IPNetwork(value.trimmingCharacters(in: .whitespaces)) else { return nil }
+            guard let network = IPNetwork(value.trimmedWhitespace) else { return nil }
             return Indicator(kind: .cidr, value: network.description, provider: provider, confidence: confidence)
         case .domain:
             let domain = canonicalDomain(value)
@@ -88,7 +88,7 @@ public struct Indicator: Sendable, Equatable {
             guard value.contains("://") else { return nil }
             return Indicator(kind: .url, value: canonicalURL(value), provider: provider, confidence: confidence)
         case .md5, .sha1, .sha256:
-            let hash = value.trimmingCharacters(in: .whitespaces).lowercased()
+            let hash = value.trimmedWhitespace.lowercased()
             let length = kind == .md5 ? 32 : kind == .sha1 ? 40 : 64
             guard hash.utf8.count == length, hash.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else { return nil }
             return Indicator(kind: kind, value: hash, provider: provider, confidence: confidence)
@@ -178,4 +178,25 @@ public struct IndicatorSet: Sendable {
 
     public func match(url text: String) -> Indicator? { urls.isEmpty ? nil : urls[Indicator.canonicalURL(text)] }
     public func match(hash text: String) -> Indicator? { hashes.isEmpty ? nil : hashes[text.lowercased()] }
+}
+
+extension StringProtocol {
+    /// `trimmingCharacters(in: .whitespaces)`, without Foundation when there is nothing to
+    /// trim: the first and last bytes are ASCII and neither a space nor a tab (no other ASCII
+    /// character is in that set). Feeds and events are matched value by value, and that is
+    /// nearly every value.
+    var trimmedWhitespace: String {
+        let utf8 = Substring(self).utf8
+        guard let first = utf8.first, let last = utf8.last else { return String(self) }
+        if first < 0x80, last < 0x80, first != 0x20, first != 0x09, last != 0x20, last != 0x09 { return String(self) }
+        return trimmingCharacters(in: .whitespaces)
+    }
+
+    /// Spaces and double quotes trimmed from both ends (a CSV feed's fields), by byte.
+    var trimmedSpacesAndQuotes: String {
+        var utf8 = Substring(self).utf8[...]
+        while let first = utf8.first, first == 0x20 || first == 0x22 { utf8 = utf8.dropFirst() }
+        while let last = utf8.last, last == 0x20 || last == 0x22 { utf8 = utf8.dropLast() }
+        return String(Substring(utf8))
+    }
 }

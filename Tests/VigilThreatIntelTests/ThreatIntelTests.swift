@@ -123,3 +123,17 @@ struct ThreatIntelTests {
         #expect(feeds.reports.first?.error != nil)
     }
 }
+
+extension ThreatIntelTests {
+    /// The byte-level trims agree with Foundation's on texts with Unicode spaces, tabs,
+    /// quotes and multi-byte characters at either end.
+    @Test func trimsAgreeWithFoundation() {
+        let pieces = [" ", "\t", "\"", "\u{00A0}", "\u{2003}", "\u{3000}", "a", "é", "\u{301}", "x y", "\n", "1.2.3.4", "#"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<5_000 {
+            let text = (0..<Int.random(in: 0...6, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            #expect(text.trimmedWhitespace == text.trimmingCharacters(in: .whitespaces), "\(text.unicodeScalars.map(\.value))")
+            #expect(text.trimmedSpacesAndQuotes == text.trimmingCharacters(in: CharacterSet(charactersIn: " \"")), "\(text.unicodeScalars.map(\.value))")
+        }
+    }
+}
