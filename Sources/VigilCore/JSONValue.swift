@@ -353,12 +353,18 @@ public struct JSONParser {
                 bits |= byte
                 index += 1
             }
-            var bytes = Array(UnsafeBufferPointer(rebasing: buffer[start..<index]))
+            // Escapes (Windows paths are full of them): runs between escapes are copied whole,
+            // and text whose raw bytes are ASCII needs no validation (what the escapes add is
+            // valid UTF-8 by construction).
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(index - start + 32)
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[start..<index]))
             while index < buffer.count {
                 let byte = buffer[index]
                 switch byte {
                 case UInt8(ascii: "\""):
                     index += 1
+                    if bits < 0x80 { return String(decoding: bytes, as: UTF8.self) }
                     guard let string = String(validating: bytes, as: UTF8.self) else {
                         throw JSONParseError(code: .invalidString, offset: start)
                     }
@@ -393,14 +399,24 @@ public struct JSONParser {
                             throw JSONParseError(code: .invalidEscape, offset: index - 6)
                         }
                         guard let unicode = Unicode.Scalar(scalar) else { throw JSONParseError(code: .invalidEscape, offset: index - 6) }
-                        bytes.append(contentsOf: Array(String(Character(unicode)).utf8))
+                        UTF8.encode(unicode) { bytes.append($0) }
                     default:
                         throw JSONParseError(code: .invalidEscape, offset: index - 1)
                     }
                 default:
-                    if byte < 0x20 { throw fail(.invalidString) }
-                    bytes.append(byte)
-                    index += 1
+                    var end = index
+                    while end < buffer.count {
+                        let next = buffer[end]
+                        if next == UInt8(ascii: "\"") || next == UInt8(ascii: "\\") { break }
+                        if next < 0x20 {
+                            index = end
+                            throw fail(.invalidString)
+                        }
+                        bits |= next
+                        end += 1
+                    }
+                    bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[index..<end]))
+                    index = end
                 }
             }
             throw fail(.unexpectedEnd)

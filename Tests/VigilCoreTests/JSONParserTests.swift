@@ -36,6 +36,47 @@ struct JSONParserTests {
         #expect(throws: JSONParseError.self) { try JSONParser.parse([0x22, 0xFF, 0xFE, 0x22]) }
     }
 
+    /// Strings with escapes are copied by runs: the same text, or the same refusal, as
+    /// decoding byte by byte (raw control bytes and invalid UTF-8 after an escape included).
+    @Test func escapedStringsAgreeWithDecodingByteByByte() {
+        func reference(_ body: [UInt8]) -> String? {
+            var out: [UInt8] = []
+            var i = 0
+            while i < body.count {
+                let byte = body[i]
+                if byte < 0x20 { return nil }
+                guard byte == UInt8(ascii: "\\") else { out.append(byte); i += 1; continue }
+                guard i + 1 < body.count else { return nil }
+                switch body[i + 1] {
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "\\"): out.append(0x5C)
+                case UInt8(ascii: "\""): out.append(0x22)
+                case UInt8(ascii: "/"): out.append(0x2F)
+                case UInt8(ascii: "u"):
+                    guard i + 6 <= body.count, let scalar = UInt32(String(decoding: body[(i + 2)..<(i + 6)], as: UTF8.self), radix: 16),
+                          let unicode = Unicode.Scalar(scalar) else { return nil }
+                    out.append(contentsOf: Array(String(Character(unicode)).utf8))
+                    i += 4
+                default: return nil
+                }
+                i += 2
+            }
+            return String(validating: out, as: UTF8.self)
+        }
+        let pieces: [[UInt8]] = [Array("C:".utf8), [0x5C, 0x5C], Array("Windows".utf8), [0x5C, 0x6E], [0x5C, 0x22], Array(#"é"#.utf8),
+                                 Array(#"A"#.utf8), Array("é".utf8), Array("😀".utf8), [0xFF], [0xC3], [0x01], [0x5C, 0x71], Array(" ".utf8), [0x2F]]
+        var generator = SystemRandomNumberGenerator()
+        var parsed = 0
+        for _ in 0..<20_000 {
+            let body = (0..<Int.random(in: 0...8, using: &generator)).flatMap { _ in pieces.randomElement(using: &generator)! }
+            let found = try? JSONParser.parse([0x22] + body + [0x22])
+            #expect(found == reference(body).map { .string($0) }, "\(body)")
+            if found != nil { parsed += 1 }
+        }
+        #expect(parsed > 1_000)
+    }
+
     @Test func roundTripsThroughTheWriter() throws {
         let text = #"{"message":"a \"quoted\"\ttab \u0001","n":[1,2.5,-3],"o":{}}"#
         let value = try JSONParser.parse(text)
