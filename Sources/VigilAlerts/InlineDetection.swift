@@ -95,16 +95,25 @@ public final class InlineDetection: Sendable {
         guard !tenants.isEmpty else { return }
         let now = clock.now()
         var alerts: [AlertRecord] = []
-        for event in events {
-            guard let adopted = tenants[event.tenant], !adopted.members.isEmpty else { continue }
-            guard let full = event.event() else { continue }
-            let hits = adopted.set.matches(full.fields)
-            guard !hits.isEmpty else { continue }
-            let draft = AlertDraft(discriminator: "e:\(full.key)", group: JSONObject(), events: [full])
-            for hit in hits {
-                let member = adopted.members[hit]
-                alerts += DetectionScheduler.alerts([draft], tenant: event.tenant, ruleID: member.id, severity: member.rule.severity,
-                                                    window: full.ingested..<(full.ingested + 1), now: now)
+        // By runs of one tenant (a batch is mostly one tenant's): its rules are looked up once
+        // per run, not copied out of the dictionary for every event.
+        var start = events.startIndex
+        while start < events.endIndex {
+            let tenant = events[start].tenant
+            var end = start + 1
+            while end < events.endIndex, events[end].tenant == tenant { end += 1 }
+            defer { start = end }
+            guard let adopted = tenants[tenant], !adopted.members.isEmpty else { continue }
+            for index in start..<end {
+                guard let full = events[index].event() else { continue }
+                let hits = adopted.set.matches(full.fields)
+                guard !hits.isEmpty else { continue }
+                let draft = AlertDraft(discriminator: "e:\(full.key)", group: JSONObject(), events: [full])
+                for hit in hits {
+                    let member = adopted.members[hit]
+                    alerts += DetectionScheduler.alerts([draft], tenant: tenant, ruleID: member.id, severity: member.rule.severity,
+                                                        window: full.ingested..<(full.ingested + 1), now: now)
+                }
             }
         }
         guard !alerts.isEmpty else { return }

@@ -285,6 +285,32 @@ struct SchedulerTests {
         #expect(again.windows == 0 && again.alerts == 0)
     }
 
+    /// A stored batch can hold several tenants' events, in runs: each event is matched by its
+    /// own tenant's rules only.
+    @Test func aBatchOfSeveralTenantsIsMatchedByEachTenantsRules() async throws {
+        let f = try Fixture()
+        let inline = InlineDetection(detection: f.detection, clock: f.clock, logger: Logger(label: "test"))
+        let scheduler = f.scheduler(inline: inline)
+        try await f.addSigmaRule(Self.sigma("whoami", "Image|endswith: '\\whoami.exe'"))
+        _ = await scheduler.tick()
+        inline.beforeNextBatch()
+        f.clock.advance(byMillis: 1_000)
+        try await f.sysmon([("Image", "C:\\Windows\\System32\\whoami.exe")])
+        try await f.sysmon([("Image", "D:\\tools\\whoami.exe")])
+        let stored = try await f.events.eventsIngested(tenant: acme, query: Query(filter: .all, stages: []), from: f.clock.now(), to: f.clock.now() + 1, after: nil, limit: 10)
+        #expect(stored.count == 2)
+        let globex = TenantName("globex")!
+        func moved(_ event: Event) -> StoredEvent {
+            var copy = event
+            copy.tenant = globex
+            return StoredEvent(copy)
+        }
+        // acme, globex, globex, acme: two runs of acme around one of globex, which has no rules.
+        try await inline.stored([StoredEvent(stored[0]), moved(stored[0]), moved(stored[1]), StoredEvent(stored[1])])
+        #expect(try await f.detection.alerts(tenant: acme, ruleID: "whoami", status: nil, from: 0, to: .max, limit: 100).count == 2)
+        #expect(try await f.detection.alerts(tenant: globex, ruleID: "whoami", status: nil, from: 0, to: .max, limit: 100).isEmpty)
+    }
+
     @Test func perEventSigmaRulesAlertFromThePipelineAndTheSchedulerReadsOnlyWhatCameBefore() async throws {
         let f = try Fixture()
         let inline = InlineDetection(detection: f.detection, clock: f.clock, logger: Logger(label: "test"))
