@@ -12,6 +12,12 @@ import Darwin
 /// bytes: an ASCII separator or marker can only match ASCII bytes in UTF-8 (continuation bytes
 /// are all ≥ 0x80), so these give the same results on scalar boundaries, much faster.
 extension StringProtocol {
+    /// Every `byte` (ASCII) replaced by `replacement` (ASCII), by byte: `replacingOccurrences`
+    /// without Foundation, for the separators of device timestamps (`2018/11/30` → `2018-11-30`).
+    public func replacingByte(_ byte: UInt8, with replacement: UInt8) -> String {
+        String(decoding: utf8.map { $0 == byte ? replacement : $0 }, as: UTF8.self)
+    }
+
     /// The first occurrence of `needle`'s UTF-8 bytes, as a range of indices of `self`.
     public func byteRange(of needle: String) -> Range<Index>? {
         var needle = needle

@@ -105,7 +105,7 @@ public struct PANOSPack: ProtocolPack {
     static func time(_ s: String?) -> (EpochMillis, Bool)? {
         guard let s, !s.isEmpty else { return nil }
         if let t = Timestamp.parseRFC3339(s) { return (t, true) }
-        let iso = s.replacingOccurrences(of: "/", with: "-")
+        let iso = s.replacingByte(UInt8(ascii: "/"), with: UInt8(ascii: "-"))
         if let t = Timestamp.parseRFC3339(iso + "Z") { return (t, false) }
         return nil
     }

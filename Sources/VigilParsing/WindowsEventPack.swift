@@ -193,7 +193,7 @@ public struct WindowsEventPack: ProtocolPack {
         if let user = e["User"] { setUser(user, &b) }
         if dataset == "windows.sysmon_operational" { sysmon(e, &b) } else if e.channel == "Security" { security(e, &b) }
         var ts: EpochMillis?
-        if let utc = e["UtcTime"], let t = Timestamp.parseRFC3339(utc.replacingOccurrences(of: " ", with: "T") + "Z") { ts = t }
+        if let utc = e["UtcTime"], let t = Timestamp.parseRFC3339(utc.replacingByte(UInt8(ascii: " "), with: UInt8(ascii: "T")) + "Z") { ts = t }
         if ts == nil, let created = e.timeCreated { ts = Timestamp.parseRFC3339(created) }
         for p in ["source.ip", "destination.ip"] { b.append("related.ip", b.string(p)) }
         if let u = b.string("user.name") { b.append("related.user", u) }

@@ -28,6 +28,16 @@ struct ByteSearchTests {
         }
     }
 
+    /// On texts without combining marks the byte replacement equals Foundation's (with them,
+    /// Foundation may keep a separator that carries a mark; device timestamps have none).
+    @Test func replacingAnASCIIByteAgreesWithFoundation() {
+        for text in texts(2_000) where !text.unicodeScalars.contains("\u{301}") {
+            #expect(text.replacingByte(UInt8(ascii: " "), with: UInt8(ascii: "T")) == text.replacingOccurrences(of: " ", with: "T"), "\(text.debugDescription)")
+            #expect(text.replacingByte(UInt8(ascii: "."), with: UInt8(ascii: "-")) == text.replacingOccurrences(of: ".", with: "-"), "\(text.debugDescription)")
+        }
+        #expect("2018/11/30 16:44:36".replacingByte(UInt8(ascii: "/"), with: UInt8(ascii: "-")) == "2018-11-30 16:44:36")
+    }
+
     @Test func byteRangeFindsTheFirstOccurrenceOfASCIINeedles() {
         for text in texts(2_000) {
             for needle in ["ab", "%ASA-", "a b", ",.", "b"] {
