@@ -31,7 +31,39 @@ public struct SyslogMessage: Sendable, Equatable {
     public var severity: Int? { priority.map { $0 % 8 } }
 
     /// The header as nested ECS fields (`log.syslog.*`, `host.hostname`, `process.*`).
+    ///
+    /// Built member by member (every syslog line needs it): the same document as setting each
+    /// path through `ECSBuilder` (`ecsFieldsByPath`), placeholders skipped alike.
     public var ecsFields: JSONObject {
+        func text(_ value: String?) -> JSONValue? {
+            guard let value, !ECSBuilder.isPlaceholder(value) else { return nil }
+            return .string(value)
+        }
+        var syslog = JSONObject()
+        syslog.members.reserveCapacity(8)
+        if let priority {
+            syslog.members.append(("priority", .int(Int64(priority))))
+            syslog.members.append(("facility", .object(JSONObject([("code", .int(Int64(priority / 8)))]))))
+            syslog.members.append(("severity", .object(JSONObject([("code", .int(Int64(priority % 8)))]))))
+        }
+        if let value = text(hostname) { syslog.members.append(("hostname", value)) }
+        if let value = text(appName) { syslog.members.append(("appname", value)) }
+        if let value = text(procID) { syslog.members.append(("procid", value)) }
+        if let value = text(msgID) { syslog.members.append(("msgid", value)) }
+        if let structuredData, !structuredData.isEmpty { syslog.members.append(("structured_data", .object(structuredData))) }
+        var out = JSONObject()
+        out.members.reserveCapacity(3)
+        if !syslog.isEmpty { out.members.append(("log", .object(JSONObject([("syslog", .object(syslog))])))) }
+        if let value = text(hostname) { out.members.append(("host", .object(JSONObject([("hostname", value), ("name", value)])))) }
+        var process = JSONObject()
+        if let value = text(appName) { process.members.append(("name", value)) }
+        if let procID, let pid = ECSBuilder.parseInt(procID) { process.members.append(("pid", .int(pid))) }
+        if !process.isEmpty { out.members.append(("process", .object(process))) }
+        return out
+    }
+
+    /// `ecsFields` by setting each path, as packs do (the reference the direct build follows).
+    var ecsFieldsByPath: JSONObject {
         var b = ECSBuilder()
         if let priority {
             b.set("log.syslog.priority", .int(Int64(priority)))

@@ -1,6 +1,6 @@
 import Testing
 import VigilCore
-import VigilParsing
+@testable import VigilParsing
 
 struct SyslogParserTests {
     static let ref: EpochMillis = Timestamp.parseRFC3339("2026-01-01T00:30:00Z") ?? 0
@@ -38,5 +38,24 @@ struct SyslogParserTests {
         let m = SyslogParser().parse("hello world", referenceTime: 0)
         #expect(m.format == .none)
         #expect(m.message == "hello world")
+    }
+}
+
+extension SyslogParserTests {
+    /// The header's ECS fields built member by member equal setting each path (placeholders,
+    /// numbers that are not, structured data, absent parts).
+    @Test func headerFieldsBuiltDirectlyEqualSettingEachPath() {
+        let texts: [String?] = [nil, "", "-", "N/A", "n/a", "fw1", "12", "x y", "0x1a"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<3_000 {
+            var message = SyslogMessage()
+            message.priority = Bool.random(using: &generator) ? Int.random(in: 0...191, using: &generator) : nil
+            message.hostname = texts.randomElement(using: &generator)!
+            message.appName = texts.randomElement(using: &generator)!
+            message.procID = texts.randomElement(using: &generator)!
+            message.msgID = texts.randomElement(using: &generator)!
+            message.structuredData = [nil, JSONObject(), JSONObject([("id@1", .object(JSONObject([("k", .string("v"))])))])].randomElement(using: &generator)!
+            #expect(message.ecsFields == message.ecsFieldsByPath, "\(message)")
+        }
     }
 }
