@@ -118,7 +118,7 @@ public struct SigmaRuleSet: Sendable {
         for (number, group) in groups.enumerated() where belongs[number] {
             candidates += group.always
             for entry in group.fields {
-                let texts = entry.field.isEmpty ? event.allTexts : planned ? event.texts(id: entry.id) : event.texts(entry.field)
+                let texts = entry.field.isEmpty ? event.allTexts : planned && entry.id >= 0 ? event.texts(id: entry.id) : event.texts(entry.field)
                 for text in texts {
                     func hit(_ literal: Int) {
                         for posting in entry.postings[literal] {
