@@ -46,8 +46,10 @@ enum KeyValueParser {
 
     /// Last value wins, as most vendors' own parsers do.
     static func dictionary(_ text: String) -> [String: String] {
+        let pairs = parse(text)
         var d: [String: String] = [:]
-        for (k, v) in parse(text) { d[k] = v }
+        d.reserveCapacity(pairs.count)  // growing a dictionary rehashes every key
+        for (k, v) in pairs { d[k] = v }
         return d
     }
 }

@@ -68,6 +68,7 @@ public struct PANOSPack: ProtocolPack {
         guard values.count >= 8, let layout = Self.layouts[values[3]] ?? (values[3].allSatisfy(\.isUppercase) && values.count > 10 ? Self.common : nil)
         else { return nil }
         var record: [String: String] = [:]
+        record.reserveCapacity(layout.count)  // growing a dictionary rehashes every key
         for (i, name) in layout.enumerated() where i < values.count { record[name] = values[i] }
         var result = map(record)
         result.fields = {
