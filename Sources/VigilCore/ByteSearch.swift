@@ -12,6 +12,31 @@ import Darwin
 /// bytes: an ASCII separator or marker can only match ASCII bytes in UTF-8 (continuation bytes
 /// are all ≥ 0x80), so these give the same results on scalar boundaries, much faster.
 extension StringProtocol {
+    /// The IPv4 address this text spells, as a number: four dot-separated decimal parts of one
+    /// to three ASCII digits, each at most 255 (leading zeros allowed), read by byte. Parsing
+    /// (`IPAddress`) and recognising (`ECSBuilder.isIP`) addresses both use it: one reading.
+    public var ipv4Value: UInt32? {
+        var value: UInt32 = 0, part: UInt32 = 0, digits = 0, dots = 0
+        for byte in utf8 {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0, dots < 3 else { return nil }
+                value = value << 8 | part
+                dots += 1
+                part = 0
+                digits = 0
+            } else if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+                guard digits < 3 else { return nil }
+                part = part * 10 + UInt32(byte - UInt8(ascii: "0"))
+                guard part <= 255 else { return nil }
+                digits += 1
+            } else {
+                return nil
+            }
+        }
+        guard digits > 0, dots == 3 else { return nil }
+        return value << 8 | part
+    }
+
     /// Every `byte` (ASCII) replaced by `replacement` (ASCII), by byte: `replacingOccurrences`
     /// without Foundation, for the separators of device timestamps (`2018/11/30` → `2018-11-30`).
     public func replacingByte(_ byte: UInt8, with replacement: UInt8) -> String {

@@ -80,29 +80,8 @@ struct ECSBuilder: Sendable {
         return isIP(s) ? s : nil
     }
 
-    static func isIPv4(_ s: some StringProtocol) -> Bool {
-        var parts = 0
-        var digits = 0
-        var value = 0
-        for b in s.utf8 {
-            if b == UInt8(ascii: ".") {
-                guard digits > 0 else { return false }
-                parts += 1
-                digits = 0
-                value = 0
-            } else if b >= 0x30, b <= 0x39 {
-                digits += 1
-                value = value * 10 + Int(b - 0x30)
-                guard digits <= 3, value <= 255 else { return false }
-            } else {
-                return false
-            }
-        }
-        return parts == 3 && digits > 0
-    }
-
     static func isIP(_ s: some StringProtocol) -> Bool {
-        if isIPv4(s) { return true }
+        if s.ipv4Value != nil { return true }
         guard s.utf8.count >= 2, s.utf8.count <= 64, s.containsBytes(":") else { return false }
         var body = Substring(s)
         if let pct = body.firstIndex(of: "%") { body = body[..<pct] }

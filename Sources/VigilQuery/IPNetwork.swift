@@ -1,3 +1,5 @@
+import VigilCore
+
 /// An IPv4 or IPv6 address as 16 bytes (IPv4 as `::ffff:a.b.c.d`), parsed without Foundation.
 public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     public var bytes: [UInt8]
@@ -7,7 +9,7 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     public init?(_ text: some StringProtocol) {
         var body = Substring(text)
         if let percent = body.utf8.firstIndex(of: UInt8(ascii: "%")) { body = body[..<percent] }
-        if let v4 = Self.parseIPv4Value(body) {
+        if let v4 = body.ipv4Value {
             bytes = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, UInt8(v4 >> 24), UInt8(v4 >> 16 & 0xFF), UInt8(v4 >> 8 & 0xFF), UInt8(v4 & 0xFF)]
             isIPv4 = true
         } else if let v6 = Self.parseIPv6(body) {
@@ -24,32 +26,7 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     static func parseIPv4(_ text: Substring) -> [UInt8]? {
-        parseIPv4Value(text).map { [UInt8($0 >> 24), UInt8($0 >> 16 & 0xFF), UInt8($0 >> 8 & 0xFF), UInt8($0 & 0xFF)] }
-    }
-
-    /// Four dot-separated decimal parts of one to three ASCII digits, each at most 255
-    /// (leading zeros allowed), read by byte: addresses are parsed for every event that has
-    /// one when a threat-intel feed is loaded.
-    static func parseIPv4Value(_ text: Substring) -> UInt32? {
-        var value: UInt32 = 0, part: UInt32 = 0, digits = 0, dots = 0
-        for byte in text.utf8 {
-            if byte == UInt8(ascii: ".") {
-                guard digits > 0, dots < 3 else { return nil }
-                value = value << 8 | part
-                dots += 1
-                part = 0
-                digits = 0
-            } else if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
-                guard digits < 3 else { return nil }
-                part = part * 10 + UInt32(byte - UInt8(ascii: "0"))
-                guard part <= 255 else { return nil }
-                digits += 1
-            } else {
-                return nil
-            }
-        }
-        guard digits > 0, dots == 3 else { return nil }
-        return value << 8 | part
+        text.ipv4Value.map { [UInt8($0 >> 24), UInt8($0 >> 16 & 0xFF), UInt8($0 >> 8 & 0xFF), UInt8($0 & 0xFF)] }
     }
 
     static func parseIPv6(_ text: Substring) -> [UInt8]? {
