@@ -38,27 +38,33 @@ final class KeyFilter: Sendable {
         var mask: UInt64 { UInt64(words.count * 64 - 1) }
 
         mutating func insert(_ key: EventKey) {
-            let mask = self.mask
-            var position = key.low
-            let step = KeyFilter.step(key)
-            for _ in 0..<KeyFilter.probes {
-                let bit = position & mask
-                words[Int(bit >> 6)] |= 1 << (bit & 63)
-                position &+= step
-            }
+            for bit in Probes(key, mask: mask) { words[Int(bit >> 6)] |= 1 << (bit & 63) }
             count += 1
         }
 
         func contains(_ key: EventKey) -> Bool {
-            let mask = self.mask
-            var position = key.low
-            let step = KeyFilter.step(key)
-            for _ in 0..<KeyFilter.probes {
-                let bit = position & mask
-                guard words[Int(bit >> 6)] & (1 << (bit & 63)) != 0 else { return false }
-                position &+= step
-            }
-            return true
+            Probes(key, mask: mask).allSatisfy { words[Int($0 >> 6)] & (1 << ($0 & 63)) != 0 }
+        }
+    }
+
+    /// The bits a key sets in a layer of `mask + 1` bits, for inserting and looking up alike.
+    struct Probes: Sequence, IteratorProtocol {
+        var position: UInt64
+        let step: UInt64
+        let mask: UInt64
+        var left = KeyFilter.probes
+
+        init(_ key: EventKey, mask: UInt64) {
+            position = key.low
+            step = KeyFilter.step(key)
+            self.mask = mask
+        }
+
+        mutating func next() -> UInt64? {
+            guard left > 0 else { return nil }
+            left -= 1
+            defer { position &+= step }
+            return position & mask
         }
     }
 
