@@ -15,6 +15,7 @@ extension StringProtocol {
     /// The IPv4 address this text spells, as a number: four dot-separated decimal parts of one
     /// to three ASCII digits, each at most 255 (leading zeros allowed), read by byte. Parsing
     /// (`IPAddress`) and recognising (`ECSBuilder.isIP`) addresses both use it: one reading.
+    @inlinable
     public var ipv4Value: UInt32? {
         var value: UInt32 = 0, part: UInt32 = 0, digits = 0, dots = 0
         for byte in utf8 {
@@ -39,11 +40,13 @@ extension StringProtocol {
 
     /// Every `byte` (ASCII) replaced by `replacement` (ASCII), by byte: `replacingOccurrences`
     /// without Foundation, for the separators of device timestamps (`2018/11/30` → `2018-11-30`).
+    @inlinable
     public func replacingByte(_ byte: UInt8, with replacement: UInt8) -> String {
         String(decoding: utf8.map { $0 == byte ? replacement : $0 }, as: UTF8.self)
     }
 
     /// The first occurrence of `needle`'s UTF-8 bytes, as a range of indices of `self`.
+    @inlinable
     public func byteRange(of needle: String) -> Range<Index>? {
         var needle = needle
         let offsets: Range<Int>? = needle.withUTF8 { wanted in
@@ -60,7 +63,8 @@ extension StringProtocol {
 
     /// The offset of the first occurrence of a non-empty `needle` in `haystack`: `memchr` for
     /// its first byte, `memcmp` for the rest.
-    static func find(_ needle: UnsafeBufferPointer<UInt8>, in haystack: UnsafeBufferPointer<UInt8>) -> Int? {
+    @inlinable
+    @usableFromInline static func find(_ needle: UnsafeBufferPointer<UInt8>, in haystack: UnsafeBufferPointer<UInt8>) -> Int? {
         guard let base = haystack.baseAddress, let wanted = needle.baseAddress, needle.count <= haystack.count else { return nil }
         let last = haystack.count - needle.count
         var offset = 0
@@ -74,11 +78,13 @@ extension StringProtocol {
     }
 
     /// True when `needle`'s UTF-8 bytes occur in `self`.
+    @inlinable
     public func containsBytes(_ needle: String) -> Bool {
         byteRange(of: needle) != nil
     }
 
     /// Splits on an ASCII byte, like `split(separator:maxSplits:omittingEmptySubsequences:)`.
+    @inlinable
     public func splitBytes(_ separator: UInt8, maxSplits: Int = .max, omittingEmptySubsequences: Bool = true) -> [SubSequence] {
         var parts: [SubSequence] = []
         var start = startIndex

@@ -4,10 +4,13 @@ import VigilCore
 /// Accumulates ECS fields at dotted paths; skips empty and placeholder values so packs can
 /// map vendor fields without a guard per line.
 struct ECSBuilder: Sendable {
-    var object = JSONObject()
+    var tree: FieldTree
 
-    init() {}
-    init(_ object: JSONObject) { self.object = object }
+    init() { tree = FieldTree() }
+    init(_ object: JSONObject) { tree = FieldTree(object) }
+
+    /// The nested document (built on each call: read it once, when done).
+    var object: JSONObject { tree.object() }
 
     /// Values vendors use for "nothing here".
     static func isPlaceholder(_ s: String) -> Bool {
@@ -16,41 +19,41 @@ struct ECSBuilder: Sendable {
 
     mutating func set(_ path: String, _ value: JSONValue?) {
         guard let value else { return }
-        FieldNesting.set(value, at: path, in: &object)
+        tree.set(value, at: path)
     }
 
     mutating func set(_ path: String, string: String?) {
         guard let string, !ECSBuilder.isPlaceholder(string) else { return }
-        FieldNesting.set(.string(string), at: path, in: &object)
+        tree.set(.string(string), at: path)
     }
 
     mutating func set(_ path: String, strings: [String]) {
-        FieldNesting.set(.array(strings.map { .string($0) }), at: path, in: &object)
+        tree.set(.array(strings.map { .string($0) }), at: path)
     }
 
     /// Sets an integer parsed from text; leaves the field out when the text is no integer.
     mutating func set(_ path: String, int text: String?) {
         guard let text, let value = ECSBuilder.parseInt(text) else { return }
-        FieldNesting.set(.int(value), at: path, in: &object)
+        tree.set(.int(value), at: path)
     }
 
     /// Sets an address only when the text is an IPv4 or IPv6 literal.
     mutating func set(_ path: String, ip text: String?) {
         guard let text, let ip = ECSBuilder.normalizedIP(text) else { return }
-        FieldNesting.set(.string(ip), at: path, in: &object)
+        tree.set(.string(ip), at: path)
     }
 
     /// Appends to an array field (`related.ip`), skipping duplicates.
     mutating func append(_ path: String, _ text: String?) {
         guard let text, !ECSBuilder.isPlaceholder(text) else { return }
         var items: [JSONValue] = []
-        if case .array(let existing)? = JSONValue.object(object).value(atPath: path) { items = existing }
+        if case .array(let existing)? = tree.value(atPath: path) { items = existing }
         guard !items.contains(.string(text)) else { return }
         items.append(.string(text))
-        FieldNesting.set(.array(items), at: path, in: &object)
+        tree.set(.array(items), at: path)
     }
 
-    func get(_ path: String) -> JSONValue? { JSONValue.object(object).value(atPath: path) }
+    func get(_ path: String) -> JSONValue? { tree.value(atPath: path) }
     func string(_ path: String) -> String? { get(path)?.stringValue }
 
     // MARK: - Text helpers
