@@ -164,9 +164,17 @@ public struct JSONParser {
     public static let maxDepth = 64
 
     /// Parses exactly one JSON document (surrounding whitespace allowed).
+    ///
+    /// Inlinable, so a caller in another module copies its bytes with a specialized copy:
+    /// unspecialized, `Array(bytes)` went through a witness call per byte.
+    @inlinable
     public static func parse(_ bytes: some Collection<UInt8>) throws(JSONParseError) -> JSONValue {
-        let array = Array(bytes)
-        return try array.withUnsafeBufferPointer { buffer throws(JSONParseError) in
+        try parse(Array(bytes))
+    }
+
+    /// Parses exactly one JSON document (surrounding whitespace allowed).
+    public static func parse(_ array: [UInt8]) throws(JSONParseError) -> JSONValue {
+        try array.withUnsafeBufferPointer { buffer throws(JSONParseError) in
             var parser = Cursor(buffer: buffer)
             parser.skipWhitespace()
             let value = try parser.parseValue(depth: 0)

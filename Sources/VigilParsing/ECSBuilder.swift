@@ -86,13 +86,15 @@ struct ECSBuilder: Sendable {
     static func isIP(_ s: some StringProtocol) -> Bool {
         if s.ipv4Value != nil { return true }
         guard s.utf8.count >= 2, s.utf8.count <= 64, s.containsBytes(":") else { return false }
-        var body = Substring(s)
-        if let pct = body.firstIndex(of: "%") { body = body[..<pct] }
+        // IPv6: hex digits, colons and dots (an embedded IPv4), up to a `%zone`; by byte.
         var colons = 0
-        for c in body.unicodeScalars {
-            if c == ":" { colons += 1; continue }
-            if c == "." || c.properties.isASCIIHexDigit { continue }
-            return false
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "%"): return colons >= 2
+            case UInt8(ascii: ":"): colons += 1
+            case UInt8(ascii: "."), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"): continue
+            default: return false
+            }
         }
         return colons >= 2
     }
