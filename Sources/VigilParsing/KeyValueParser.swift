@@ -4,13 +4,21 @@ import VigilCore
 /// generic syslog). Quoted values unescape `\"` and `\\`; anything unparseable is skipped.
 enum KeyValueParser {
     static func parse(_ text: String) -> [(key: String, value: String)] {
-        let b = Array(text.utf8)
+        var text = text
+        return text.withUTF8(parse)
+    }
+
+    /// Values are made straight from the line's bytes; only a quoted value with an escape in
+    /// it is copied byte by byte.
+    static func parse(_ b: UnsafeBufferPointer<UInt8>) -> [(key: String, value: String)] {
         var i = 0
         var pairs: [(key: String, value: String)] = []
+        pairs.reserveCapacity(16)
         func isKeyByte(_ c: UInt8) -> Bool {
             (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
                 || c == UInt8(ascii: "_") || c == UInt8(ascii: "-") || c == UInt8(ascii: ".") || c == UInt8(ascii: ":")
         }
+        func text(_ range: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[range]), as: UTF8.self) }
         while i < b.count {
             while i < b.count, b[i] == 0x20 || b[i] == UInt8(ascii: ",") || b[i] == 0x09 || b[i] == UInt8(ascii: ";") { i += 1 }
             let keyStart = i
@@ -20,26 +28,31 @@ enum KeyValueParser {
                 while i < b.count, b[i] != 0x20 { i += 1 }
                 continue
             }
-            let key = String(decoding: b[keyStart..<i], as: UTF8.self)
+            let key = text(keyStart..<i)
             i += 1
-            var value: [UInt8] = []
             if i < b.count, b[i] == UInt8(ascii: "\"") {
                 i += 1
+                let start = i
+                var end = b.count  // an unclosed quote runs to the end
+                var unescaped: [UInt8]?
                 while i < b.count {
                     let c = b[i]
                     if c == UInt8(ascii: "\\"), i + 1 < b.count, b[i + 1] == UInt8(ascii: "\"") || b[i + 1] == UInt8(ascii: "\\") {
-                        value.append(b[i + 1])
+                        if unescaped == nil { unescaped = Array(b[start..<i]) }
+                        unescaped!.append(b[i + 1])
                         i += 2
                         continue
                     }
                     i += 1
-                    if c == UInt8(ascii: "\"") { break }
-                    value.append(c)
+                    if c == UInt8(ascii: "\"") { end = i - 1; break }
+                    unescaped?.append(c)
                 }
+                pairs.append((key, unescaped.map { String(decoding: $0, as: UTF8.self) } ?? text(start..<end)))
             } else {
-                while i < b.count, b[i] != 0x20, b[i] != 0x09 { value.append(b[i]); i += 1 }
+                let start = i
+                while i < b.count, b[i] != 0x20, b[i] != 0x09 { i += 1 }
+                pairs.append((key, text(start..<i)))
             }
-            pairs.append((key, String(decoding: value, as: UTF8.self)))
         }
         return pairs
     }
@@ -57,7 +70,25 @@ enum KeyValueParser {
 /// Splits one CSV record (PAN-OS, F5); `"a,b"` and `""` escapes are honoured.
 enum CSVSplitter {
     static func split(_ text: String, separator: UInt8 = UInt8(ascii: ",")) -> [String] {
-        let b = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { b in
+            // No quote anywhere (most lines): fields are the ranges between separators.
+            guard b.contains(UInt8(ascii: "\"")) else {
+                var fields: [String] = []
+                fields.reserveCapacity(32)
+                var start = 0
+                for i in 0..<b.count where b[i] == separator {
+                    fields.append(String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self))
+                    start = i + 1
+                }
+                fields.append(String(decoding: UnsafeBufferPointer(rebasing: b[start...]), as: UTF8.self))
+                return fields
+            }
+            return splitQuoted(b, separator: separator)
+        }
+    }
+
+    static func splitQuoted(_ b: UnsafeBufferPointer<UInt8>, separator: UInt8) -> [String] {
         var fields: [String] = []
         var current: [UInt8] = []
         var inQuotes = false
