@@ -463,7 +463,7 @@ public enum JSONWriter {
 
     public static func bytes(_ value: JSONValue) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(256)
+        out.reserveCapacity(1024)  // a normalized event is about 1 KB: no regrowing on the way
         write(value, into: &out)
         return out
     }
@@ -472,25 +472,45 @@ public enum JSONWriter {
         switch value {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
-        case .int(let i): out.append(contentsOf: String(i).utf8)
+        case .int(let i): writeInt(i, into: &out)
         case .double(let d): out.append(contentsOf: formatDouble(d).utf8)
         case .string(let s): writeString(s, into: &out)
         case .array(let values):
             out.append(UInt8(ascii: "["))
-            for (i, v) in values.enumerated() {
+            for i in values.indices {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
-                write(v, into: &out)
+                write(values[i], into: &out)
             }
             out.append(UInt8(ascii: "]"))
         case .object(let object):
             out.append(UInt8(ascii: "{"))
-            for (i, member) in object.members.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                writeString(member.key, into: &out)
-                out.append(UInt8(ascii: ":"))
-                write(member.value, into: &out)
+            // Through the buffer: reading each member out of the array would retain its key
+            // and value.
+            object.members.withUnsafeBufferPointer { members in
+                for i in 0..<members.count {
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    writeString(members[i].key, into: &out)
+                    out.append(UInt8(ascii: ":"))
+                    write(members[i].value, into: &out)
+                }
             }
             out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    /// Decimal digits straight into the output, without a `String` in between.
+    static func writeInt(_ value: Int64, into out: inout [UInt8]) {
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: enough for 20 digits
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[23 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[(24 - count)...]))
         }
     }
 
@@ -502,7 +522,10 @@ public enum JSONWriter {
         s.withUTF8 { bytes in
             // Runs without anything to escape are copied whole, not byte by byte.
             var start = 0
-            for i in 0..<bytes.count {
+            var i = -1
+            while true {
+                i += 1
+                guard i < bytes.count else { break }
                 let byte = bytes[i]
                 guard byte == 0x22 || byte == 0x5C || byte < 0x20 else { continue }
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<i]))
@@ -519,7 +542,7 @@ public enum JSONWriter {
                     out.append(hexDigits[Int(byte & 0xF)])
                 }
             }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]))
         }
         out.append(UInt8(ascii: "\""))
     }

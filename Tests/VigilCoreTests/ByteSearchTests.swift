@@ -106,4 +106,12 @@ struct JSONWriterStringTests {
         }
         #expect(JSONWriter.string(.string("a\"b\\c\u{1}")) == #""a\"b\\c\u0001""#)
     }
+
+    @Test func integersAreWrittenAsTheirDecimalSpelling() {
+        var generator = SystemRandomNumberGenerator()
+        let edges: [Int64] = [0, 1, -1, 9, 10, -10, Int64.max, Int64.min, Int64.min + 1]
+        for value in edges + (0..<5_000).map({ _ in Int64.random(in: Int64.min...Int64.max, using: &generator) >> Int64.random(in: 0...63, using: &generator) }) {
+            #expect(JSONWriter.string(.int(value)) == String(value))
+        }
+    }
 }
