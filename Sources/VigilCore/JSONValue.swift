@@ -498,6 +498,68 @@ public enum JSONWriter {
         }
     }
 
+    /// A member to leave out when writing: the one at `keys` whose value is `value`.
+    public struct Omission: Sendable {
+        public var keys: ArraySlice<String>
+        public var value: JSONValue
+
+        public init(keys: ArraySlice<String>, value: JSONValue) {
+            self.keys = keys
+            self.value = value
+        }
+    }
+
+    /// Writes `object` without the omitted members: a member goes only when its value equals
+    /// the omission's and every key on its path is unique in its object; the objects that held
+    /// it stay, even empty. The same bytes as removing them first and writing the rest, without
+    /// changing (and so copying) the document's nested objects.
+    public static func bytes(_ object: JSONObject, omitting omissions: [Omission]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(1024)
+        write(object, omitting: omissions, into: &out)
+        return out
+    }
+
+    static func write(_ object: JSONObject, omitting omissions: [Omission], into out: inout [UInt8]) {
+        guard !omissions.isEmpty else { return write(.object(object), into: &out) }
+        out.append(UInt8(ascii: "{"))
+        object.members.withUnsafeBufferPointer { members in
+            var written = 0
+            for i in 0..<members.count {
+                var omitted = false
+                var nested: [Omission] = []
+                for omission in omissions where omission.keys.first == members[i].key {
+                    guard Self.isUnique(members[i].key, in: members) else { continue }
+                    if omission.keys.count == 1 {
+                        if members[i].value == omission.value { omitted = true }
+                    } else if case .object = members[i].value {
+                        nested.append(Omission(keys: omission.keys.dropFirst(), value: omission.value))
+                    }
+                }
+                if omitted { continue }
+                if written > 0 { out.append(UInt8(ascii: ",")) }
+                written += 1
+                writeString(members[i].key, into: &out)
+                out.append(UInt8(ascii: ":"))
+                if !nested.isEmpty, case .object(let child) = members[i].value {
+                    write(child, omitting: nested, into: &out)
+                } else {
+                    write(members[i].value, into: &out)
+                }
+            }
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    static func isUnique(_ key: String, in members: UnsafeBufferPointer<(key: String, value: JSONValue)>) -> Bool {
+        var count = 0
+        for i in 0..<members.count where members[i].key == key {
+            count += 1
+            if count > 1 { return false }
+        }
+        return true
+    }
+
     /// Decimal digits straight into the output, without a `String` in between.
     static func writeInt(_ value: Int64, into out: inout [UInt8]) {
         if value < 0 { out.append(UInt8(ascii: "-")) }

@@ -59,6 +59,12 @@ extension IndexedColumns {
          observerVendor.map(JSONValue.string)]
     }
 
+    /// The fields `strip` removes, for writing a document without them
+    /// (`JSONWriter.bytes(_:omitting:)`).
+    var omissions: [JSONWriter.Omission] {
+        zip(Self.keyPaths, values).compactMap { keys, value in value.map { JSONWriter.Omission(keys: keys[...], value: $0) } }
+    }
+
     /// Removes from the document the fields the columns already hold, so they are not stored
     /// twice. Only an exact copy goes (a port sent as the string "443" stays: the column's
     /// integer would not give it back), only where its key is unique in its object, and the
@@ -142,8 +148,9 @@ public struct StoredEvent: Sendable, Equatable {
     }
 
     /// Encodes an event's fields. Taking them (`consuming`) matters on the ingest path: a
-    /// caller that hands over its only reference lets `strip` edit the nested objects in
-    /// place instead of copying every object on the way to a column.
+    /// caller that hands over its only reference lets `message` be removed from the top-level
+    /// object in place; the nested objects are not changed at all (the columns' fields are
+    /// left out while writing).
     public init(tenant: TenantName, key: EventKey, timestamp: EpochMillis, ingested: EpochMillis, fields: consuming JSONObject) {
         var fields = fields
         var message: String?
@@ -152,9 +159,9 @@ public struct StoredEvent: Sendable, Equatable {
             fields.removeValue(forKey: "message")
         }
         let columns = IndexedColumns(.object(fields))
-        columns.strip(from: &fields)
+        // Written without the columns' fields (what `strip` would leave), the document untouched.
         self.init(tenant: tenant, key: key, timestamp: timestamp, ingested: ingested,
-                  columns: columns, message: message, document: JSONWriter.bytes(.object(fields)))
+                  columns: columns, message: message, document: JSONWriter.bytes(fields, omitting: columns.omissions))
     }
 
     /// The event back, for search results; nil when the document is damaged.
