@@ -28,8 +28,8 @@ public struct Normalizer: Sendable {
 
     /// Normalizes one syslog or raw line (trailing CR/LF ignored for parsing, kept in `message`).
     public func normalize(line: String, receivedAt: EpochMillis) -> NormalizedEvent {
-        let trimmed = line.trimmedASCII
-        if trimmed.hasPrefix("{"), case .object(let doc)? = try? JSONParser.parse(trimmed) {
+        // Looked at without a trimmed copy of every line: only a JSON line needs one.
+        if line.drop(while: \.isWhitespace).hasPrefix("{"), case .object(let doc)? = try? JSONParser.parse(line.trimmedASCII) {
             if var event = normalize(document: doc, receivedAt: receivedAt) {
                 FieldNesting.set(.string(line), at: "message", in: &event.fields)
                 return event

@@ -172,6 +172,9 @@ public enum Enrichment {
         guard set.count > 0 else { return 0 }
         let document = JSONValue.object(fields)
         var matches: [(Indicator, String, String)] = []
+        // Addresses already looked up without a match (`related.ip` repeats source and
+        // destination): a lookup in a million indicators is a cache miss or two.
+        var missedIPs: [String] = []
         for (keys, path, kind) in split {
             guard let value = document.value(atKeys: keys) else { continue }
             let texts: [String]
@@ -183,7 +186,10 @@ public enum Enrichment {
             for text in texts {
                 let hit: Indicator?
                 switch kind {
-                case .ip: hit = set.match(ip: text)
+                case .ip:
+                    guard !missedIPs.contains(text) else { continue }
+                    hit = set.match(ip: text)
+                    if hit == nil { missedIPs.append(text) }
                 case .domain: hit = set.match(domain: text)
                 case .url: hit = set.match(url: text)
                 case .hash: hit = set.match(hash: text)

@@ -122,6 +122,12 @@ public struct IndicatorSet: Sendable {
             high = h
             low = l
         }
+
+        /// An IPv4 address, in the 16-byte form `IPAddress` gives it (`::ffff:a.b.c.d`).
+        init(v4: UInt32) {
+            high = 0
+            low = 0xFFFF_0000_0000 | UInt64(v4)
+        }
     }
 
     var ips: [AddressKey: Indicator] = [:]
@@ -158,7 +164,10 @@ public struct IndicatorSet: Sendable {
     }
 
     public func match(ip text: String) -> Indicator? {
-        guard !ips.isEmpty || !networks.isEmpty, let address = IPAddress(text) else { return nil }
+        guard !ips.isEmpty || !networks.isEmpty else { return nil }
+        // IPv4 without the 16-byte array `IPAddress` allocates: nearly every address is one.
+        if networks.isEmpty, let v4 = text.ipv4Value { return ips[AddressKey(v4: v4)] }
+        guard let address = IPAddress(text) else { return nil }
         if let hit = ips[AddressKey(address.bytes)] { return hit }
         for (bits, table) in networks {
             if let hit = table[AddressKey(Self.masked(address, bits))] { return hit }

@@ -13,6 +13,21 @@ struct ThreatIntelTests {
         return url.path
     }
 
+    /// A set of addresses only (no CIDR) looks IPv4 up by its number; it must find what the
+    /// 16-byte form finds, IPv4-mapped IPv6 and zones included.
+    @Test func addressesWithoutNetworksMatchAsTheirSixteenByteForm() throws {
+        let values = ["10.1.2.3", "::ffff:10.9.9.9", "2001:db8::1", "0.0.0.0"]
+        let set = IndicatorSet(values.compactMap { Indicator.make(type: "ip", value: $0, provider: "t", confidence: nil) })
+        #expect(set.networks.isEmpty && set.ips.count == 4)
+        for (text, expected) in [("10.1.2.3", "10.1.2.3"), ("10.9.9.9", "::ffff:10.9.9.9"), ("::ffff:10.1.2.3", "10.1.2.3"),
+                                 ("2001:db8::1", "2001:db8::1"), ("10.1.2.3%eth0", "10.1.2.3"), ("0.0.0.0", "0.0.0.0")] {
+            #expect(set.match(ip: text)?.value == Indicator.make(type: "ip", value: expected, provider: "t", confidence: nil)?.value, "\(text)")
+        }
+        for text in ["10.1.2.4", "10.1.2", "10.1.2.3.4", "::1", "", "010.001.002.003x"] {
+            #expect(set.match(ip: text) == nil, "\(text)")
+        }
+    }
+
     @Test func csvFeedsLoadAndReportWhatTheySkip() throws {
         let path = try write("""
         type,value,source,confidence
