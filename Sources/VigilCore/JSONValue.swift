@@ -584,10 +584,7 @@ public enum JSONWriter {
         s.withUTF8 { bytes in
             // Runs without anything to escape are copied whole, not byte by byte.
             var start = 0
-            var i = -1
-            while true {
-                i += 1
-                guard i < bytes.count else { break }
+            for i in 0..<bytes.count {
                 let byte = bytes[i]
                 guard byte == 0x22 || byte == 0x5C || byte < 0x20 else { continue }
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<i]))
