@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks that print figures (never pass/fail).", subcommands: [IngestBench.self, SearchBench.self, SyslogBench.self, DetectBench.self, IntelBench.self])
+    static let configuration = CommandConfiguration(abstract: "Benchmarks that print figures (never pass/fail).", subcommands: [IngestBench.self, SearchBench.self, SyslogBench.self, PacksBench.self, DetectBench.self, IntelBench.self])
 }
 
 /// A deterministic generator of realistic mixed security events (sshd, firewall, web, sudo).

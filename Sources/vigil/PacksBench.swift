@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import VigilCore
+import VigilParsing
+import VigilStorage
+
+/// The syslog bench's line kinds through the normalizer and the stored-form encoding, on one
+/// core and without a server: the CPU a line costs before SQLite, steadier than the live
+/// bench on a VM whose speed drifts.
+struct PacksBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "packs",
+        abstract: "Normalizes the syslog bench's generated lines per vendor on one core (best of N passes): µs per line to normalize and to encode the stored form.")
+
+    @Option(help: "Lines per vendor kind.") var lines: Int = 6_000
+    @Option(help: "Passes over the lines; the fastest counts.") var passes: Int = 7
+    @Option(help: "Where to write the JSON result.") var output: String = "bench-results/packs.json"
+
+    /// The generator's kinds, by `sequence % 6`.
+    static let kinds = ["cisco.asa", "panos", "fortinet", "sshd", "f5", "generic"]
+
+    func run() async throws {
+        var generator = SyslogTrafficGenerator()
+        let stamps = SyslogTrafficGenerator.Stamps(Date())
+        var byKind = [[String]](repeating: [], count: Self.kinds.count)
+        while byKind.contains(where: { $0.count < lines }) {
+            let line = generator.line(stamps)
+            let kind = generator.sequence % Self.kinds.count
+            if byKind[kind].count < lines { byKind[kind].append(line) }
+        }
+        let normalizer = Normalizer()
+        let received = Int64(Date().timeIntervalSince1970 * 1000)
+        let tenant = TenantName("bench")!
+        let key = EventKey(high: 1, low: 1)
+
+        func best(_ body: () -> Int) -> Double {
+            var fastest = Double.infinity
+            var sink = 0
+            for _ in 0..<max(passes, 1) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                sink &+= body()
+                fastest = min(fastest, Double(DispatchTime.now().uptimeNanoseconds - start) / 1_000)
+            }
+            if sink == -1 { print("") }  // keeps the work from being optimized away
+            return fastest / Double(lines)
+        }
+
+        print("| kind | dataset | normalize µs/line | encode stored form µs/line |\n|---|---|---|---|")
+        var rows: [[String: Any]] = []
+        var normalizeTotal = 0.0, encodeTotal = 0.0
+        for (index, kindLines) in byKind.enumerated() {
+            let normalize = best { kindLines.reduce(0) { $0 &+ normalizer.normalize(line: $1, receivedAt: received).fields.count } }
+            let normalized = kindLines.map { normalizer.normalize(line: $0, receivedAt: received) }
+            let encode = best {
+                normalized.reduce(0) { $0 &+ StoredEvent(tenant: tenant, key: key, timestamp: received, ingested: received, fields: $1.fields).document.count }
+            }
+            let dataset = normalized.first?.dataset ?? "-"
+            print("| \(Self.kinds[index]) | \(dataset) | \(String(format: "%.2f", normalize)) | \(String(format: "%.2f", encode)) |")
+            rows.append(["kind": Self.kinds[index], "dataset": dataset, "normalize_us_per_line": (normalize * 100).rounded() / 100,
+                         "encode_us_per_line": (encode * 100).rounded() / 100])
+            normalizeTotal += normalize
+            encodeTotal += encode
+        }
+        let kinds = Double(byKind.count)
+        print("| mix | - | \(String(format: "%.2f", normalizeTotal / kinds)) | \(String(format: "%.2f", encodeTotal / kinds)) |")
+        let result: [String: Any] = [
+            "benchmark": "packs", "lines_per_kind": lines, "passes": passes, "kinds": rows,
+            "mix_normalize_us_per_line": (normalizeTotal / kinds * 100).rounded() / 100,
+            "mix_encode_us_per_line": (encodeTotal / kinds * 100).rounded() / 100,
+            "machine": "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB",
+            "date": ISO8601DateFormatter().string(from: Date()),
+        ]
+        let url = URL(fileURLWithPath: output)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+    }
+}
