@@ -50,8 +50,8 @@ public struct IndexedColumns: Sendable, Equatable {
 }
 
 extension IndexedColumns {
-    /// The JSON value each column stands for, by `fieldNames` index: what `strip` may remove
-    /// from a document because `restore` puts exactly it back.
+    /// The JSON value each column stands for, by `fieldNames` index: what the stored document
+    /// may leave out because `restore` puts exactly it back.
     var values: [JSONValue?] {
         [dataset.map(JSONValue.string), hostName.map(JSONValue.string), sourceIP.map(JSONValue.string), sourcePort.map(JSONValue.int),
          destinationIP.map(JSONValue.string), destinationPort.map(JSONValue.int), networkTransport.map(JSONValue.string),
@@ -59,45 +59,21 @@ extension IndexedColumns {
          observerVendor.map(JSONValue.string)]
     }
 
-    /// The fields `strip` removes, for writing a document without them
-    /// (`JSONWriter.bytes(_:omitting:)`).
+    /// The fields the stored document leaves out, so they are not stored twice
+    /// (`JSONWriter.bytes(_:omitting:)`). Only an exact copy goes (a port sent as the string
+    /// "443" stays: the column's integer would not give it back), only where its key is unique
+    /// in its object, and the objects that held them stay (even empty), so `restore` rebuilds
+    /// the same document.
     var omissions: [JSONWriter.Omission] {
         zip(Self.keyPaths, values).compactMap { keys, value in value.map { JSONWriter.Omission(keys: keys[...], value: $0) } }
     }
 
-    /// Removes from the document the fields the columns already hold, so they are not stored
-    /// twice. Only an exact copy goes (a port sent as the string "443" stays: the column's
-    /// integer would not give it back), only where its key is unique in its object, and the
-    /// objects that held them stay (even empty), so `restore` rebuilds the same document.
-    public func strip(from fields: inout JSONObject) {
-        for (keys, value) in zip(Self.keyPaths, values) {
-            guard let value else { continue }
-            Self.remove(keys[...], value: value, from: &fields)
-        }
-    }
-
-    /// Puts back the fields `strip` removed: each column whose path the document lacks.
+    /// Puts back the fields the document left out (`omissions`): each column whose path the
+    /// document lacks.
     public func restore(into fields: inout JSONObject) {
         for (keys, value) in zip(Self.keyPaths, values) {
             guard let value else { continue }
             Self.insert(keys[...], value: value, into: &fields)
-        }
-    }
-
-    private static func remove(_ keys: ArraySlice<String>, value: JSONValue, from object: inout JSONObject) {
-        guard let key = keys.first else { return }
-        var found: Int?
-        for (index, member) in object.members.enumerated() where member.key == key {
-            guard found == nil else { return }  // a duplicate key: leave the object as it is
-            found = index
-        }
-        guard let index = found else { return }
-        if keys.count == 1 {
-            if object.members[index].value == value { object.members.remove(at: index) }
-        } else if case .object(var child) = object.members[index].value {
-            object.members[index].value = .null  // drop the reference so `child` is unique
-            remove(keys.dropFirst(), value: value, from: &child)
-            object.members[index].value = .object(child)
         }
     }
 
@@ -127,7 +103,7 @@ public struct StoredEvent: Sendable, Equatable {
     /// `message` when it is a string (it has a column and the token index of its own).
     public var message: String?
     /// The JSON document without `message` and without the fields the columns hold
-    /// (`IndexedColumns.strip`); `event()` puts them back.
+    /// (`IndexedColumns.omissions`); `event()` puts them back.
     public var document: [UInt8]
     /// Its intake record, when it came through the queue (not part of the binary form).
     public var sequence: IntakeSequence?
@@ -159,7 +135,7 @@ public struct StoredEvent: Sendable, Equatable {
             fields.removeValue(forKey: "message")
         }
         let columns = IndexedColumns(.object(fields))
-        // Written without the columns' fields (what `strip` would leave), the document untouched.
+        // Written without the columns' fields, the document untouched.
         self.init(tenant: tenant, key: key, timestamp: timestamp, ingested: ingested,
                   columns: columns, message: message, document: JSONWriter.bytes(fields, omitting: columns.omissions))
     }
