@@ -455,31 +455,37 @@ public struct JSONParser {
 /// Serializes `JSONValue`s as compact UTF-8 JSON.
 public enum JSONWriter {
     public static func string(_ value: JSONValue) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
-        write(value, into: &out)
-        return String(decoding: out, as: UTF8.self)
+        var sink = ByteSink(capacity: 256)
+        write(value, into: &sink)
+        return sink.string()
     }
 
     public static func bytes(_ value: JSONValue) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(1024)  // a normalized event is about 1 KB: no regrowing on the way
-        write(value, into: &out)
-        return out
+        var sink = ByteSink(capacity: 1024)  // a normalized event is about 1 KB: no regrowing on the way
+        write(value, into: &sink)
+        return sink.array()
     }
 
     public static func write(_ value: JSONValue, into out: inout [UInt8]) {
+        var sink = ByteSink(capacity: 256)
+        write(value, into: &sink)
+        sink.append(to: &out)
+    }
+
+    static func write(_ value: JSONValue, into out: inout ByteSink) {
         switch value {
-        case .null: out.append(contentsOf: "null".utf8)
-        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .null: out.append("null")
+        case .bool(let b): out.append(b ? "true" : "false")
         case .int(let i): writeInt(i, into: &out)
-        case .double(let d): out.append(contentsOf: formatDouble(d).utf8)
+        case .double(let d): writeString(unquoted: formatDouble(d), into: &out)
         case .string(let s): writeString(s, into: &out)
         case .array(let values):
             out.append(UInt8(ascii: "["))
-            for i in values.indices {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                write(values[i], into: &out)
+            values.withUnsafeBufferPointer { values in
+                for i in 0..<values.count {
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    write(values[i], into: &out)
+                }
             }
             out.append(UInt8(ascii: "]"))
         case .object(let object):
@@ -514,13 +520,12 @@ public enum JSONWriter {
     /// it stay, even empty. The same bytes as removing them first and writing the rest, without
     /// changing (and so copying) the document's nested objects.
     public static func bytes(_ object: JSONObject, omitting omissions: [Omission]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(1024)
-        write(object, omitting: omissions, into: &out)
-        return out
+        var sink = ByteSink(capacity: 1024)
+        write(object, omitting: omissions, into: &sink)
+        return sink.array()
     }
 
-    static func write(_ object: JSONObject, omitting omissions: [Omission], into out: inout [UInt8]) {
+    static func write(_ object: JSONObject, omitting omissions: [Omission], into out: inout ByteSink) {
         guard !omissions.isEmpty else { return write(.object(object), into: &out) }
         out.append(UInt8(ascii: "{"))
         object.members.withUnsafeBufferPointer { members in
@@ -561,7 +566,7 @@ public enum JSONWriter {
     }
 
     /// Decimal digits straight into the output, without a `String` in between.
-    static func writeInt(_ value: Int64, into out: inout [UInt8]) {
+    static func writeInt(_ value: Int64, into out: inout ByteSink) {
         if value < 0 { out.append(UInt8(ascii: "-")) }
         var magnitude = value.magnitude
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: enough for 20 digits
@@ -572,37 +577,70 @@ public enum JSONWriter {
                 magnitude /= 10
                 count += 1
             } while magnitude > 0
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[(24 - count)...]))
+            out.append(UnsafeRawBufferPointer(rebasing: buffer[(24 - count)...]))
         }
     }
 
-    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
     public static func writeString(_ s: String, into out: inout [UInt8]) {
+        var sink = ByteSink(capacity: s.utf8.count + 16)
+        writeString(s, into: &sink)
+        sink.append(to: &out)
+    }
+
+    static func writeString(_ s: String, into out: inout ByteSink) {
+        // Native strings lend their bytes; others (bridged, shared) are copied first.
+        if s.utf8.withContiguousStorageIfAvailable({ writeEscaped($0, into: &out) }) != nil { return }
+        var copy = s
+        copy.withUTF8 { writeEscaped($0, into: &out) }
+    }
+
+    /// A string whose bytes need no escaping (a formatted number), without quotes.
+    static func writeString(unquoted s: String, into out: inout ByteSink) {
+        var copy = s
+        copy.withUTF8 { out.append(UnsafeRawBufferPointer($0)) }
+    }
+
+    static let hexDigits: StaticString = "0123456789abcdef"
+
+    /// The string's bytes in quotes, with `"`, `\` and control characters escaped. Runs
+    /// without anything to escape are found eight bytes at a time and copied whole.
+    static func writeEscaped(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout ByteSink) {
+        out.reserve(bytes.count + 2)
         out.append(UInt8(ascii: "\""))
-        var s = s
-        s.withUTF8 { bytes in
-            // Runs without anything to escape are copied whole, not byte by byte.
-            var start = 0
-            for i in 0..<bytes.count {
-                let byte = bytes[i]
-                guard byte == 0x22 || byte == 0x5C || byte < 0x20 else { continue }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<i]))
-                start = i + 1
-                switch byte {
-                case 0x22: out.append(0x5C); out.append(0x22)
-                case 0x5C: out.append(0x5C); out.append(0x5C)
-                case 0x0A: out.append(0x5C); out.append(UInt8(ascii: "n"))
-                case 0x0D: out.append(0x5C); out.append(UInt8(ascii: "r"))
-                case 0x09: out.append(0x5C); out.append(UInt8(ascii: "t"))
-                default:
-                    out.append(contentsOf: "\\u00".utf8)
-                    out.append(hexDigits[Int(byte >> 4)])
-                    out.append(hexDigits[Int(byte & 0xF)])
+        let raw = UnsafeRawBufferPointer(bytes)
+        let count = bytes.count
+        var start = 0, i = 0
+        while i < count {
+            if count - i >= 8 {
+                // A word with no byte below 0x20 and none equal to `"` or `\` (the classic
+                // zero-byte test on the word and on its XORs) goes whole.
+                let word = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+                let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
+                let control = (word &- ones &* 0x20) & ~word
+                if (control | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)) & highs == 0 {
+                    i += 8
+                    continue
                 }
             }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]))
+            let byte = bytes[i]
+            i += 1
+            guard byte == 0x22 || byte == 0x5C || byte < 0x20 else { continue }
+            out.append(UnsafeRawBufferPointer(rebasing: raw[start..<(i - 1)]))
+            start = i
+            switch byte {
+            case 0x22: out.append(0x5C); out.append(0x22)
+            case 0x5C: out.append(0x5C); out.append(0x5C)
+            case 0x0A: out.append(0x5C); out.append(UInt8(ascii: "n"))
+            case 0x0D: out.append(0x5C); out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(0x5C); out.append(UInt8(ascii: "t"))
+            default:
+                out.append("\\u00")
+                out.append(hexDigits.utf8Start[Int(byte >> 4)])
+                out.append(hexDigits.utf8Start[Int(byte & 0xF)])
+            }
         }
+        out.append(UnsafeRawBufferPointer(rebasing: raw[start..<count]))
         out.append(UInt8(ascii: "\""))
     }
 
@@ -612,4 +650,56 @@ public enum JSONWriter {
         if d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }
         return "\(d)"
     }
+}
+
+/// A growing byte buffer for the JSON writer: appending checks the capacity and nothing else
+/// (an array also checks that its storage is unique, on every byte).
+struct ByteSink: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var count = 0
+    private var capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 16)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    @inline(__always) mutating func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(to: count + extra) }
+    }
+
+    @inline(never) mutating func grow(to needed: Int) {
+        var newCapacity = capacity * 2
+        while newCapacity < needed { newCapacity *= 2 }
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.update(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    @inline(__always) mutating func append(_ byte: UInt8) {
+        if count == capacity { grow(to: count + 1) }
+        base[count] = byte
+        count += 1
+    }
+
+    @inline(__always) mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        reserve(bytes.count)
+        (base + count).update(from: source.assumingMemoryBound(to: UInt8.self), count: bytes.count)
+        count += bytes.count
+    }
+
+    @inline(__always) mutating func append(_ literal: StaticString) {
+        append(UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
+
+    func array() -> [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+
+    func string() -> String { String(decoding: UnsafeBufferPointer(start: base, count: count), as: UTF8.self) }
+
+    func append(to out: inout [UInt8]) { out.append(contentsOf: UnsafeBufferPointer(start: base, count: count)) }
 }

@@ -107,6 +107,33 @@ struct JSONWriterStringTests {
         #expect(JSONWriter.string(.string("a\"b\\c\u{1}")) == #""a\"b\\c\u0001""#)
     }
 
+    /// The writer finds escapes eight bytes at a time: strings long enough for several words,
+    /// with what must be escaped at every offset, against escaping byte by byte.
+    @Test func wordAtATimeScanEscapesTheSameBytesAsAByteLoop() {
+        func reference(_ text: String) -> [UInt8] {
+            var out: [UInt8] = [0x22]
+            for byte in text.utf8 {
+                switch byte {
+                case 0x22: out += [0x5C, 0x22]
+                case 0x5C: out += [0x5C, 0x5C]
+                case 0x0A: out += Array("\\n".utf8)
+                case 0x0D: out += Array("\\r".utf8)
+                case 0x09: out += Array("\\t".utf8)
+                case ..<0x20: out += Array(String(format: "\\u%04x", byte).utf8)
+                default: out.append(byte)
+                }
+            }
+            return out + [0x22]
+        }
+        // Bytes next to the special ones (0x1F/0x20, 0x21/0x23, 0x5B/0x5D) and multi-byte UTF-8.
+        let pieces = ["a", "\"", "\\", "\n", "\u{0}", "\u{1F}", " ", "!", "#", "[", "]", "\u{7F}", "é", "🙂", "abcdefgh"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<5_000 {
+            let text = (0..<Int.random(in: 0..<60, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            #expect(JSONWriter.bytes(.string(text)) == reference(text), "\(text.debugDescription)")
+        }
+    }
+
     @Test func integersAreWrittenAsTheirDecimalSpelling() {
         var generator = SystemRandomNumberGenerator()
         let edges: [Int64] = [0, 1, -1, 9, 10, -10, Int64.max, Int64.min, Int64.min + 1]
