@@ -208,8 +208,8 @@ public actor SyslogBatcher {
 
 /// Counters for the listeners: frames, bytes, parse failures and drops by reason.
 public enum SyslogMetrics {
-    public static func frame(transport: String, bytes: Int) {
-        Counter(label: "vigil_syslog_frames_total", dimensions: [("transport", transport)]).increment()
+    public static func frames(_ count: Int, transport: String, bytes: Int) {
+        Counter(label: "vigil_syslog_frames_total", dimensions: [("transport", transport)]).increment(by: count)
         Counter(label: "vigil_syslog_bytes_total", dimensions: [("transport", transport)]).increment(by: bytes)
     }
 
