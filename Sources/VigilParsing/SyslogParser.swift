@@ -267,7 +267,10 @@ public struct SyslogParser: Sendable {
         return (String(decoding: name, as: UTF8.self), pid)
     }
 
-    private static let months: [String] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    /// Month names, lower-case, as three ASCII bytes packed into an integer.
+    private static let months: [UInt32] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"].map { name in
+        name.utf8.reduce(0) { $0 << 8 | UInt32($1) }
+    }
 
     /// `Mmm dd hh:mm:ss[.fff]`, `Mmm dd yyyy hh:mm:ss`, `Mmm dd hh:mm:ss yyyy` or an ISO 8601 token.
     private func timestamp3164(_ c: inout Cursor, referenceTime: EpochMillis) -> (EpochMillis, Bool, Bool)? {
@@ -286,8 +289,9 @@ public struct SyslogParser: Sendable {
             return nil
         }
         guard c.end - c.index >= 15 else { return nil }
-        let mon = String(decoding: c.bytes[c.index..<(c.index + 3)], as: UTF8.self)
-        guard let monthIndex = Self.months.firstIndex(where: { $0.caseInsensitiveCompare(mon) }) else { return nil }
+        // Any case: OR-ing 0x20 lower-cases an ASCII letter and maps nothing else onto one.
+        let mon = (UInt32(c.bytes[c.index] | 0x20) << 16) | (UInt32(c.bytes[c.index + 1] | 0x20) << 8) | UInt32(c.bytes[c.index + 2] | 0x20)
+        guard let monthIndex = Self.months.firstIndex(of: mon) else { return nil }
         c.index += 3
         guard c.peek() == 0x20 else { return nil }
         while c.peek() == 0x20 { c.index += 1 }
@@ -334,10 +338,6 @@ public struct SyslogParser: Sendable {
         guard let best else { return nil }
         return (best, false, false)
     }
-}
-
-private extension String {
-    func caseInsensitiveCompare(_ other: String) -> Bool { lowercased() == other.lowercased() }
 }
 
 /// A read position in a frame; every access is bounds-checked.

@@ -24,6 +24,24 @@ struct SyslogParserTests {
         #expect(soon.timestamp == Timestamp.parseRFC3339("2026-01-01T12:00:00Z"))
     }
 
+    /// Month names are matched by byte in any case; bytes that only look alike after OR-ing
+    /// 0x20 (`@` for `` ` ``, digits, symbols) are not months.
+    @Test func monthNamesMatchInAnyCaseAndNothingElse() {
+        let names = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        for (index, name) in names.enumerated() {
+            for spelling in [name, name.uppercased(), name.lowercased(), String(name.prefix(1)).lowercased() + name.dropFirst().uppercased()] {
+                let m = SyslogParser().parse("<13>\(spelling) 10 01:02:03 h app: x", referenceTime: Timestamp.parseRFC3339("2026-12-31T12:00:00Z") ?? 0)
+                let expected = Timestamp.dayNumber(year: 2026, month: index + 1, day: 10).map { $0 * 86_400_000 + 3_723_000 }
+                #expect(m.timestamp == expected, "\(spelling)")
+                #expect(m.hostname == "h", "\(spelling)")
+            }
+        }
+        for near in ["J@N", "Ja ", "\u{7F}an", "Jam", "1an", "JaN\u{0}"] {
+            let m = SyslogParser().parse("<13>\(near) 10 01:02:03 h app: x", referenceTime: Self.ref)
+            #expect(m.timestamp == nil, "\(near.debugDescription) is not a month")
+        }
+    }
+
     @Test func parsesISOTimestampWithOffsetAndCiscoHeader() {
         let m = SyslogParser().parse("2026-04-03T00:31:09.976660+02:00 192.168.2.1 date=x", referenceTime: 0)
         #expect(m.timestamp == Timestamp.parseRFC3339("2026-04-02T22:31:09.976Z"))
