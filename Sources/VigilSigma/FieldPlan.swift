@@ -114,6 +114,22 @@ struct LogsourcePlan: Sendable {
 }
 
 extension SigmaRule {
+    /// The rule with each field condition's `id` set from `plan` (names it lacks keep -1).
+    func numbering(_ plan: FieldPlan) -> SigmaRule {
+        var copy = self
+        copy.selections = selections.map { selection in
+            guard case .maps(let maps) = selection.kind else { return selection }
+            return Selection(kind: .maps(maps.map { conditions in
+                conditions.map { condition in
+                    var numbered = condition
+                    if !condition.field.isEmpty { numbered.id = plan.ids[condition.field] ?? -1 }
+                    return numbered
+                }
+            }))
+        }
+        return copy
+    }
+
     /// Every field name the rule's selections read (fieldref targets too).
     var fieldNames: [String] {
         var out: [String] = []

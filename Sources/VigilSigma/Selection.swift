@@ -16,7 +16,17 @@ struct Selection: Sendable {
     func matches(_ event: SigmaEvent) -> Bool {
         switch kind {
         case .maps(let maps):
-            return maps.contains { conditions in conditions.allSatisfy { $0.matches(event) } }
+            // Through the buffers, which visit conditions without copying (and retaining) them.
+            return maps.withUnsafeBufferPointer { maps in
+                for m in 0..<maps.count {
+                    let all = maps[m].withUnsafeBufferPointer { conditions in
+                        for c in 0..<conditions.count where !conditions[c].matches(event) { return false }
+                        return true
+                    }
+                    if all { return true }
+                }
+                return false
+            }
         case .keywords(let matchers):
             let texts = event.allTexts
             return matchers.contains { matcher in texts.contains { matcher.matchesText($0) } }
@@ -62,6 +72,9 @@ struct FieldCondition: Sendable {
     let matchers: [ValueMatcher]
     /// `|all`: every value must match (otherwise any).
     let requireAll: Bool
+    /// The field's number in a rule set's `FieldPlan` (-1: looked up by name). Only a rule set
+    /// sets it, and only for events prepared with its plan.
+    var id = -1
 
     static let known: Set<String> = ["contains", "startswith", "endswith", "all", "re", "i", "m", "s", "base64", "base64offset",
                                      "utf16le", "utf16be", "utf16", "wide", "windash", "cidr", "exists", "lt", "lte", "gt", "gte",
@@ -91,8 +104,25 @@ struct FieldCondition: Sendable {
             let texts = event.allTexts
             return requireAll ? matchers.allSatisfy { m in texts.contains { m.matchesText($0) } } : matchers.contains { m in texts.contains { m.matchesText($0) } }
         }
-        if requireAll { return matchers.allSatisfy { $0.matches(field, event) } }
-        return matchers.contains { $0.matches(field, event) }
+        // The field's texts are fetched once for all the values, by number when planned.
+        let texts = id >= 0 ? event.texts(id: id) : event.texts(field)
+        return texts.withUnsafeBufferPointer { texts in
+            matchers.withUnsafeBufferPointer { matchers in
+                for m in 0..<matchers.count {
+                    var hit = false
+                    if matchers[m].testsText {
+                        for t in 0..<texts.count where matchers[m].matchesText(texts[t]) {
+                            hit = true
+                            break
+                        }
+                    } else {
+                        hit = matchers[m].matches(field, event)
+                    }
+                    if hit != requireAll { return hit }
+                }
+                return requireAll
+            }
+        }
     }
 }
 
@@ -262,6 +292,15 @@ enum ValueMatcher: Sendable {
             var copy = chars
             for p in positions { copy[p] = dash }
             return String(copy)
+        }
+    }
+
+    /// Whether the matcher decides on the field's texts alone (`matches` then is "any text
+    /// matches"); null, exists and fieldref look at the value.
+    var testsText: Bool {
+        switch self {
+        case .null, .exists, .fieldref: return false
+        default: return true
         }
     }
 

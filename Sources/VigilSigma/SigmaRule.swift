@@ -24,7 +24,7 @@ public struct SigmaRule: Sendable {
     public var logsource: LogsourcePredicate
     let condition: ConditionNode
     /// In the order of their sorted names, which the condition refers to by index.
-    let selections: [Selection]
+    var selections: [Selection]
 
     /// Identifies the logsource predicate, so an event computes each verdict once.
     let logsourceKey: Int

@@ -18,6 +18,9 @@ import VigilCore
 /// `SigmaRule.matches`; the index only decides which rules can be skipped.
 public struct SigmaRuleSet: Sendable {
     public let rules: [SigmaRule]
+    /// `rules` with every field condition numbered by `plan`: evaluated on the set's own
+    /// events, they read fields by number.
+    let plannedRules: [SigmaRule]
     /// How the set's events resolve Sigma field names.
     public let mapping: FieldMapping
     let groups: [LogsourceGroup]
@@ -64,6 +67,7 @@ public struct SigmaRuleSet: Sendable {
         self.mapping = mapping
         let plan = FieldPlan(names: rules.flatMap(\.fieldNames), mapping: mapping)
         self.plan = plan
+        plannedRules = rules.map { $0.numbering(plan) }
         var order: [Int] = []
         var byKey: [Int: (logsource: LogsourcePredicate, always: [Int32], atoms: [Atom: [Posting]])] = [:]
         var required = [UInt8](repeating: 0, count: rules.count)
@@ -115,27 +119,33 @@ public struct SigmaRuleSet: Sendable {
         var touched: [Int32] = []
         let planned = event.plan === plan
         let belongs = logsources.verdicts(event)
-        for (number, group) in groups.enumerated() where belongs[number] {
-            candidates += group.always
-            for entry in group.fields {
-                let texts = entry.field.isEmpty ? event.allTexts : planned && entry.id >= 0 ? event.texts(id: entry.id) : event.texts(entry.field)
-                for text in texts {
-                    func hit(_ literal: Int) {
-                        for posting in entry.postings[literal] {
-                            let rule = Int(posting.rule)
-                            if hits[rule] == 0 { touched.append(posting.rule) }
-                            hits[rule] |= posting.bit
+        // Through the buffers: a `for` over the arrays would copy (and retain) every group and
+        // field index it visits.
+        groups.withUnsafeBufferPointer { groups in
+            for number in 0..<groups.count where belongs[number] {
+                candidates += groups[number].always
+                groups[number].fields.withUnsafeBufferPointer { fields in
+                    for f in 0..<fields.count {
+                        let texts = fields[f].field.isEmpty ? event.allTexts : planned && fields[f].id >= 0 ? event.texts(id: fields[f].id) : event.texts(fields[f].field)
+                        for text in texts {
+                            func hit(_ literal: Int) {
+                                for posting in fields[f].postings[literal] {
+                                    let rule = Int(posting.rule)
+                                    if hits[rule] == 0 { touched.append(posting.rule) }
+                                    hits[rule] |= posting.bit
+                                }
+                            }
+                            fields[f].automaton.scan(text.lower, hit)
+                            if !fields[f].foldSensitive.isEmpty, text.lower.contains(where: { $0 >= 0x80 }) { fields[f].foldSensitive.forEach(hit) }
                         }
                     }
-                    entry.automaton.scan(text.lower, hit)
-                    if !entry.foldSensitive.isEmpty, text.lower.contains(where: { $0 >= 0x80 }) { entry.foldSensitive.forEach(hit) }
                 }
             }
         }
         for rule in touched where hits[Int(rule)] == required[Int(rule)] { candidates.append(rule) }
         guard !candidates.isEmpty else { return [] }
         candidates.sort()
-        return candidates.compactMap { rules[Int($0)].conditionHolds(event) ? Int($0) : nil }
+        return candidates.compactMap { (planned ? plannedRules : rules)[Int($0)].conditionHolds(event) ? Int($0) : nil }
     }
 }
 
