@@ -24,25 +24,7 @@ struct DetectBench: AsyncParsableCommand {
         let sources = try loadRules()
         let loaded = sources.map(\.rule)
         print("loaded \(loaded.count) Sigma rules")
-        var generator = EventGenerator(seed: 11)
-        let images = ["C:\\Windows\\System32\\cmd.exe", "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe", "C:\\Program Files\\App\\app.exe",
-                      "C:\\Users\\bob\\AppData\\Local\\Temp\\x.exe", "C:\\Windows\\System32\\rundll32.exe", "C:\\Windows\\explorer.exe"]
-        let lines = ["/c whoami /all", "-NoProfile -EncodedCommand SQBFAFgA", "--update", "C:\\Users\\bob\\doc.dll,EntryPoint", "/background", "dir C:\\"]
-        var corpus: [JSONObject] = []
-        for i in 0..<events {
-            let id = [1, 1, 1, 3, 11, 13][i % 6]
-            var data = JSONObject()
-            data["Image"] = .string(generator.pick(images))
-            data["CommandLine"] = .string(generator.pick(images) + " " + generator.pick(lines))
-            data["ParentImage"] = .string(generator.pick(images))
-            data["User"] = .string("CORP\\user\(generator.next() % 50)")
-            data["TargetFilename"] = .string("C:\\Users\\bob\\file\(i).txt")
-            data["TargetObject"] = .string("HKLM\\SOFTWARE\\Key\(i % 100)")
-            data["DestinationIp"] = .string(generator.ip("10.2"))
-            var object = JSONObject()
-            object["winlog"] = .object(JSONObject([("channel", .string("Microsoft-Windows-Sysmon/Operational")), ("event_id", .string(String(id))), ("event_data", .object(data))]))
-            corpus.append(object)
-        }
+        let corpus = Self.sysmonCorpus(count: events)
         let set = SigmaRuleSet(loaded)
         print("rule index: \(set.indexedCount) of \(loaded.count) rules have a literal trigger (the rest are tried on every event of their logsource)")
         // Warm-up, then one timed pass per core count.
@@ -96,6 +78,31 @@ struct DetectBench: AsyncParsableCommand {
         let url = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+    }
+
+    /// Generated Winlogbeat Sysmon documents: process creation (half), network, file and
+    /// registry events over a few images and command lines.
+    static func sysmonCorpus(count: Int) -> [JSONObject] {
+        var generator = EventGenerator(seed: 11)
+        let images = ["C:\\Windows\\System32\\cmd.exe", "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe", "C:\\Program Files\\App\\app.exe",
+                      "C:\\Users\\bob\\AppData\\Local\\Temp\\x.exe", "C:\\Windows\\System32\\rundll32.exe", "C:\\Windows\\explorer.exe"]
+        let lines = ["/c whoami /all", "-NoProfile -EncodedCommand SQBFAFgA", "--update", "C:\\Users\\bob\\doc.dll,EntryPoint", "/background", "dir C:\\"]
+        var corpus: [JSONObject] = []
+        for i in 0..<count {
+            let id = [1, 1, 1, 3, 11, 13][i % 6]
+            var data = JSONObject()
+            data["Image"] = .string(generator.pick(images))
+            data["CommandLine"] = .string(generator.pick(images) + " " + generator.pick(lines))
+            data["ParentImage"] = .string(generator.pick(images))
+            data["User"] = .string("CORP\\user\(generator.next() % 50)")
+            data["TargetFilename"] = .string("C:\\Users\\bob\\file\(i).txt")
+            data["TargetObject"] = .string("HKLM\\SOFTWARE\\Key\(i % 100)")
+            data["DestinationIp"] = .string(generator.ip("10.2"))
+            var object = JSONObject()
+            object["winlog"] = .object(JSONObject([("channel", .string("Microsoft-Windows-Sysmon/Operational")), ("event_id", .string(String(id))), ("event_data", .object(data))]))
+            corpus.append(object)
+        }
+        return corpus
     }
 
     func count(_ set: SigmaRuleSet, _ events: ArraySlice<JSONObject>) -> Int {
