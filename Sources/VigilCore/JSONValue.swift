@@ -343,6 +343,23 @@ public struct JSONParser {
             let start = index
             // Fast path: no escapes.
             var bits: UInt8 = 0
+            // Eight bytes at a time while none is a quote, a backslash or a control character
+            // (the zero-byte test on the word and on its XORs); their high bits are kept for
+            // the ASCII check.
+            if let base = buffer.baseAddress {
+                let raw = UnsafeRawPointer(base)
+                let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+                var wordBits: UInt64 = 0
+                while buffer.count - index >= 8 {
+                    let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
+                    let control = (word &- ones &* 0x20) & ~word
+                    if (control | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)) & highs != 0 { break }
+                    wordBits |= word
+                    index += 8
+                }
+                if wordBits & highs != 0 { bits = 0x80 }
+            }
             while index < buffer.count {
                 let byte = buffer[index]
                 if byte == UInt8(ascii: "\"") {
@@ -361,9 +378,12 @@ public struct JSONParser {
                 bits |= byte
                 index += 1
             }
-            // Escapes (Windows paths are full of them): runs between escapes are copied whole,
-            // and text whose raw bytes are ASCII needs no validation (what the escapes add is
-            // valid UTF-8 by construction).
+            // Escapes (Windows paths are full of them). Raw text that is ASCII with simple
+            // escapes only (no `\u`) is decoded straight into the string's storage: its end is
+            // found first, which bounds the decoded length.
+            if bits < 0x80, let decoded = decodeSimpleEscapes(start: start) { return decoded }
+            // Otherwise runs between escapes are copied whole, and text whose raw bytes are
+            // ASCII needs no validation (what the escapes add is valid UTF-8 by construction).
             var bytes: [UInt8] = []
             bytes.reserveCapacity(index - start + 32)
             bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[start..<index]))
@@ -428,6 +448,58 @@ public struct JSONParser {
                 }
             }
             throw fail(.unexpectedEnd)
+        }
+
+        /// The string from `index` (at a backslash; what precedes it from `start` is ASCII)
+        /// when the rest is ASCII too and its escapes are all single-character ones; nil (and
+        /// `index` unmoved) otherwise, or when it is malformed (the general path reports where).
+        mutating func decodeSimpleEscapes(start: Int) -> String? {
+            var end = index
+            while end < buffer.count {
+                let byte = buffer[end]
+                if byte == UInt8(ascii: "\"") { break }
+                if byte >= 0x80 || byte < 0x20 { return nil }
+                if byte == UInt8(ascii: "\\") {
+                    guard end + 1 < buffer.count else { return nil }
+                    switch buffer[end + 1] {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                         UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                        end += 2
+                        continue
+                    default: return nil
+                    }
+                }
+                end += 1
+            }
+            guard end < buffer.count else { return nil }
+            let buffer = self.buffer
+            let first = index
+            let decoded = String(unsafeUninitializedCapacity: end - start) { out in
+                // The run before the first escape, then escapes and the runs between them.
+                var count = first - start
+                out.baseAddress!.update(from: buffer.baseAddress! + start, count: count)
+                var i = first
+                while i < end {
+                    var byte = buffer[i]
+                    if byte == UInt8(ascii: "\\") {
+                        i += 1
+                        switch buffer[i] {
+                        case UInt8(ascii: "b"): byte = 0x08
+                        case UInt8(ascii: "f"): byte = 0x0C
+                        case UInt8(ascii: "n"): byte = 0x0A
+                        case UInt8(ascii: "r"): byte = 0x0D
+                        case UInt8(ascii: "t"): byte = 0x09
+                        default: byte = buffer[i]  // ", \\ and /
+                        }
+                    }
+                    out[count] = byte
+                    count += 1
+                    i += 1
+                }
+                return count
+            }
+            index = end + 1
+            return decoded
         }
 
         mutating func parseHex4() throws(JSONParseError) -> UInt32 {

@@ -50,6 +50,9 @@ struct JSONParserTests {
                 switch body[i + 1] {
                 case UInt8(ascii: "n"): out.append(0x0A)
                 case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
                 case UInt8(ascii: "\\"): out.append(0x5C)
                 case UInt8(ascii: "\""): out.append(0x22)
                 case UInt8(ascii: "/"): out.append(0x2F)
@@ -65,11 +68,14 @@ struct JSONParserTests {
             return String(validating: out, as: UTF8.self)
         }
         let pieces: [[UInt8]] = [Array("C:".utf8), [0x5C, 0x5C], Array("Windows".utf8), [0x5C, 0x6E], [0x5C, 0x22], Array(#"é"#.utf8),
-                                 Array(#"A"#.utf8), Array("é".utf8), Array("😀".utf8), [0xFF], [0xC3], [0x01], [0x5C, 0x71], Array(" ".utf8), [0x2F]]
+                                 Array(#"A"#.utf8), Array("é".utf8), Array("😀".utf8), [0xFF], [0xC3], [0x01], [0x5C, 0x71], Array(" ".utf8), [0x2F],
+                                 // Runs of eight and more (scanned a word at a time), the other
+                                 // short escapes, and bytes next to the special ones.
+                                 Array("abcdefgh".utf8), [0x5C, 0x72], [0x5C, 0x62], [0x5C, 0x66], [0x5C, 0x74], [0x5C, 0x2F], [0x7F], [0x1F], [0x21], [0x5B], [0x5D]]
         var generator = SystemRandomNumberGenerator()
         var parsed = 0
-        for _ in 0..<20_000 {
-            let body = (0..<Int.random(in: 0...8, using: &generator)).flatMap { _ in pieces.randomElement(using: &generator)! }
+        for _ in 0..<30_000 {
+            let body = (0..<Int.random(in: 0...16, using: &generator)).flatMap { _ in pieces.randomElement(using: &generator)! }
             let found = try? JSONParser.parse([0x22] + body + [0x22])
             #expect(found == reference(body).map { .string($0) }, "\(body)")
             if found != nil { parsed += 1 }
