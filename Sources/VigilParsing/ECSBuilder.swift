@@ -14,7 +14,12 @@ struct ECSBuilder: Sendable {
 
     /// Values vendors use for "nothing here".
     static func isPlaceholder(_ s: String) -> Bool {
-        s.isEmpty || s == "-" || s == "N/A" || s == "n/a"
+        // The placeholders are ASCII and short: anything longer is none of them.
+        switch s.utf8.count {
+        case 0: return true
+        case 1...3: return s == "-" || s == "N/A" || s == "n/a"
+        default: return false
+        }
     }
 
     mutating func set(_ path: String, _ value: JSONValue?) {

@@ -28,10 +28,21 @@ public struct WindowsEventPack: ProtocolPack {
         var level: String?
         var task: String?
         var version: String?
-        var data: [(String, String)] = []
+        private(set) var data: [(String, String)] = []
+        /// An EventData name with a byte ≥ 0x80: names then compare as `String`s (canonical
+        /// equivalence), not by length and bytes.
+        private(set) var nonASCIINames = false
 
+        mutating func addData(_ name: String, _ value: String) {
+            if !nonASCIINames, name.utf8.contains(where: { $0 >= 0x80 }) { nonASCIINames = true }
+            data.append((name, value))
+        }
+
+        /// The first item named `key` (an ASCII literal), unless it is a placeholder.
         subscript(_ key: String) -> String? {
-            guard let v = data.first(where: { $0.0 == key })?.1, !ECSBuilder.isPlaceholder(v) else { return nil }
+            let count = key.utf8.count
+            // ASCII names equal the key only with its length: most compare by length alone.
+            guard let v = data.first(where: { (nonASCIINames || $0.0.utf8.count == count) && $0.0 == key })?.1, !ECSBuilder.isPlaceholder(v) else { return nil }
             return v
         }
     }
@@ -64,7 +75,7 @@ public struct WindowsEventPack: ProtocolPack {
         e.threadID = system?.child("Execution")?.attributes["ThreadID"]
         e.version = system?.child("Version")?.text
         for data in (xml.child("EventData") ?? xml.child("UserData"))?.children ?? [] {
-            if let name = data.attributes["Name"] { e.data.append((name, data.text)) } else { e.data.append((data.name, data.text)) }
+            if let name = data.attributes["Name"] { e.addData(name, data.text) } else { e.addData(data.name, data.text) }
         }
         guard !e.eventID.isEmpty else { return nil }
         return map(e, base: JSONObject(), parseFailure: system == nil)
@@ -102,10 +113,10 @@ public struct WindowsEventPack: ProtocolPack {
                 for item in items {
                     guard case .object(let d) = item else { continue }
                     let name = (d["#attributes"]?.objectValue?["Name"] ?? d["Name"])?.scalarText
-                    if let name { e.data.append((name, d["#text"]?.scalarText ?? "")) }
+                    if let name { e.addData(name, d["#text"]?.scalarText ?? "") }
                 }
             } else {
-                for (k, v) in o.members where k != "#attributes" { e.data.append((k, Self.verbatim(v))) }
+                for (k, v) in o.members where k != "#attributes" { e.addData(k, Self.verbatim(v)) }
             }
         default: break
         }
@@ -133,7 +144,7 @@ public struct WindowsEventPack: ProtocolPack {
         e.userID = winlog["user"]?.objectValue?["identifier"]?.scalarText
         e.task = winlog["task"]?.scalarText
         if let data = winlog["event_data"]?.objectValue {
-            for (k, v) in data.members { e.data.append((k, Self.verbatim(v))) }
+            for (k, v) in data.members { e.addData(k, Self.verbatim(v)) }
         }
         // Winlogbeat's sysmon module moves some EventData into ECS; the rendered message keeps
         // them all as `Name: value` lines, so restore the missing ones from there.
@@ -142,7 +153,7 @@ public struct WindowsEventPack: ProtocolPack {
                 guard let colon = line.byteRange(of: ": ") else { continue }
                 let key = String(line[..<colon.lowerBound])
                 guard !key.isEmpty, !key.contains(" "), !e.data.contains(where: { $0.0 == key }) else { continue }
-                e.data.append((key, String(line[colon.upperBound...]).trimmingSuffix("\r")))
+                e.addData(key, String(line[colon.upperBound...]).trimmingSuffix("\r"))
             }
         }
         return map(e, base: FieldNesting.nest(doc), parseFailure: false)
@@ -174,18 +185,40 @@ public struct WindowsEventPack: ProtocolPack {
     private func map(_ e: WinEvent, base: JSONObject, parseFailure: Bool) -> PackResult {
         var b = ECSBuilder(base)
         let dataset = Self.dataset(channel: e.channel)
+        // As `eventData[k] = .string(v)` for each item (a repeated name keeps its first place
+        // and its last value), comparing ASCII names by length first.
         var eventData = JSONObject()
-        for (k, v) in e.data { eventData[k] = .string(v) }
-        b.set("winlog.event_data", .object(eventData))
-        b.set("winlog.event_id", .string(e.eventID))
-        b.set("winlog.channel", string: e.channel)
-        b.set("winlog.provider_name", string: e.provider)
-        b.set("winlog.provider_guid", string: e.providerGUID)
-        b.set("winlog.computer_name", string: e.computer)
-        b.set("winlog.record_id", string: e.recordID)
-        b.set("winlog.user.identifier", string: e.userID)
-        b.set("winlog.process.pid", int: e.processID)
-        b.set("winlog.process.thread.id", int: e.threadID)
+        eventData.members.reserveCapacity(e.data.count)
+        for (k, v) in e.data {
+            let count = k.utf8.count
+            if let i = eventData.members.firstIndex(where: { (e.nonASCIINames || $0.key.utf8.count == count) && $0.key == k }) {
+                eventData.members[i].value = .string(v)
+            } else {
+                eventData.members.append((k, .string(v)))
+            }
+        }
+        // `winlog.*` is assembled apart and set once: the same as setting each path into the
+        // builder (which starts as `base`, whose first `winlog` member a path would reach),
+        // without finding `winlog` and taking its object out of the tree for every path.
+        var winlog = JSONObject()
+        if case .object(let existing)? = base["winlog"] { winlog = existing }
+        func set(_ path: String, _ value: JSONValue?) {
+            if let value { FieldNesting.set(value, at: path, in: &winlog) }
+        }
+        func set(_ path: String, string: String?) {
+            if let string, !ECSBuilder.isPlaceholder(string) { set(path, .string(string)) }
+        }
+        set("event_data", .object(eventData))
+        set("event_id", .string(e.eventID))
+        set("channel", string: e.channel)
+        set("provider_name", string: e.provider)
+        set("provider_guid", string: e.providerGUID)
+        set("computer_name", string: e.computer)
+        set("record_id", string: e.recordID)
+        set("user.identifier", string: e.userID)
+        set("process.pid", e.processID.flatMap(ECSBuilder.parseInt).map { .int($0) })
+        set("process.thread.id", e.threadID.flatMap(ECSBuilder.parseInt).map { .int($0) })
+        b.set("winlog", .object(winlog))
         b.set("event.code", .string(e.eventID))
         b.set("event.provider", string: e.provider)
         b.set("event.kind", string: "event")
@@ -201,12 +234,35 @@ public struct WindowsEventPack: ProtocolPack {
     }
 
     private func setUser(_ user: String, _ b: inout ECSBuilder) {
-        if let slash = user.firstIndex(of: "\\") {
+        if let slash = user.utf8.firstIndex(of: UInt8(ascii: "\\")) {
             b.set("user.domain", string: String(user[..<slash]))
-            b.set("user.name", string: String(user[user.index(after: slash)...]))
+            b.set("user.name", string: String(user[user.utf8.index(after: slash)...]))
         } else {
             b.set("user.name", string: user)
         }
+    }
+
+    /// `split(separator: "\\", maxSplits: 1)` when it makes two parts: leading backslashes
+    /// skipped, the text up to the next backslash, and everything after that one backslash
+    /// (when there is anything); by byte.
+    static func registryHiveAndKey(_ path: String) -> (String, String)? {
+        let utf8 = path.utf8
+        let backslash = UInt8(ascii: "\\")
+        guard let start = utf8.firstIndex(where: { $0 != backslash }),
+              let cut = utf8[start...].firstIndex(of: backslash) else { return nil }
+        let rest = utf8.index(after: cut)
+        guard rest < utf8.endIndex else { return nil }
+        return (String(path[start..<cut]), String(path[rest...]))
+    }
+
+    /// The last non-empty part between backslashes (`split(separator: "\\").last`), by byte.
+    static func lastRegistryPart(_ path: String) -> String? {
+        let utf8 = path.utf8
+        let backslash = UInt8(ascii: "\\")
+        guard let last = utf8.lastIndex(where: { $0 != backslash }) else { return nil }
+        let end = utf8.index(after: last)
+        let start = utf8[..<end].lastIndex(of: backslash).map { utf8.index(after: $0) } ?? utf8.startIndex
+        return String(path[start..<end])
     }
 
     /// What follows the last `\\` or `/` (trailing separators ignored), found by byte.
@@ -223,12 +279,24 @@ public struct WindowsEventPack: ProtocolPack {
         return start < end ? String(path[start..<end]) : path
     }
 
-    private func setProcess(_ prefix: String, image: String?, pid: String?, guid: String?, _ b: inout ECSBuilder) {
+    /// The paths `setProcess` sets under a prefix, spelled out once.
+    struct ProcessPaths {
+        let executable, name, pid, entityID: String
+        init(_ prefix: String) {
+            executable = prefix + ".executable"
+            name = prefix + ".name"
+            pid = prefix + ".pid"
+            entityID = prefix + ".entity_id"
+        }
+        static let process = ProcessPaths("process"), parent = ProcessPaths("process.parent"), target = ProcessPaths("process.target")
+    }
+
+    private func setProcess(_ paths: ProcessPaths, image: String?, pid: String?, guid: String?, _ b: inout ECSBuilder) {
         guard let image else { return }
-        b.set("\(prefix).executable", string: image)
-        b.set("\(prefix).name", string: Self.basename(image))
-        b.set("\(prefix).pid", int: pid)
-        b.set("\(prefix).entity_id", string: guid)
+        b.set(paths.executable, string: image)
+        b.set(paths.name, string: Self.basename(image))
+        b.set(paths.pid, int: pid)
+        b.set(paths.entityID, string: guid)
     }
 
     private func setHashes(_ hashes: String?, prefixes: [String], _ b: inout ECSBuilder) {
@@ -249,14 +317,15 @@ public struct WindowsEventPack: ProtocolPack {
         b.set("file.path", string: path)
         let name = Self.basename(path)
         b.set("file.name", string: name)
-        if let cut = path.lastIndex(where: { $0 == "\\" || $0 == "/" }) { b.set("file.directory", string: String(path[..<cut])) }
-        if let dot = name.lastIndex(of: "."), dot != name.startIndex { b.set("file.extension", string: name[name.index(after: dot)...].lowercased()) }
+        // By byte: separators and the dot are ASCII, so the cuts fall on character boundaries.
+        if let cut = path.utf8.lastIndex(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "/") }) { b.set("file.directory", string: String(path[..<cut])) }
+        if let dot = name.utf8.lastIndex(of: UInt8(ascii: ".")), dot != name.startIndex { b.set("file.extension", string: name[name.utf8.index(after: dot)...].lowercased()) }
     }
 
     private func sysmon(_ e: WinEvent, _ b: inout ECSBuilder) {
         let id = e.eventID
         var action = [Self.sysmonActions[id] ?? e.task ?? "Sysmon event \(id)"]
-        setProcess("process", image: e["Image"], pid: e["ProcessId"], guid: e["ProcessGuid"], &b)
+        setProcess(.process, image: e["Image"], pid: e["ProcessId"], guid: e["ProcessGuid"], &b)
         var category: [String] = ["process"], type: [String] = ["info"]
         switch id {
         case "1":
@@ -266,7 +335,7 @@ public struct WindowsEventPack: ProtocolPack {
             b.set("process.pe.original_file_name", string: e["OriginalFileName"])
             b.set("process.pe.company", string: e["Company"])
             b.set("process.pe.description", string: e["Description"])
-            setProcess("process.parent", image: e["ParentImage"], pid: e["ParentProcessId"], guid: e["ParentProcessGuid"], &b)
+            setProcess(.parent, image: e["ParentImage"], pid: e["ParentProcessId"], guid: e["ParentProcessGuid"], &b)
             b.set("process.parent.command_line", string: e["ParentCommandLine"])
             setHashes(e["Hashes"], prefixes: ["process"], &b)
         case "3":
@@ -298,9 +367,9 @@ public struct WindowsEventPack: ProtocolPack {
         case "8", "10":
             type = ["change"]
             if id == "10" { type = ["access"] }
-            setProcess("process", image: e["SourceImage"], pid: e["SourceProcessId"], guid: e["SourceProcessGUID"] ?? e["SourceProcessGuid"], &b)
+            setProcess(.process, image: e["SourceImage"], pid: e["SourceProcessId"], guid: e["SourceProcessGUID"] ?? e["SourceProcessGuid"], &b)
             b.set("winlog.event_data.TargetImage", string: e["TargetImage"])
-            setProcess("process.target", image: e["TargetImage"], pid: e["TargetProcessId"], guid: e["TargetProcessGUID"] ?? e["TargetProcessGuid"], &b)
+            setProcess(.target, image: e["TargetImage"], pid: e["TargetProcessId"], guid: e["TargetProcessGUID"] ?? e["TargetProcessGuid"], &b)
         case "2", "11", "15", "23", "26":
             category = ["file"]
             type = id == "11" ? ["creation"] : id == "23" || id == "26" ? ["deletion"] : id == "2" ? ["change"] : ["access"]
@@ -311,12 +380,11 @@ public struct WindowsEventPack: ProtocolPack {
             type = ["change"]
             if let target = e["TargetObject"] {
                 b.set("registry.path", string: target)
-                let parts = target.split(separator: "\\", maxSplits: 1)
-                if parts.count == 2 {
-                    b.set("registry.hive", string: String(parts[0]))
-                    b.set("registry.key", string: String(parts[1]))
+                if let (hive, key) = Self.registryHiveAndKey(target) {
+                    b.set("registry.hive", string: hive)
+                    b.set("registry.key", string: key)
                 }
-                b.set("registry.value", string: target.split(separator: "\\").last.map(String.init))
+                b.set("registry.value", string: Self.lastRegistryPart(target))
             }
             if let details = e["Details"] { b.set("registry.data.strings", strings: [details]) }
         case "17", "18":
@@ -351,9 +419,9 @@ public struct WindowsEventPack: ProtocolPack {
             b.set("event.category", strings: ["process"])
             b.set("event.type", strings: ["start"])
             b.set("event.action", string: "created-process")
-            setProcess("process", image: e["NewProcessName"], pid: e["NewProcessId"].map(Self.hexToDecimal), guid: nil, &b)
+            setProcess(.process, image: e["NewProcessName"], pid: e["NewProcessId"].map(Self.hexToDecimal), guid: nil, &b)
             b.set("process.command_line", string: e["CommandLine"])
-            setProcess("process.parent", image: e["ParentProcessName"], pid: e["ProcessId"].map(Self.hexToDecimal), guid: nil, &b)
+            setProcess(.parent, image: e["ParentProcessName"], pid: e["ProcessId"].map(Self.hexToDecimal), guid: nil, &b)
             b.set("user.name", string: e["SubjectUserName"])
             b.set("user.domain", string: e["SubjectDomainName"])
         case "4624", "4625":
