@@ -77,6 +77,18 @@ extension StringProtocol {
         return nil
     }
 
+    /// The index of the first `byte` (ASCII), found with `memchr`: `utf8.firstIndex(of:)`
+    /// steps through the view one index at a time, over the whole text when the byte is absent.
+    @inlinable
+    public func firstIndex(ofByte byte: UInt8) -> Index? {
+        let offset: Int?? = utf8.withContiguousStorageIfAvailable { buffer -> Int? in
+            guard let base = buffer.baseAddress, let hit = memchr(base, Int32(byte), buffer.count) else { return nil }
+            return UnsafeRawPointer(hit) - UnsafeRawPointer(base)
+        }
+        guard let offset else { return utf8.firstIndex(of: byte) }  // not contiguous (bridged)
+        return offset.map { utf8.index(startIndex, offsetBy: $0) }
+    }
+
     /// True when `needle`'s UTF-8 bytes occur in `self`.
     @inlinable
     public func containsBytes(_ needle: String) -> Bool {

@@ -27,7 +27,8 @@ public struct LinuxAuthPack: ProtocolPack {
         var recognised = true
         if app == "sshd" || app == "sshd-session", !isPAM {
             b.set("event.category", strings: ["authentication"])
-            let words = m.splitBytes(UInt8(ascii: " "))
+            // The first two words, and the rest unsplit (only the disconnect lines look further).
+            let words = m.splitBytes(UInt8(ascii: " "), maxSplits: 2)
             if m.hasPrefix("Accepted ") || m.hasPrefix("Failed ") {
                 let ok = m.hasPrefix("Accepted")
                 b.set("event.action", string: ok ? "ssh_login" : "ssh_login")
@@ -57,7 +58,7 @@ public struct LinuxAuthPack: ProtocolPack {
                 // "Disconnected from authenticating user root 10.1.1.1 port 22": the address is
                 // the first word that is one, wherever it stands.
                 let ip = [after(" from "), after("Connection closed by ")].compactMap { $0 }.first(where: { ECSBuilder.isIP(Substring($0)) })
-                b.set("source.ip", ip: ip ?? words.first(where: { ECSBuilder.isIP($0) }).map(String.init))
+                b.set("source.ip", ip: ip ?? m.splitBytes(UInt8(ascii: " ")).first(where: { ECSBuilder.isIP($0) }).map(String.init))
                 b.set("source.port", int: after(" port "))
             } else {
                 b.set("event.type", strings: ["info"])

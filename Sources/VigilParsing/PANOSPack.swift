@@ -101,7 +101,7 @@ public struct PANOSPack: ProtocolPack {
         // Cheap check before splitting: `<digits>,yyyy/mm/dd hh:mm:ss,<serial>,<TYPE>,`.
         // A byte search: this runs on every line that reaches the pack, and `firstIndex(of:)`
         // with a Character walks grapheme clusters over the whole line.
-        guard let comma = body.utf8.firstIndex(of: UInt8(ascii: ",")), body[..<comma].allSatisfy(\.isNumber),
+        guard let comma = body.firstIndex(ofByte: UInt8(ascii: ",")), body[..<comma].allSatisfy(\.isNumber),
               body.distance(from: body.startIndex, to: comma) <= 4
         else { return nil }
         let values = CSVSplitter.split(body)

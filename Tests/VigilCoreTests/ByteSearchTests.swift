@@ -61,6 +61,17 @@ struct ByteSearchTests {
         #expect("abc".byteRange(of: "") == "abc".startIndex..<"abc".startIndex)
         #expect("".byteRange(of: "a") == nil)
     }
+
+    @Test func firstIndexOfByteIsTheUTF8ViewsFirstIndex() {
+        for text in texts(2_000) {
+            for byte in Array(",ab .%".utf8) {
+                #expect(text.firstIndex(ofByte: byte) == text.utf8.firstIndex(of: byte), "\(text.debugDescription)")
+                // A substring searches its own bytes, and answers with its own indices.
+                let sub = text.dropFirst(2)
+                #expect(sub.firstIndex(ofByte: byte) == sub.utf8.firstIndex(of: byte), "\(text.debugDescription)")
+            }
+        }
+    }
 }
 
 struct FieldNestingSetTests {
