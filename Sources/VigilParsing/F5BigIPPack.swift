@@ -29,7 +29,10 @@ public struct F5BigIPPack: ProtocolPack {
         // `notice mcpd[1234]: 01070727:5: ...` (the level word sits before the tag) or a parsed tag.
         var rest = Substring(body)
         var tag = input.syslog.appName
-        if let first = rest.split(separator: " ", maxSplits: 1).first, Self.levels.contains(String(first)) {
+        // The first word: up to the first space, found by byte (a leading space takes the
+        // general path, which skips it). Levels are at most seven ASCII letters.
+        let first = body.utf8.first == 0x20 ? rest.split(separator: " ", maxSplits: 1).first : rest[..<(rest.firstIndex(ofByte: 0x20) ?? rest.endIndex)]
+        if let first, first.utf8.count <= 7, Self.levels.contains(String(first)) {
             rest = rest.dropFirst(first.count).drop(while: { $0 == " " })
             if let colon = rest.firstIndex(of: ":") {
                 let t = rest[..<colon]
