@@ -89,6 +89,22 @@ extension StringProtocol {
         return offset.map { utf8.index(startIndex, offsetBy: $0) }
     }
 
+    /// True when the text is exactly `word`'s UTF-8 bytes. For an ASCII `word` that is
+    /// `String` equality (nothing else is canonically equivalent to ASCII text), without
+    /// comparing by `Character`.
+    @inlinable
+    public func equalsBytes(_ word: String) -> Bool {
+        let count = utf8.count
+        guard count == word.utf8.count else { return false }
+        var word = word
+        return word.withUTF8 { wanted in
+            let same: Bool? = utf8.withContiguousStorageIfAvailable { bytes in
+                count == 0 || memcmp(bytes.baseAddress!, wanted.baseAddress!, count) == 0
+            }
+            return same ?? utf8.elementsEqual(wanted)
+        }
+    }
+
     /// True when `needle`'s UTF-8 bytes occur in `self`.
     @inlinable
     public func containsBytes(_ needle: String) -> Bool {
@@ -98,6 +114,26 @@ extension StringProtocol {
     /// Splits on an ASCII byte, like `split(separator:maxSplits:omittingEmptySubsequences:)`.
     @inlinable
     public func splitBytes(_ separator: UInt8, maxSplits: Int = .max, omittingEmptySubsequences: Bool = true) -> [SubSequence] {
+        // Over the contiguous bytes, by offset: stepping the UTF-8 view index by index cost
+        // several times the work of finding the separators.
+        let split: [SubSequence]? = utf8.withContiguousStorageIfAvailable { bytes in
+            var parts: [SubSequence] = []
+            var start = 0, splits = 0
+            func part(_ range: Range<Int>) -> SubSequence {
+                let lower = utf8.index(startIndex, offsetBy: range.lowerBound)
+                return self[lower..<utf8.index(lower, offsetBy: range.count)]
+            }
+            for i in 0..<bytes.count where bytes[i] == separator && splits < maxSplits {
+                if !omittingEmptySubsequences || start < i {
+                    parts.append(part(start..<i))
+                    splits += 1
+                }
+                start = i + 1
+            }
+            if !omittingEmptySubsequences || start < bytes.count { parts.append(part(start..<bytes.count)) }
+            return parts
+        }
+        if let split { return split }
         var parts: [SubSequence] = []
         var start = startIndex
         var index = utf8.startIndex

@@ -19,7 +19,7 @@ public struct CiscoASAPack: ProtocolPack {
         let product = body[body.index(after: pct.lowerBound)..<body.index(pct.upperBound, offsetBy: -1)].lowercased()
         let afterMnemonic = body[pct.upperBound...]
         // `6-302013: text`
-        guard let dash = afterMnemonic.firstIndex(of: "-"), let colon = afterMnemonic.firstIndex(of: ":"), dash < colon else { return nil }
+        guard let dash = afterMnemonic.firstIndex(ofByte: UInt8(ascii: "-")), let colon = afterMnemonic.firstIndex(ofByte: UInt8(ascii: ":")), dash < colon else { return nil }
         let severity = String(afterMnemonic[..<dash])
         let messageID = String(afterMnemonic[afterMnemonic.index(after: dash)..<colon])
         var text = String(afterMnemonic[afterMnemonic.index(after: colon)...]).trimmedASCII
@@ -114,7 +114,7 @@ struct ASAMessage {
 
     func word(after keyword: String, skipping skip: Set<String> = []) -> Substring? {
         let w = words
-        guard let i = w.firstIndex(where: { $0 == keyword }) else { return nil }
+        guard let i = w.firstIndex(where: { $0.equalsBytes(keyword) }) else { return nil }  // keywords are ASCII
         var j = i + 1
         while j < w.count, skip.contains(String(w[j])) { j += 1 }
         return j < w.count ? w[j] : nil
@@ -178,7 +178,7 @@ struct ASAMessage {
             if id == "419002" { b.set("event.action", string: "duplicate-tcp-syn") }
             let proto = id == "106001" ? w.dropFirst().first : id == "106006" ? w.dropFirst(2).first : id == "106015" ? w.dropFirst().first : w.first
             b.set("network.transport", string: transport(proto) ?? (id == "419002" ? "tcp" : nil))
-            if let dir = w.first(where: { $0 == "inbound" || $0 == "outbound" }) { b.set("network.direction", string: String(dir)) }
+            if let dir = w.first(where: { $0.equalsBytes("inbound") || $0.equalsBytes("outbound") }) { b.set("network.direction", string: String(dir)) }
             let src = ASAMessage.endpoint(word(after: "from")), dst = ASAMessage.endpoint(word(after: "to"))
             set(&b, source: src, destination: dst)
             if let iface = word(after: "interface") { b.set("cisco.asa.source_interface", string: String(iface)) }
@@ -235,7 +235,7 @@ struct ASAMessage {
             let built = id == "302013" || id == "302015"
             allowed(&b, action: built ? "flow-creation" : "flow-expiration", types: ["connection", built ? "start" : "end"])
             b.set("network.transport", string: id == "302013" || id == "302014" ? "tcp" : "udp")
-            let outbound = w.contains("outbound")
+            let outbound = w.contains { $0.equalsBytes("outbound") }
             if built { b.set("network.direction", string: outbound ? "outbound" : "inbound") }
             b.set("cisco.asa.connection_id", string: word(after: "connection").map(String.init))
             let first = ASAMessage.endpoint(word(after: "for")), second = ASAMessage.endpoint(word(after: "to"))
@@ -250,7 +250,7 @@ struct ASAMessage {
             allowed(&b, action: built ? "flow-creation" : "flow-expiration", types: ["connection", built ? "start" : "end"])
             b.set("network.transport", string: text.containsBytes("ICMPv6") ? "ipv6-icmp" : "icmp")
             let faddr = ASAMessage.endpoint(word(after: "faddr")), laddr = ASAMessage.endpoint(word(after: "laddr"))
-            let outbound = w.contains("outbound")
+            let outbound = w.contains { $0.equalsBytes("outbound") }
             if built { b.set("network.direction", string: outbound ? "outbound" : "inbound") }
             if outbound {
                 b.set("source.ip", ip: laddr?.ip)

@@ -62,6 +62,16 @@ struct ByteSearchTests {
         #expect("".byteRange(of: "a") == nil)
     }
 
+    @Test func equalsBytesIsStringEqualityForASCIIWords() {
+        for text in texts(2_000) {
+            for word in ["ab", "a", "", "%ASA-", "a b", ",."] {
+                #expect(text.equalsBytes(word) == (text == word), "\(text.debugDescription)")
+                let sub = text.dropFirst()
+                #expect(sub.equalsBytes(word) == (sub == word), "\(text.debugDescription)")
+            }
+        }
+    }
+
     @Test func firstIndexOfByteIsTheUTF8ViewsFirstIndex() {
         for text in texts(2_000) {
             for byte in Array(",ab .%".utf8) {
