@@ -22,6 +22,10 @@ struct ByteSearchTests {
                         let expected = text.split(separator: Character(separator), maxSplits: maxSplits, omittingEmptySubsequences: omitting)
                         let actual = text.splitBytes(byte, maxSplits: maxSplits, omittingEmptySubsequences: omitting)
                         #expect(actual == expected, "\(text.debugDescription) on \(separator.debugDescription) max \(maxSplits) omitting \(omitting)")
+                        // A substring splits its own bytes.
+                        let sub = text.dropFirst()
+                        #expect(sub.splitBytes(byte, maxSplits: maxSplits, omittingEmptySubsequences: omitting)
+                                    == sub.split(separator: Character(separator), maxSplits: maxSplits, omittingEmptySubsequences: omitting), "\(text.debugDescription)")
                     }
                 }
             }
