@@ -66,3 +66,27 @@ struct SplitterTests {
         }
     }
 }
+
+/// The FortiGate record keeps what `KeyValueParser.dictionary` kept: the last value of each
+/// key in the pack's slots, and the other keys sorted, each once, with its last value.
+struct FortiGateRecordTests {
+    @Test func recordAgreesWithTheDictionaryItReplaced() {
+        #expect(FortiGatePack.mapped.allSatisfy { FortiGatePack.Field.byName[$0] != nil })
+        let keys = ["srcip", "dstip", "type", "action", "vd", "sessionid", "devid", "zz", "a-b", "status", "srcport"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let line = (0..<Int.random(in: 0..<12, using: &generator)).map { n in
+                "\(keys.randomElement(using: &generator)!)=\(["v\(n)", "\"q \(n)\"", ""].randomElement(using: &generator)!)"
+            }.joined(separator: " ")
+            let dictionary = KeyValueParser.dictionary(line)
+            let record = FortiGatePack.Record(KeyValueParser.parse(line))
+            for field in FortiGatePack.Field.allCases {
+                #expect(record[field] == dictionary[String(describing: field)], "\(field) in \(line)")
+            }
+            let expected = dictionary.sorted { $0.key < $1.key }.filter { !FortiGatePack.mapped.contains($0.key) }
+            #expect(record.unmapped.map(\.key) == expected.map(\.key), "\(line)")
+            #expect(record.unmapped.map(\.value) == expected.map(\.value), "\(line)")
+        }
+    }
+}
+
