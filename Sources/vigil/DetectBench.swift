@@ -57,11 +57,13 @@ struct DetectBench: AsyncParsableCommand {
             results["events_per_second_\(workers)_core"] = eps
         }
         if pipelineEvents > 0 {
-            let (seconds, ingestSeconds) = try await measurePipeline(sources.map(\.source), corpus: corpus)
+            let (seconds, ingestSeconds, cpuSeconds) = try await measurePipeline(sources.map(\.source), corpus: corpus)
             let eps = Int(Double(pipelineEvents) / seconds)
-            print("through a live server: \(pipelineEvents) events ingested in \(String(format: "%.1f", ingestSeconds)) s and evaluated by all \(loaded.count) rules after \(String(format: "%.1f", seconds)) s: \(eps) events/s")
+            let cpu = cpuSeconds.map { String(format: "%.1f", $0 * 1_000_000 / Double(pipelineEvents)) } ?? "-"
+            print("through a live server: \(pipelineEvents) events ingested in \(String(format: "%.1f", ingestSeconds)) s and evaluated by all \(loaded.count) rules after \(String(format: "%.1f", seconds)) s: \(eps) events/s (server CPU \(cpu) µs per event)")
             results["pipeline_events_per_second"] = eps
             results["pipeline_ingest_seconds"] = ingestSeconds
+            results["pipeline_server_cpu_us_per_event"] = cpuSeconds.map { ($0 * 1_000_000 / Double(pipelineEvents) * 10).rounded() / 10 } ?? -1
         }
         if latencyRuns > 0 {
             for sigma in [false, true] {
@@ -155,7 +157,7 @@ struct DetectBench: AsyncParsableCommand {
     /// Loads the rules into a live server (lag 0, a tick a second), ingests the events over
     /// HTTP, and times from the first batch until every rule's watermark has passed the last
     /// one: events/s through ingest, storage and the scheduled evaluation of every rule.
-    func measurePipeline(_ sources: [String], corpus: [JSONObject]) async throws -> (seconds: Double, ingestSeconds: Double) {
+    func measurePipeline(_ sources: [String], corpus: [JSONObject]) async throws -> (seconds: Double, ingestSeconds: Double, cpuSeconds: Double?) {
         let process = try ServerProcess(extraEnvironment: ["VIGIL_DETECTION_LAG_SECS": "0", "VIGIL_DETECTION_INTERVAL_SECS": "1"])
         let baseURL = try await process.start()
         defer { process.stop() }
@@ -171,6 +173,7 @@ struct DetectBench: AsyncParsableCommand {
             (start..<min(start + 1_000, pipelineEvents)).map { JSONWriter.string(.object(corpus[$0 % corpus.count])) }.joined(separator: "\n") + "\n"
         }
         let poster = try BulkPoster(baseURL: baseURL)
+        let cpuBefore = process.cpuSeconds()
         let start = Date()
         _ = try await poster.post(path: "/api/v1/ingest", headers: [("Authorization", "Bearer \(key)"), ("Content-Type", "application/x-ndjson")],
                                   bodies: batches.map { Array($0.utf8) }, clients: clients)
@@ -184,7 +187,8 @@ struct DetectBench: AsyncParsableCommand {
             guard Date().timeIntervalSince(start) < 1_800 else { throw ValidationError("the rules had not evaluated the events after 30 minutes") }
             try await Task.sleep(for: .milliseconds(200))  // polling the server's watermarks
         }
-        return (Date().timeIntervalSince(start), ingestSeconds)
+        let cpuSeconds: Double? = if let before = cpuBefore, let after = process.cpuSeconds() { after - before } else { nil }
+        return (Date().timeIntervalSince(start), ingestSeconds, cpuSeconds)
     }
 
     /// Ingest one matching event and time until its alert is listed: a native rule run by the

@@ -134,6 +134,7 @@ struct SyslogBench: AsyncParsableCommand {
         guard let tcp = addresses?["syslog_tcp"], let tcpAddress = SocketAddress(tcp) else { throw GateFailure("the server has no syslog TCP listener") }
         let client = VigilHTTPClient(baseURL: baseURL, connections: 2)
         let context = GateContext(client: client, adminToken: process.adminToken)
+        let cpuBefore = process.cpuSeconds()
         let start = Date()
         let sender = try TCPSender(host: tcpAddress.host, port: tcpAddress.port)
         try sender.send(payload)
@@ -144,6 +145,9 @@ struct SyslogBench: AsyncParsableCommand {
         try await context.waitForCount(events, key: process.adminToken, tenant: "default", from: from, to: to, timeoutSeconds: 900)
         let searchable = Date().timeIntervalSince(start)
         let vigilRate = Double(events) / searchable
+        // The server's CPU per line (both cores): steadier than the rate when the VM's speed
+        // drifts, and what the ratio to rsyslog follows while both cores are busy.
+        let serverCPU: Double? = if let before = cpuBefore, let after = process.cpuSeconds() { after - before } else { nil }
 
         let result: [String: Any] = [
             "benchmark": "syslog", "events": events, "raw_bytes": rawBytes, "indicators": indicators,
@@ -152,11 +156,12 @@ struct SyslogBench: AsyncParsableCommand {
             "rsyslog_file_eps": rsyslogRate.map { Int($0) } ?? -1,
             "ratio_to_rsyslog": rsyslogRate.map { (vigilRate / $0 * 1000).rounded() / 1000 } ?? -1,
             "peak_rss_mib": process.peakRSSBytes().map { Int($0 / 1_048_576) } ?? -1,
+            "server_cpu_us_per_line": serverCPU.map { ($0 * 1_000_000 / Double(events) * 10).rounded() / 10 } ?? -1,
             "machine": "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB",
             "date": ISO8601DateFormatter().string(from: Date()),
         ]
         print("| metric | value |\n|---|---|")
-        for key in ["events", "indicators", "vigil_searchable_eps", "rsyslog_file_eps", "ratio_to_rsyslog", "peak_rss_mib", "machine"] {
+        for key in ["events", "indicators", "vigil_searchable_eps", "rsyslog_file_eps", "ratio_to_rsyslog", "peak_rss_mib", "server_cpu_us_per_line", "machine"] {
             print("| \(key) | \(result[key] ?? "") |")
         }
         let url = URL(fileURLWithPath: output)
