@@ -122,6 +122,37 @@ struct ThreatIntelTests {
         #expect(clean["threat"] == nil && clean["tags"] == nil)
     }
 
+    /// Fields are found as `value(atKeys:)` finds them: the first top-level member of a key
+    /// (a later duplicate is not read), only through objects, and matches listed in the order
+    /// of the paths, not of the document.
+    @Test func enrichmentReadsTheFirstMemberOfEachKeyInPathOrder() throws {
+        let set = IndicatorSet(["203.0.113.9", "198.51.100.7", "192.0.2.1"].map { Indicator.make(type: "ip", value: $0, provider: "t", confidence: nil)! })
+        func enriched(_ json: String) throws -> (Int, JSONValue) {
+            guard case .object(var fields) = try JSONParser.parse(json) else { throw ThreatIntelTestError.notAnObject }
+            let count = Enrichment.enrich(&fields, with: set)
+            return (count, .object(fields))
+        }
+        // A duplicate `source` after the first: only the first is read.
+        var (count, doc) = try enriched(#"{"source":{"port":1},"source":{"ip":"203.0.113.9"}}"#)
+        #expect(count == 0)
+        // The first is read even when a later one would match, and a scalar root matches nothing.
+        (count, doc) = try enriched(#"{"destination":"198.51.100.7","source":{"ip":"192.0.2.1"},"source":{"ip":"203.0.113.9"}}"#)
+        #expect(count == 1)
+        #expect(doc.value(atPath: "threat.indicator.ip")?.stringValue == "192.0.2.1")
+        // Path order: source.ip comes before destination.ip whatever the document's order.
+        (count, doc) = try enriched(#"{"destination":{"ip":"198.51.100.7"},"related":{"ip":["203.0.113.9"]},"source":{"ip":"192.0.2.1"}}"#)
+        #expect(count == 3)
+        #expect(doc.value(atPath: "threat.indicator.matched.field")?.stringValue == "source.ip")
+        if case .array(let all)? = doc.value(atPath: "threat.enrichments") {
+            #expect(all.compactMap { $0.value(atPath: "matched.field")?.stringValue } == ["source.ip", "destination.ip", "related.ip"])
+        } else {
+            Issue.record("no enrichments")
+        }
+        // A key that only looks like a root (longer, shorter, other case) is not one.
+        (count, doc) = try enriched(#"{"sources":{"ip":"192.0.2.1"},"Source":{"ip":"192.0.2.1"},"sourc":{"ip":"192.0.2.1"}}"#)
+        #expect(count == 0)
+    }
+
     @Test func reloadsWhenAFileChangesAndKeepsTheSetWhenItBreaks() throws {
         let path = try write("ip,192.0.2.1,a,1\n", "feed.csv")
         let feeds = IntelFeeds(paths: [path])
@@ -152,3 +183,5 @@ extension ThreatIntelTests {
         }
     }
 }
+
+enum ThreatIntelTestError: Error { case notAnObject }
