@@ -113,6 +113,23 @@ extension JSONValue {
 }
 
 extension JSONObject {
+    /// The value of the first member named each of `keys`, as the subscript finds it, in one
+    /// pass over the members. Each key must be plain ASCII without `K`, `` ` `` or `;` (lower-case
+    /// ECS names are): no other text is canonically equivalent to such a key, so a member of
+    /// another length is ruled out without comparing.
+    public func firstValues(of keys: [String]) -> [JSONValue?] {
+        var values = [JSONValue?](repeating: nil, count: keys.count)
+        members.withUnsafeBufferPointer { members in
+            for m in 0..<members.count {
+                let count = members[m].key.utf8.count
+                for k in 0..<keys.count where values[k] == nil && keys[k].utf8.count == count && members[m].key == keys[k] {
+                    values[k] = members[m].value
+                }
+            }
+        }
+        return values
+    }
+
     func member(_ key: Substring) -> JSONValue? {
         members.first(where: { $0.key == key })?.value
     }

@@ -23,13 +23,24 @@ public struct IndexedColumns: Sendable, Equatable {
     ]
 
     static let keyPaths: [[String]] = fieldNames.map { $0.split(separator: ".").map(String.init) }
+    /// The distinct first keys of the columns (`event`, `host`, `source`, ...), and per column
+    /// its root's index and the keys below it.
+    static let roots: [String] = keyPaths.reduce(into: []) { roots, keys in
+        if !roots.contains(keys[0]) { roots.append(keys[0]) }
+    }
+    static let below: [(root: Int, keys: [String])] = keyPaths.map { keys in (roots.firstIndex(of: keys[0])!, Array(keys.dropFirst())) }
 
-    /// Reads the columns from a nested (ECS-shaped) document.
+    /// Reads the columns from a nested (ECS-shaped) document: each root found in one pass over
+    /// the top level, as `value(atKeys:)` finds it.
     init(_ doc: JSONValue) {
-        let paths = Self.keyPaths
-        func text(_ i: Int) -> String? { doc.value(atKeys: paths[i])?.scalarText }
+        let rootValues: [JSONValue?] = if case .object(let object) = doc { object.firstValues(of: Self.roots) } else { [] }
+        func value(_ i: Int) -> JSONValue? {
+            guard !rootValues.isEmpty, let root = rootValues[Self.below[i].root] else { return nil }
+            return root.value(atKeys: Self.below[i].keys)
+        }
+        func text(_ i: Int) -> String? { value(i)?.scalarText }
         func int(_ i: Int) -> Int64? {
-            switch doc.value(atKeys: paths[i]) {
+            switch value(i) {
             case .int(let value)?: return value
             case .string(let text)?: return Int64(text)
             default: return nil

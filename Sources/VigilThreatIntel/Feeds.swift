@@ -164,9 +164,8 @@ public enum Enrichment {
         [(ipFields, FieldKind.ip), (domainFields, .domain), (urlFields, .url), (hashFields, .hash)].flatMap { fields, kind in
             fields.map { ($0.split(separator: ".").map(String.init), $0, kind) }
         }
-    /// The distinct first keys of the paths (`source`, `url`, `file`, ...), all lower-case
-    /// ASCII letters: only a key of the same bytes equals one of them (no other text is
-    /// canonically equivalent to such a key), so a length check rules most members out.
+    /// The distinct first keys of the paths (`source`, `url`, `file`, ...), lower-case ASCII
+    /// as `JSONObject.firstValues(of:)` needs.
     static let roots: [String] = split.reduce(into: []) { roots, entry in
         if !roots.contains(entry.keys[0]) { roots.append(entry.keys[0]) }
     }
@@ -180,15 +179,7 @@ public enum Enrichment {
         guard set.count > 0 else { return 0 }
         // One pass over the top level finds each root's first member, as `value(atKeys:)`
         // would (21 paths looked up one by one scanned the top level 21 times).
-        var rootValues = [JSONValue?](repeating: nil, count: roots.count)
-        fields.members.withUnsafeBufferPointer { members in
-            for m in 0..<members.count {
-                let count = members[m].key.utf8.count
-                for r in 0..<roots.count where rootValues[r] == nil && roots[r].utf8.count == count && members[m].key == roots[r] {
-                    rootValues[r] = members[m].value
-                }
-            }
-        }
+        let rootValues = fields.firstValues(of: roots)
         var matches: [(Indicator, String, String)] = []
         // Addresses already looked up without a match (`related.ip` repeats source and
         // destination): a lookup in a million indicators is a cache miss or two.

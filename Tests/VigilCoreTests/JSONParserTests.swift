@@ -83,6 +83,21 @@ struct JSONParserTests {
         #expect(parsed > 1_000)
     }
 
+    /// `firstValues(of:)` finds what the subscript finds, for lower-case ASCII keys, among
+    /// duplicates and keys that are near them (other lengths, cases, non-ASCII look-alikes).
+    @Test func firstValuesAgreeWithTheSubscript() {
+        let memberKeys = ["source", "sourc", "sources", "Source", "\u{17F}ource", "event", "e\u{301}vent", "host", "url", "\u{212A}"]
+        let wanted = ["source", "event", "host", "url", "k", "absent"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            var object = JSONObject()
+            for n in 0..<Int.random(in: 0..<10, using: &generator) {
+                object.members.append((memberKeys.randomElement(using: &generator)!, .int(Int64(n))))
+            }
+            #expect(object.firstValues(of: wanted) == wanted.map { object[$0] }, "\(object.members.map(\.key))")
+        }
+    }
+
     @Test func roundTripsThroughTheWriter() throws {
         let text = #"{"message":"a \"quoted\"\ttab \u0001","n":[1,2.5,-3],"o":{}}"#
         let value = try JSONParser.parse(text)
