@@ -130,8 +130,32 @@ extension JSONObject {
         return values
     }
 
+    /// The value at each of `paths`, as `JSONValue.value(atKeys:)` finds it, with the roots
+    /// looked up in one pass over the top level.
+    public func values(at paths: KeyPathSet) -> [JSONValue?] {
+        let roots = firstValues(of: paths.roots)
+        return paths.below.map { below in roots[below.root].flatMap { $0.value(atKeys: below.keys) } }
+    }
+
     func member(_ key: Substring) -> JSONValue? {
         members.first(where: { $0.key == key })?.value
+    }
+}
+
+/// Key paths read together from many documents (threat-intel fields, stored columns): their
+/// distinct first keys, and per path its first key's index and the keys below it. First keys
+/// must suit `JSONObject.firstValues(of:)` (lower-case ECS names do).
+public struct KeyPathSet: Sendable {
+    public let paths: [[String]]
+    let roots: [String]
+    let below: [(root: Int, keys: [String])]
+
+    public init(_ paths: [[String]]) {
+        self.paths = paths
+        var roots: [String] = []
+        for keys in paths where !roots.contains(keys[0]) { roots.append(keys[0]) }
+        self.roots = roots
+        below = paths.map { keys in (roots.firstIndex(of: keys[0])!, Array(keys.dropFirst())) }
     }
 }
 

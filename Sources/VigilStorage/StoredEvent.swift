@@ -22,22 +22,14 @@ public struct IndexedColumns: Sendable, Equatable {
         "network.transport", "user.name", "event.action", "event.outcome", "observer.vendor",
     ]
 
-    static let keyPaths: [[String]] = fieldNames.map { $0.split(separator: ".").map(String.init) }
-    /// The distinct first keys of the columns (`event`, `host`, `source`, ...), and per column
-    /// its root's index and the keys below it.
-    static let roots: [String] = keyPaths.reduce(into: []) { roots, keys in
-        if !roots.contains(keys[0]) { roots.append(keys[0]) }
-    }
-    static let below: [(root: Int, keys: [String])] = keyPaths.map { keys in (roots.firstIndex(of: keys[0])!, Array(keys.dropFirst())) }
+    static let paths = KeyPathSet(fieldNames.map { $0.split(separator: ".").map(String.init) })
+    static var keyPaths: [[String]] { paths.paths }
 
-    /// Reads the columns from a nested (ECS-shaped) document: each root found in one pass over
-    /// the top level, as `value(atKeys:)` finds it.
+    /// Reads the columns from a nested (ECS-shaped) document, as `value(atKeys:)` finds them,
+    /// the roots in one pass over the top level.
     init(_ doc: JSONValue) {
-        let rootValues: [JSONValue?] = if case .object(let object) = doc { object.firstValues(of: Self.roots) } else { [] }
-        func value(_ i: Int) -> JSONValue? {
-            guard !rootValues.isEmpty, let root = rootValues[Self.below[i].root] else { return nil }
-            return root.value(atKeys: Self.below[i].keys)
-        }
+        let values: [JSONValue?] = if case .object(let object) = doc { object.values(at: Self.paths) } else { [] }
+        func value(_ i: Int) -> JSONValue? { values.isEmpty ? nil : values[i] }
         func text(_ i: Int) -> String? { value(i)?.scalarText }
         func int(_ i: Int) -> Int64? {
             switch value(i) {

@@ -164,28 +164,22 @@ public enum Enrichment {
         [(ipFields, FieldKind.ip), (domainFields, .domain), (urlFields, .url), (hashFields, .hash)].flatMap { fields, kind in
             fields.map { ($0.split(separator: ".").map(String.init), $0, kind) }
         }
-    /// The distinct first keys of the paths (`source`, `url`, `file`, ...), lower-case ASCII
-    /// as `JSONObject.firstValues(of:)` needs.
-    static let roots: [String] = split.reduce(into: []) { roots, entry in
-        if !roots.contains(entry.keys[0]) { roots.append(entry.keys[0]) }
-    }
-    /// Per path of `split`: its root's index in `roots`, and the keys below the root.
-    static let below: [(root: Int, keys: [String])] = split.map { entry in (roots.firstIndex(of: entry.keys[0])!, Array(entry.keys.dropFirst())) }
+    static let paths = KeyPathSet(split.map(\.keys))
 
     /// Adds `threat.indicator.*` (the first match), `threat.enrichments` (every match) and the
     /// tag `ioc_match`; returns the number of matches.
     @discardableResult
     public static func enrich(_ fields: inout JSONObject, with set: IndicatorSet) -> Int {
         guard set.count > 0 else { return 0 }
-        // One pass over the top level finds each root's first member, as `value(atKeys:)`
-        // would (21 paths looked up one by one scanned the top level 21 times).
-        let rootValues = fields.firstValues(of: roots)
+        // One pass over the top level finds the paths' roots (21 paths looked up one by one
+        // scanned it 21 times).
+        let values = fields.values(at: paths)
         var matches: [(Indicator, String, String)] = []
         // Addresses already looked up without a match (`related.ip` repeats source and
         // destination): a lookup in a million indicators is a cache miss or two.
         var missedIPs: [String] = []
         for (index, (_, path, kind)) in split.enumerated() {
-            guard let root = rootValues[below[index].root], let value = root.value(atKeys: below[index].keys) else { continue }
+            guard let value = values[index] else { continue }
             let texts: [String]
             switch value {
             case .array(let items): texts = items.compactMap(\.stringValue)
