@@ -384,22 +384,18 @@ public struct JSONParser {
             let start = index
             // Fast path: no escapes.
             var bits: UInt8 = 0
-            // Eight bytes at a time while none is a quote, a backslash or a control character
-            // (the zero-byte test on the word and on its XORs); their high bits are kept for
-            // the ASCII check.
+            // Eight bytes at a time while none is a quote, a backslash or a control character;
+            // their high bits are kept for the ASCII check.
             if let base = buffer.baseAddress {
                 let raw = UnsafeRawPointer(base)
-                let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
                 var wordBits: UInt64 = 0
                 while buffer.count - index >= 8 {
                     let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                    let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
-                    let control = (word &- ones &* 0x20) & ~word
-                    if (control | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)) & highs != 0 { break }
+                    if JSONBytes.needsEscaping(word) { break }
                     wordBits |= word
                     index += 8
                 }
-                if wordBits & highs != 0 { bits = 0x80 }
+                if wordBits & 0x8080_8080_8080_8080 != 0 { bits = 0x80 }
             }
             while index < buffer.count {
                 let byte = buffer[index]
@@ -724,17 +720,10 @@ public enum JSONWriter {
         let count = bytes.count
         var start = 0, i = 0
         while i < count {
-            if count - i >= 8 {
-                // A word with no byte below 0x20 and none equal to `"` or `\` (the classic
-                // zero-byte test on the word and on its XORs) goes whole.
-                let word = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
-                let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
-                let control = (word &- ones &* 0x20) & ~word
-                if (control | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)) & highs == 0 {
-                    i += 8
-                    continue
-                }
+            // A word with nothing to escape goes whole.
+            if count - i >= 8, !JSONBytes.needsEscaping(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) {
+                i += 8
+                continue
             }
             let byte = bytes[i]
             i += 1
@@ -762,6 +751,19 @@ public enum JSONWriter {
         guard d.isFinite else { return "null" }
         if d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }
         return "\(d)"
+    }
+}
+
+/// Word-at-a-time tests on JSON string bytes, shared by the parser and the writer.
+enum JSONBytes {
+    /// Whether any of the word's eight bytes is `"`, `\` or below 0x20 (what a JSON string
+    /// must escape): the classic zero-byte test on the word and on its XORs with `"` and `\`.
+    /// It can flag a clean byte only above a byte that matches, so the word's verdict is exact.
+    @inline(__always) static func needsEscaping(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
+        let control = (word &- ones &* 0x20) & ~word
+        return (control | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)) & highs != 0
     }
 }
 
