@@ -575,12 +575,6 @@ public enum JSONWriter {
         return sink.array()
     }
 
-    public static func write(_ value: JSONValue, into out: inout [UInt8]) {
-        var sink = ByteSink(capacity: 256)
-        write(value, into: &sink)
-        sink.append(to: &out)
-    }
-
     static func write(_ value: JSONValue, into out: inout ByteSink) {
         switch value {
         case .null: out.append("null")
@@ -688,12 +682,6 @@ public enum JSONWriter {
             } while magnitude > 0
             out.append(UnsafeRawBufferPointer(rebasing: buffer[(24 - count)...]))
         }
-    }
-
-    public static func writeString(_ s: String, into out: inout [UInt8]) {
-        var sink = ByteSink(capacity: s.utf8.count + 16)
-        writeString(s, into: &sink)
-        sink.append(to: &out)
     }
 
     static func writeString(_ s: String, into out: inout ByteSink) {
@@ -815,6 +803,4 @@ struct ByteSink: ~Copyable {
     func array() -> [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
 
     func string() -> String { String(decoding: UnsafeBufferPointer(start: base, count: count), as: UTF8.self) }
-
-    func append(to out: inout [UInt8]) { out.append(contentsOf: UnsafeBufferPointer(start: base, count: count)) }
 }
