@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A 128-bit idempotency key. Two events with the same key in one tenant are the same event.
 public struct EventKey: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var high: UInt64
@@ -156,23 +150,14 @@ public enum FieldNesting {
 
     static func needsNesting(_ object: JSONObject) -> Bool {
         // Through the buffer: reading each member out of the array would retain its key and
-        // value, and this runs on every ingested event.
+        // value, and this runs on every ingested event; keys are searched with `memchr`.
         object.members.withUnsafeBufferPointer { members in
             for index in 0..<members.count {
-                if hasDot(members[index].key) { return true }
+                if members[index].key.firstIndex(ofByte: UInt8(ascii: ".")) != nil { return true }
                 if case .object(let child) = members[index].value, needsNesting(child) { return true }
             }
             return false
         }
-    }
-
-    /// `memchr` over the key's bytes (small keys are copied to the stack for it): iterating a
-    /// `String.UTF8View` decodes a small string byte by byte.
-    static func hasDot(_ key: String) -> Bool {
-        key.utf8.withContiguousStorageIfAvailable { bytes in
-            guard let base = bytes.baseAddress, bytes.count > 0 else { return false }
-            return memchr(base, Int32(UInt8(ascii: ".")), bytes.count) != nil
-        } ?? key.utf8.contains(UInt8(ascii: "."))
     }
 
     /// A key like `a.b` (not `.a`, `a.` or `a..b`).
