@@ -31,18 +31,22 @@ public struct WindowsEventPack: ProtocolPack {
         private(set) var data: [(String, String)] = []
         /// An EventData name with a byte ≥ 0x80: names then compare as `String`s (canonical
         /// equivalence), not by length and bytes.
-        private(set) var nonASCIINames = false
+        private var nonASCIINames = false
 
         mutating func addData(_ name: String, _ value: String) {
             if !nonASCIINames, name.utf8.contains(where: { $0 >= 0x80 }) { nonASCIINames = true }
             data.append((name, value))
         }
 
+        /// Whether two names, one of them an item's, are the same: ASCII names are only with
+        /// the same length, so most compare by length alone.
+        func sameName(_ a: String, _ b: String) -> Bool {
+            (nonASCIINames || a.utf8.count == b.utf8.count) && a == b
+        }
+
         /// The first item named `key` (an ASCII literal), unless it is a placeholder.
         subscript(_ key: String) -> String? {
-            let count = key.utf8.count
-            // ASCII names equal the key only with its length: most compare by length alone.
-            guard let v = data.first(where: { (nonASCIINames || $0.0.utf8.count == count) && $0.0 == key })?.1, !ECSBuilder.isPlaceholder(v) else { return nil }
+            guard let v = data.first(where: { sameName($0.0, key) })?.1, !ECSBuilder.isPlaceholder(v) else { return nil }
             return v
         }
     }
@@ -186,12 +190,11 @@ public struct WindowsEventPack: ProtocolPack {
         var b = ECSBuilder(base)
         let dataset = Self.dataset(channel: e.channel)
         // As `eventData[k] = .string(v)` for each item (a repeated name keeps its first place
-        // and its last value), comparing ASCII names by length first.
+        // and its last value), comparing names as the subscript does.
         var eventData = JSONObject()
         eventData.members.reserveCapacity(e.data.count)
         for (k, v) in e.data {
-            let count = k.utf8.count
-            if let i = eventData.members.firstIndex(where: { (e.nonASCIINames || $0.key.utf8.count == count) && $0.key == k }) {
+            if let i = eventData.members.firstIndex(where: { e.sameName($0.key, k) }) {
                 eventData.members[i].value = .string(v)
             } else {
                 eventData.members.append((k, .string(v)))
