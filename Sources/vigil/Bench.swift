@@ -164,8 +164,13 @@ struct IngestBench: AsyncParsableCommand {
         for key in ["events", "batch", "clients", "acked_eps", "searchable_eps", "ack_latency_ms_p50", "ack_latency_ms_p99", "peak_rss_mib", "server_cpu_us_per_event", "store_bytes_per_raw_byte", "machine"] {
             print("| \(key) | \(result[key] ?? "") |")
         }
-        let url = URL(fileURLWithPath: output)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+        try writeBenchResult(result, to: output)
     }
+}
+
+/// Writes a bench's JSON result (sorted keys, indented) to `path`, creating its directory.
+func writeBenchResult(_ result: [String: Any], to path: String) throws {
+    let url = URL(fileURLWithPath: path)
+    try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+    try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys]).write(to: url)
 }

@@ -77,9 +77,7 @@ struct DetectBench: AsyncParsableCommand {
         }
         results["machine"] = "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB"
         results["date"] = ISO8601DateFormatter().string(from: Date())
-        let url = URL(fileURLWithPath: output)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+        try writeBenchResult(results, to: output)
     }
 
     /// Generated Winlogbeat Sysmon documents: process creation (half), network, file and

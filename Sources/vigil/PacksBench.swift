@@ -82,8 +82,6 @@ struct PacksBench: AsyncParsableCommand {
             "machine": "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB",
             "date": ISO8601DateFormatter().string(from: Date()),
         ]
-        let url = URL(fileURLWithPath: output)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+        try writeBenchResult(result, to: output)
     }
 }

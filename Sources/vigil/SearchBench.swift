@@ -108,8 +108,6 @@ struct SearchBench: AsyncParsableCommand {
             "date": ISO8601DateFormatter().string(from: Date()),
         ]
         print("store: \(diskBytes / 1_048_576) MiB for \(events) events\(loadSeconds.map { String(format: "; loaded in %.0f s", $0) } ?? "")")
-        let url = URL(fileURLWithPath: output)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+        try writeBenchResult(result, to: output)
     }
 }

@@ -164,9 +164,7 @@ struct SyslogBench: AsyncParsableCommand {
         for key in ["events", "indicators", "vigil_searchable_eps", "rsyslog_file_eps", "ratio_to_rsyslog", "peak_rss_mib", "server_cpu_us_per_line", "machine"] {
             print("| \(key) | \(result[key] ?? "") |")
         }
-        let url = URL(fileURLWithPath: output)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+        try writeBenchResult(result, to: output)
     }
 
     /// Sends the payload to rsyslogd (imtcp → omfile) and returns lines/s until the file has
