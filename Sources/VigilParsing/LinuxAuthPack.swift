@@ -20,9 +20,9 @@ public struct LinuxAuthPack: ProtocolPack {
         // `split` on a Character walked grapheme clusters (over half of this pack's time).
         func after(_ marker: String, until stop: UInt8 = UInt8(ascii: " ")) -> String? {
             guard let r = m.byteRange(of: marker) else { return nil }
-            let rest = m.utf8[r.upperBound...]
-            let v = rest[..<(rest.firstIndex(of: stop) ?? rest.endIndex)]
-            return v.isEmpty ? nil : String(Substring(v))
+            let rest = m[r.upperBound...]
+            let v = rest[..<(rest.firstIndex(ofByte: stop) ?? rest.endIndex)]
+            return v.isEmpty ? nil : String(v)
         }
         var recognised = true
         if app == "sshd" || app == "sshd-session", !isPAM {
