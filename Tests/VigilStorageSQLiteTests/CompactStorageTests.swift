@@ -267,12 +267,12 @@ struct CompactStorageTests {
         ])
     }
 
-    @Test func theTokenIndexMergesEightSegmentsAtATime() async throws {
+    @Test func theTokenIndexMergesSixteenSegmentsAtATime() async throws {
         let (store, _) = try makeStore()
         _ = try await store.write(events: [event(1, at: day + 1, JSONObject([("message", .string("one two"))]))], quarantined: [])
         let partition = try #require(try store.partition(acme, day: Timestamp.day(of: day), create: false))
         let automerge = try await partition.pool.read { db in try Int.fetchOne(db, sql: "SELECT v FROM event_fts_config WHERE k = 'automerge'") }
-        #expect(automerge == SQLiteEventStore.tokenIndexAutomerge && automerge == 8)
+        #expect(automerge == SQLiteEventStore.tokenIndexAutomerge && automerge == 16)
         #expect(try await count(store, "two") == 1)
     }
 
