@@ -33,9 +33,9 @@ public struct JSONObject: Sendable, Equatable {
     public var count: Int { members.count }
 
     public subscript(key: String) -> JSONValue? {
-        get { members.first(where: { $0.key == key })?.value }
+        get { index(of: key).map { members[$0].value } }
         set {
-            if let index = members.firstIndex(where: { $0.key == key }) {
+            if let index = index(of: key) {
                 if let newValue { members[index].value = newValue } else { members.remove(at: index) }
             } else if let newValue {
                 members.append((key, newValue))
@@ -45,8 +45,17 @@ public struct JSONObject: Sendable, Equatable {
 
     @discardableResult
     public mutating func removeValue(forKey key: String) -> JSONValue? {
-        guard let index = members.firstIndex(where: { $0.key == key }) else { return nil }
+        guard let index = index(of: key) else { return nil }
         return members.remove(at: index).value
+    }
+
+    /// The index of the first member named `key`. Through the buffer: `first(where:)` copies
+    /// (retains and releases) the key and value of every member it passes.
+    func index(of key: String) -> Int? {
+        members.withUnsafeBufferPointer { members in
+            for i in 0..<members.count where members[i].key == key { return i }
+            return nil
+        }
     }
 }
 
@@ -113,6 +122,13 @@ extension JSONValue {
 }
 
 extension JSONObject {
+    /// Whether only a string of the same UTF-8 length can equal `key`: plain ASCII without
+    /// `K`, `` ` `` or `;`, which alone have canonically equivalent forms of other lengths
+    /// (the Kelvin sign, U+1FEF, the Greek question mark).
+    static func lengthDecides(_ key: String) -> Bool {
+        key.utf8.allSatisfy { $0 < 0x80 && $0 != UInt8(ascii: "K") && $0 != UInt8(ascii: "`") && $0 != UInt8(ascii: ";") }
+    }
+
     /// The value of the first member named each of `keys`, as the subscript finds it, in one
     /// pass over the members. Each key must be plain ASCII without `K`, `` ` `` or `;` (lower-case
     /// ECS names are): no other text is canonically equivalent to such a key, so a member of
@@ -130,15 +146,40 @@ extension JSONObject {
         return values
     }
 
+    /// Sets `values[indexes[k]]`, where still nil, to the value of the first member named
+    /// `keys[k]`, in one pass over the members; `decides[k]` is `lengthDecides(keys[k])`.
+    func firstValues(of keys: [String], decides: [Bool], into values: inout [JSONValue?], at indexes: [Int]) {
+        members.withUnsafeBufferPointer { members in
+            for m in 0..<members.count {
+                let count = members[m].key.utf8.count
+                for k in 0..<keys.count where values[indexes[k]] == nil && (!decides[k] || keys[k].utf8.count == count) && members[m].key == keys[k] {
+                    values[indexes[k]] = members[m].value
+                }
+            }
+        }
+    }
+
     /// The value at each of `paths`, as `JSONValue.value(atKeys:)` finds it, with the roots
-    /// looked up in one pass over the top level.
+    /// looked up in one pass over the top level, and the second keys of each root in one pass
+    /// over its object.
     public func values(at paths: KeyPathSet) -> [JSONValue?] {
         let roots = firstValues(of: paths.roots)
-        return paths.below.map { below in roots[below.root].flatMap { $0.value(atKeys: below.keys) } }
+        var values = [JSONValue?](repeating: nil, count: paths.paths.count)
+        for (root, seconds) in paths.seconds.enumerated() where !seconds.indexes.isEmpty {
+            guard case .object(let object)? = roots[root] else { continue }
+            object.firstValues(of: seconds.keys, decides: seconds.decides, into: &values, at: seconds.indexes)
+        }
+        for (index, below) in paths.below.enumerated() where below.keys.count != 1 {
+            values[index] = roots[below.root].flatMap { $0.value(atKeys: below.keys) }
+        }
+        return values
     }
 
     func member(_ key: Substring) -> JSONValue? {
-        members.first(where: { $0.key == key })?.value
+        members.withUnsafeBufferPointer { members in
+            for i in 0..<members.count where members[i].key == key { return members[i].value }
+            return nil
+        }
     }
 }
 
@@ -149,13 +190,21 @@ public struct KeyPathSet: Sendable {
     public let paths: [[String]]
     let roots: [String]
     let below: [(root: Int, keys: [String])]
+    /// Per root, its paths of two keys: their indexes in `paths` and their second keys.
+    let seconds: [(indexes: [Int], keys: [String], decides: [Bool])]
 
     public init(_ paths: [[String]]) {
         self.paths = paths
         var roots: [String] = []
         for keys in paths where !roots.contains(keys[0]) { roots.append(keys[0]) }
         self.roots = roots
-        below = paths.map { keys in (roots.firstIndex(of: keys[0])!, Array(keys.dropFirst())) }
+        let below = paths.map { keys in (root: roots.firstIndex(of: keys[0])!, keys: Array(keys.dropFirst())) }
+        self.below = below
+        seconds = roots.indices.map { root in
+            let indexes = below.indices.filter { below[$0].root == root && below[$0].keys.count == 1 }
+            let keys = indexes.map { below[$0].keys[0] }
+            return (indexes, keys, keys.map(JSONObject.lengthDecides))
+        }
     }
 }
 
@@ -166,7 +215,7 @@ extension JSONValue {
         var current = self
         for key in keys {
             guard case .object(let object) = current else { return nil }
-            guard let next = object.members.first(where: { $0.key == key })?.value else { return nil }
+            guard let next = object[key] else { return nil }
             current = next
         }
         return current
@@ -607,50 +656,102 @@ public enum JSONWriter {
         }
     }
 
-    /// A member to leave out when writing: the one at `keys` whose value is `value`.
-    public struct Omission: Sendable {
-        public var keys: ArraySlice<String>
-        public var value: JSONValue
+    /// Paths of members a write may leave out (`bytes(_:omitting:values:)`), as a tree of
+    /// keys built once: a node's children are contiguous, so a write finds a member's node
+    /// by comparing its key with a few others, and allocates nothing.
+    public struct OmittedPaths: Sendable {
+        struct Node: Sendable {
+            let key: String
+            /// The key's UTF-8 length, and whether a key of another length cannot equal it
+            /// (`JSONObject.lengthDecides`): then most members are ruled out without comparing.
+            let length: Int
+            let lengthDecides: Bool
+            /// The index of the path the node ends (into a write's values); -1 for none.
+            var path: Int
+            var firstChild: Int
+            var childCount: Int
+        }
 
-        public init(keys: ArraySlice<String>, value: JSONValue) {
-            self.keys = keys
-            self.value = value
+        /// `nodes[0]` is the root; it has no key.
+        let nodes: [Node]
+        /// How many paths (and so values a write takes).
+        public let count: Int
+
+        /// No path may be empty or a prefix of another (or equal to one).
+        public init(_ paths: [[String]]) {
+            // A trie first, then laid out breadth first so that children sit together.
+            count = paths.count
+            var keys = [""], ends = [-1], children: [[Int]] = [[]]
+            for (index, path) in paths.enumerated() {
+                precondition(!path.isEmpty, "an omitted path cannot be empty")
+                var node = 0
+                for key in path {
+                    precondition(ends[node] < 0, "an omitted path cannot extend another")
+                    if let child = children[node].first(where: { keys[$0] == key }) {
+                        node = child
+                    } else {
+                        keys.append(key)
+                        ends.append(-1)
+                        children.append([])
+                        children[node].append(keys.count - 1)
+                        node = keys.count - 1
+                    }
+                }
+                precondition(ends[node] < 0 && children[node].isEmpty, "an omitted path cannot be a prefix of another")
+                ends[node] = index
+            }
+            var order = [0], position = [0: 0]
+            var next = 0
+            while next < order.count {
+                for child in children[order[next]] {
+                    position[child] = order.count
+                    order.append(child)
+                }
+                next += 1
+            }
+            nodes = order.map { old in
+                Node(key: keys[old], length: keys[old].utf8.count, lengthDecides: JSONObject.lengthDecides(keys[old]), path: ends[old], firstChild: children[old].first.map { position[$0]! } ?? 0, childCount: children[old].count)
+            }
         }
     }
 
-    /// Writes `object` without the omitted members: a member goes only when its value equals
-    /// the omission's and every key on its path is unique in its object; the objects that held
-    /// it stay, even empty. The same bytes as removing them first and writing the rest, without
+    /// Writes `object` without the members at `paths` whose values equal the write's
+    /// (`values[i]` for `paths`' i-th path; nil leaves it): a member goes only when its value
+    /// equals and every key on its path is unique in its object; the objects that held it
+    /// stay, even empty. The same bytes as removing them first and writing the rest, without
     /// changing (and so copying) the document's nested objects.
-    public static func bytes(_ object: JSONObject, omitting omissions: [Omission]) -> [UInt8] {
+    public static func bytes(_ object: JSONObject, omitting paths: OmittedPaths, values: [JSONValue?]) -> [UInt8] {
+        precondition(values.count == paths.count, "one value per omitted path")
         var sink = ByteSink(capacity: 1024)
-        write(object, omitting: omissions, into: &sink)
+        paths.nodes.withUnsafeBufferPointer { nodes in
+            values.withUnsafeBufferPointer { values in
+                write(object, omitting: nodes, below: 0, values: values, into: &sink)
+            }
+        }
         return sink.array()
     }
 
-    static func write(_ object: JSONObject, omitting omissions: [Omission], into out: inout ByteSink) {
-        guard !omissions.isEmpty else { return write(.object(object), into: &out) }
+    static func write(_ object: JSONObject, omitting nodes: UnsafeBufferPointer<OmittedPaths.Node>, below parent: Int,
+                      values: UnsafeBufferPointer<JSONValue?>, into out: inout ByteSink) {
         out.append(UInt8(ascii: "{"))
+        let children = nodes[parent].firstChild..<(nodes[parent].firstChild + nodes[parent].childCount)
         object.members.withUnsafeBufferPointer { members in
             var written = 0
             for i in 0..<members.count {
-                var omitted = false
-                var nested: [Omission] = []
-                for omission in omissions where omission.keys.first == members[i].key {
-                    guard Self.isUnique(members[i].key, in: members) else { continue }
-                    if omission.keys.count == 1 {
-                        if members[i].value == omission.value { omitted = true }
-                    } else if case .object = members[i].value {
-                        nested.append(Omission(keys: omission.keys.dropFirst(), value: omission.value))
-                    }
+                // The member's node, when its key is on a path and unique in this object.
+                var node = -1
+                let length = members[i].key.utf8.count
+                for child in children where (!nodes[child].lengthDecides || nodes[child].length == length) && nodes[child].key == members[i].key {
+                    if Self.isUnique(members[i].key, in: members) { node = child }
+                    break
                 }
-                if omitted { continue }
+                if node >= 0, nodes[node].path >= 0, let value = values[nodes[node].path], members[i].value == value { continue }
                 if written > 0 { out.append(UInt8(ascii: ",")) }
                 written += 1
                 writeString(members[i].key, into: &out)
                 out.append(UInt8(ascii: ":"))
-                if !nested.isEmpty, case .object(let child) = members[i].value {
-                    write(child, omitting: nested, into: &out)
+                if node >= 0, nodes[node].childCount > 0, case .object(let child) = members[i].value {
+                    write(child, omitting: nodes, below: node, values: values, into: &out)
                 } else {
                     write(members[i].value, into: &out)
                 }

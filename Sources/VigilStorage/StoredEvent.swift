@@ -63,15 +63,13 @@ extension IndexedColumns {
     }
 
     /// The fields the stored document leaves out, so they are not stored twice
-    /// (`JSONWriter.bytes(_:omitting:)`). Only an exact copy goes (a port sent as the string
-    /// "443" stays: the column's integer would not give it back), only where its key is unique
-    /// in its object, and the objects that held them stay (even empty), so `restore` rebuilds
-    /// the same document.
-    var omissions: [JSONWriter.Omission] {
-        zip(Self.keyPaths, values).compactMap { keys, value in value.map { JSONWriter.Omission(keys: keys[...], value: $0) } }
-    }
+    /// (`JSONWriter.bytes(_:omitting:values:)` with `values`). Only an exact copy goes (a port
+    /// sent as the string "443" stays: the column's integer would not give it back), only
+    /// where its key is unique in its object, and the objects that held them stay (even
+    /// empty), so `restore` rebuilds the same document.
+    static let omitted = JSONWriter.OmittedPaths(keyPaths)
 
-    /// Puts back the fields the document left out (`omissions`): each column whose path the
+    /// Puts back the fields the document left out (`omitted`): each column whose path the
     /// document lacks.
     public func restore(into fields: inout JSONObject) {
         for (keys, value) in zip(Self.keyPaths, values) {
@@ -106,7 +104,7 @@ public struct StoredEvent: Sendable, Equatable {
     /// `message` when it is a string (it has a column and the token index of its own).
     public var message: String?
     /// The JSON document without `message` and without the fields the columns hold
-    /// (`IndexedColumns.omissions`); `event()` puts them back.
+    /// (`IndexedColumns.omitted`); `event()` puts them back.
     public var document: [UInt8]
     /// Its intake record, when it came through the queue (not part of the binary form).
     public var sequence: IntakeSequence?
@@ -140,7 +138,7 @@ public struct StoredEvent: Sendable, Equatable {
         let columns = IndexedColumns(.object(fields))
         // Written without the columns' fields, the document untouched.
         self.init(tenant: tenant, key: key, timestamp: timestamp, ingested: ingested,
-                  columns: columns, message: message, document: JSONWriter.bytes(fields, omitting: columns.omissions))
+                  columns: columns, message: message, document: JSONWriter.bytes(fields, omitting: IndexedColumns.omitted, values: columns.values))
     }
 
     /// The event back, for search results; nil when the document is damaged.
