@@ -98,6 +98,27 @@ struct JSONParserTests {
         }
     }
 
+    /// `values(at:)` finds what `value(atKeys:)` finds for each path (the first member at
+    /// every level), among duplicates, scalars where objects are expected, and look-alike keys
+    /// below the root, where the keys need not suit `firstValues(of:)` (`K`, `;`).
+    @Test func pathValuesAgreeWithFollowingEachPath() {
+        let paths = [["source", "ip"], ["source", "port"], ["host", "name"], ["host"], ["event", "K"], ["event", "a;b"], ["x", "y", "z"]]
+        let set = KeyPathSet(paths)
+        let rootKeys = ["source", "host", "event", "x", "sourc", "\u{17F}ource"]
+        let innerKeys = ["ip", "port", "name", "K", "\u{212A}", "a;b", "a\u{37E}b", "y", "z", "i"]
+        var generator = SystemRandomNumberGenerator()
+        func object(depth: Int) -> JSONObject {
+            JSONObject((0..<Int.random(in: 0..<6, using: &generator)).map { n in
+                let key = (depth == 0 ? rootKeys : innerKeys).randomElement(using: &generator)!
+                return (key, depth < 2 && Bool.random(using: &generator) ? .object(object(depth: depth + 1)) : .int(Int64(n)))
+            })
+        }
+        for _ in 0..<3_000 {
+            let document = object(depth: 0)
+            #expect(document.values(at: set) == paths.map { JSONValue.object(document).value(atKeys: $0) }, "\(JSONWriter.string(.object(document)))")
+        }
+    }
+
     @Test func roundTripsThroughTheWriter() throws {
         let text = #"{"message":"a \"quoted\"\ttab \u0001","n":[1,2.5,-3],"o":{}}"#
         let value = try JSONParser.parse(text)
