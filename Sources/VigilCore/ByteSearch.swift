@@ -89,9 +89,9 @@ extension StringProtocol {
         return offset.map { utf8.index(startIndex, offsetBy: $0) }
     }
 
-    /// True when the text is exactly `word`'s UTF-8 bytes. For an ASCII `word` that is
-    /// `String` equality (nothing else is canonically equivalent to ASCII text), without
-    /// comparing by `Character`.
+    /// True when the text is exactly `word`'s UTF-8 bytes. For an ASCII `word` without `K`,
+    /// `` ` `` or `;` that is `String` equality (only those three have canonically equivalent
+    /// non-ASCII forms: the Kelvin sign, U+1FEF, U+037E), without comparing by `Character`.
     @inlinable
     public func equalsBytes(_ word: String) -> Bool {
         let count = utf8.count
