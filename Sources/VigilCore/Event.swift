@@ -211,7 +211,7 @@ public enum FieldNesting {
     }
 
     static func merge(_ key: String, _ value: JSONValue, into object: inout JSONObject) {
-        if let index = object.index(of: key) {
+        if let index = object.members.firstIndex(where: { $0.key == key }) {
             if case .object(var merged) = object.members[index].value, case .object(let b) = value {
                 object.members[index].value = .null  // the parent lets go: merged in place, not copied
                 for (k, v) in b.members { merge(k, v, into: &merged) }
@@ -252,7 +252,7 @@ public enum FieldNesting {
             object[head] = value
             return
         }
-        if let index = object.index(of: head), case .object(var child) = object.members[index].value {
+        if let index = object.members.firstIndex(where: { $0.key == head }), case .object(var child) = object.members[index].value {
             // Drop the parent's reference first, so the child is changed in place, not copied.
             object.members[index].value = .null
             setPath(value, path, from: next, in: &child)

@@ -33,9 +33,9 @@ public struct JSONObject: Sendable, Equatable {
     public var count: Int { members.count }
 
     public subscript(key: String) -> JSONValue? {
-        get { index(of: key).map { members[$0].value } }
+        get { members.first(where: { $0.key == key })?.value }
         set {
-            if let index = index(of: key) {
+            if let index = members.firstIndex(where: { $0.key == key }) {
                 if let newValue { members[index].value = newValue } else { members.remove(at: index) }
             } else if let newValue {
                 members.append((key, newValue))
@@ -45,17 +45,8 @@ public struct JSONObject: Sendable, Equatable {
 
     @discardableResult
     public mutating func removeValue(forKey key: String) -> JSONValue? {
-        guard let index = index(of: key) else { return nil }
+        guard let index = members.firstIndex(where: { $0.key == key }) else { return nil }
         return members.remove(at: index).value
-    }
-
-    /// The index of the first member named `key`. Through the buffer: `first(where:)` copies
-    /// (retains and releases) the key and value of every member it passes.
-    func index(of key: String) -> Int? {
-        members.withUnsafeBufferPointer { members in
-            for i in 0..<members.count where members[i].key == key { return i }
-            return nil
-        }
     }
 }
 
@@ -176,10 +167,7 @@ extension JSONObject {
     }
 
     func member(_ key: Substring) -> JSONValue? {
-        members.withUnsafeBufferPointer { members in
-            for i in 0..<members.count where members[i].key == key { return members[i].value }
-            return nil
-        }
+        members.first(where: { $0.key == key })?.value
     }
 }
 
