@@ -137,33 +137,11 @@ extension JSONObject {
         return values
     }
 
-    /// Sets `values[indexes[k]]`, where still nil, to the value of the first member named
-    /// `keys[k]`, in one pass over the members; `decides[k]` is `lengthDecides(keys[k])`.
-    func firstValues(of keys: [String], decides: [Bool], into values: inout [JSONValue?], at indexes: [Int]) {
-        members.withUnsafeBufferPointer { members in
-            for m in 0..<members.count {
-                let count = members[m].key.utf8.count
-                for k in 0..<keys.count where values[indexes[k]] == nil && (!decides[k] || keys[k].utf8.count == count) && members[m].key == keys[k] {
-                    values[indexes[k]] = members[m].value
-                }
-            }
-        }
-    }
-
     /// The value at each of `paths`, as `JSONValue.value(atKeys:)` finds it, with the roots
-    /// looked up in one pass over the top level, and the second keys of each root in one pass
-    /// over its object.
+    /// looked up in one pass over the top level.
     public func values(at paths: KeyPathSet) -> [JSONValue?] {
         let roots = firstValues(of: paths.roots)
-        var values = [JSONValue?](repeating: nil, count: paths.paths.count)
-        for (root, seconds) in paths.seconds.enumerated() where !seconds.indexes.isEmpty {
-            guard case .object(let object)? = roots[root] else { continue }
-            object.firstValues(of: seconds.keys, decides: seconds.decides, into: &values, at: seconds.indexes)
-        }
-        for (index, below) in paths.below.enumerated() where below.keys.count != 1 {
-            values[index] = roots[below.root].flatMap { $0.value(atKeys: below.keys) }
-        }
-        return values
+        return paths.below.map { below in roots[below.root].flatMap { $0.value(atKeys: below.keys) } }
     }
 
     func member(_ key: Substring) -> JSONValue? {
@@ -178,21 +156,13 @@ public struct KeyPathSet: Sendable {
     public let paths: [[String]]
     let roots: [String]
     let below: [(root: Int, keys: [String])]
-    /// Per root, its paths of two keys: their indexes in `paths` and their second keys.
-    let seconds: [(indexes: [Int], keys: [String], decides: [Bool])]
 
     public init(_ paths: [[String]]) {
         self.paths = paths
         var roots: [String] = []
         for keys in paths where !roots.contains(keys[0]) { roots.append(keys[0]) }
         self.roots = roots
-        let below = paths.map { keys in (root: roots.firstIndex(of: keys[0])!, keys: Array(keys.dropFirst())) }
-        self.below = below
-        seconds = roots.indices.map { root in
-            let indexes = below.indices.filter { below[$0].root == root && below[$0].keys.count == 1 }
-            let keys = indexes.map { below[$0].keys[0] }
-            return (indexes, keys, keys.map(JSONObject.lengthDecides))
-        }
+        below = paths.map { keys in (roots.firstIndex(of: keys[0])!, Array(keys.dropFirst())) }
     }
 }
 
@@ -203,7 +173,7 @@ extension JSONValue {
         var current = self
         for key in keys {
             guard case .object(let object) = current else { return nil }
-            guard let next = object[key] else { return nil }
+            guard let next = object.members.first(where: { $0.key == key })?.value else { return nil }
             current = next
         }
         return current
