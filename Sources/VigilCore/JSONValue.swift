@@ -121,9 +121,8 @@ extension JSONObject {
     }
 
     /// The value of the first member named each of `keys`, as the subscript finds it, in one
-    /// pass over the members. Each key must be plain ASCII without `K`, `` ` `` or `;` (lower-case
-    /// ECS names are): no other text is canonically equivalent to such a key, so a member of
-    /// another length is ruled out without comparing.
+    /// pass over the members. Each key must pass `lengthDecides` (lower-case ECS names do), so
+    /// a member of another length is ruled out without comparing.
     public func firstValues(of keys: [String]) -> [JSONValue?] {
         var values = [JSONValue?](repeating: nil, count: keys.count)
         members.withUnsafeBufferPointer { members in
@@ -151,7 +150,7 @@ extension JSONObject {
 
 /// Key paths read together from many documents (threat-intel fields, stored columns): their
 /// distinct first keys, and per path its first key's index and the keys below it. First keys
-/// must suit `JSONObject.firstValues(of:)` (lower-case ECS names do).
+/// must pass `JSONObject.lengthDecides`, as `firstValues(of:)` needs (lower-case ECS names do).
 public struct KeyPathSet: Sendable {
     public let paths: [[String]]
     let roots: [String]
@@ -161,6 +160,7 @@ public struct KeyPathSet: Sendable {
         self.paths = paths
         var roots: [String] = []
         for keys in paths where !roots.contains(keys[0]) { roots.append(keys[0]) }
+        precondition(roots.allSatisfy(JSONObject.lengthDecides), "a first key that another text of another length can equal")
         self.roots = roots
         below = paths.map { keys in (roots.firstIndex(of: keys[0])!, Array(keys.dropFirst())) }
     }
