@@ -30,6 +30,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
         .systemLibrary(name: "CSQLiteConfig", path: "Sources/CSQLiteConfig"),
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         .target(
             name: "VigilCore",
             swiftSettings: swiftSettings
@@ -123,7 +124,7 @@ let package = Package(
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilCore", "VigilQuery", "VigilStorage", "VigilStorageSQLite", "VigilIntake", "VigilServer", "VigilSyslog", "VigilAlerts", "VigilSigma", "VigilParsing", "VigilThreatIntel",
+                "VigilCore", "VigilQuery", "VigilStorage", "VigilStorageSQLite", "VigilIntake", "VigilServer", "VigilSyslog", "VigilAlerts", "VigilSigma", "VigilParsing", "VigilThreatIntel", "CMalloc",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -71,6 +71,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
+        AllocatorSettings.apply(environment: environment)
         let settings: Settings
         do {
             settings = try Settings.resolve(file: config ?? environment["VIGIL_CONFIG"], environment: environment, flags: flags)
