@@ -3,15 +3,27 @@ import VigilCore
 /// A field value prepared for matching: its text, and the UTF-8 bytes as is and lower-cased.
 struct Text {
     let string: String
-    let raw: [UInt8]
     let lower: [UInt8]
 
     init(_ string: String) {
         self.string = string
-        raw = Array(string.utf8)
         // Most values are ASCII: lower-cased by byte, without a lower-cased String.
-        lower = raw.allSatisfy { $0 < 0x80 } ? ValueMatcher.asciiLowercased(raw) : Array(string.lowercased().utf8)
+        var ascii = true
+        let count = string.utf8.count
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var i = 0
+            for byte in string.utf8 {
+                if byte >= 0x80 { ascii = false }
+                buffer[i] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+                i += 1
+            }
+            initialized = i
+        }
+        lower = ascii ? bytes : Array(string.lowercased().utf8)
     }
+
+    /// The bytes as they are, for the few case-sensitive patterns (`|cased`).
+    var raw: [UInt8] { Array(string.utf8) }
 
     /// A field value's texts: every scalar of an array, or the scalar.
     static func of(_ value: JSONValue?) -> [Text] {
@@ -34,14 +46,19 @@ public final class SigmaEvent {
     let mapping: FieldMapping
     let isWindows: Bool
     let eventData: JSONObject?
-    var values: [String: JSONValue?] = [:]
-    var texts: [String: [Text]] = [:]
-    var logsources: [Int: Bool] = [:]
+    @exclusivity(unchecked) var values: [String: JSONValue?] = [:]
+    @exclusivity(unchecked) var texts: [String: [Text]] = [:]
+    @exclusivity(unchecked) var logsources: [Int: Bool] = [:]
     /// Set by `SigmaRuleSet.event`: the set's fields by number, resolved into `slots`.
     let plan: FieldPlan?
-    var slots: [FieldPlan.Slot] = []
-    /// Per top-level key of the plan, whether the document has it.
-    var topLevel: [Bool] = []
+    /// With a plan: per field number, its place in `slots` (-1: not resolved yet), followed by
+    /// one entry per top-level key of the plan, 1 when the document has that key. Only
+    /// the fields an event resolves get a slot: a rule set names hundreds, an event reads a few
+    /// dozen, and a slot costs a copy to make and a release to free. The table is raw memory
+    /// (freed in `deinit`): an `Array(repeating:count:)` of it looked its storage type up in
+    /// the runtime's metadata cache on every event.
+    let table: UnsafeMutableBufferPointer<Int32>
+    @exclusivity(unchecked) var slots: [FieldPlan.Slot] = []
     lazy var allTexts: [Text] = {
         var out: [Text] = []
         func walk(_ value: JSONValue) {
@@ -71,20 +88,25 @@ public final class SigmaEvent {
             isWindows = false
             eventData = nil
         }
-        guard let plan else { return }
+        guard let plan else {
+            table = UnsafeMutableBufferPointer(start: nil, count: 0)
+            return
+        }
+        table = .allocate(capacity: plan.paths.count + plan.topLevelKeys.count)
+        table[..<plan.paths.count].initialize(repeating: -1)
+        table[plan.paths.count...].initialize(repeating: 0)
+        slots.reserveCapacity(16)
         // One pass over the document's top level and its EventData, a lookup per key; every
         // other field is resolved when asked for, and only when a top-level key allows it.
-        slots = Array(repeating: FieldPlan.Slot(), count: plan.paths.count)
-        topLevel = Array(repeating: false, count: plan.topLevelKeys.count)
         for index in fields.members.indices {
-            if let key = plan.topLevelKeys[fields.members[index].key] { topLevel[key] = true }
+            if let key = plan.topLevelKeys[fields.members[index].key] { table[plan.paths.count + key] = 1 }
         }
         if let eventData {
             for index in eventData.members.indices {
                 // The first item of a name, as `JSONObject`'s subscript finds it.
-                guard let id = plan.ids[eventData.members[index].key], !slots[id].resolved else { continue }
-                slots[id].resolved = true
-                slots[id].value = eventData.members[index].value
+                guard let id = plan.ids[eventData.members[index].key], table[id] < 0 else { continue }
+                table[id] = Int32(slots.count)
+                slots.append(FieldPlan.Slot(value: eventData.members[index].value))
             }
         }
     }
@@ -124,26 +146,29 @@ public final class SigmaEvent {
 
     /// `value(_:)` of the plan's field `id` (the event was made with a plan).
     func value(id: Int) -> JSONValue? {
-        if slots[id].resolved { return slots[id].value }
+        if table[id] >= 0 { return slots[Int(table[id])].value }
+        let plan = plan!
         var found: JSONValue?
-        for planned in plan!.paths[id] where planned.keys.isEmpty || planned.keys.contains(where: { topLevel[$0] }) {
+        for planned in plan.paths[id] where planned.keys.isEmpty || planned.keys.contains(where: { table[plan.paths.count + $0] != 0 }) {
             if let value = event.value(atPath: planned.path) {
                 found = value
                 break
             }
         }
-        slots[id].resolved = true
-        slots[id].value = found
+        table[id] = Int32(slots.count)
+        slots.append(FieldPlan.Slot(value: found))
         return found
     }
 
     /// `texts(_:)` of the plan's field `id`.
     func texts(id: Int) -> [Text] {
-        if let cached = slots[id].texts { return cached }
+        if table[id] >= 0, let cached = slots[Int(table[id])].texts { return cached }
         let out = Text.of(value(id: id))
-        slots[id].texts = out
+        slots[Int(table[id])].texts = out
         return out
     }
+
+    deinit { table.deallocate() }
 }
 
 /// Which events a rule's `logsource` selects: any of the clauses, each a conjunction of field

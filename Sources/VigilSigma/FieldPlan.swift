@@ -8,9 +8,8 @@ import VigilCore
 /// key that is the path, or a part of it up to a dot; `JSONValue.value(atPath:)` finds nothing
 /// otherwise, and most fields a rule set names are absent from most events.
 final class FieldPlan: Sendable {
-    /// Per event and field: resolved yet, the value, its prepared texts.
+    /// Per event, a field it resolved: the value (nil: absent), its prepared texts.
     struct Slot {
-        var resolved = false
         var value: JSONValue?
         var texts: [Text]?
     }
@@ -22,10 +21,12 @@ final class FieldPlan: Sendable {
         let keys: [Int]
     }
 
-    let ids: [String: Int]
+    /// Field names to numbers; per event, each EventData name is looked up here.
+    let ids: KeyNumbers
     /// Per field number, the paths tried in order.
     let paths: [[Path]]
-    let topLevelKeys: [String: Int]
+    /// Top-level keys to numbers; per event, each top-level key is looked up here.
+    let topLevelKeys: KeyNumbers
 
     init(names: [String], mapping: FieldMapping) {
         var ids: [String: Int] = [:]
@@ -52,9 +53,9 @@ final class FieldPlan: Sendable {
             ids[name] = paths.count
             paths.append(((mapping.fields[name] ?? []) + [name]).map(planned))
         }
-        self.ids = ids
+        self.ids = KeyNumbers(ids)
         self.paths = paths
-        self.topLevelKeys = topLevelKeys
+        self.topLevelKeys = KeyNumbers(topLevelKeys)
     }
 }
 
