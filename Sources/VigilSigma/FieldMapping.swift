@@ -127,6 +127,44 @@ public final class SigmaEvent {
         return found
     }
 
+    /// `event.value(atPath: path)`, given the path's dot-separated `parts` when none is empty.
+    /// A path that does not resolve part by part is searched for literal dotted keys
+    /// (`{"host.name": ...}`), which costs a scan of each object on the way for each prefix;
+    /// objects without a dotted key (events are stored nested) are passed through by their
+    /// member named by the next part, which is all that search could find in them.
+    func value(atPath path: String, parts: [String]?) -> JSONValue? {
+        guard let parts else { return event.value(atPath: path) }
+        if let found = event.value(atKeys: parts) { return found }
+        var current = event
+        var start = path.startIndex  // of what is left of the path, after a dot
+        for (number, part) in parts.enumerated() {
+            guard case .object(let object) = current else { return nil }
+            if Self.hasDottedKey(object) { return current.value(atPath: String(path[start...])) }
+            guard let next = object[part] else { return nil }
+            current = next
+            if number + 1 < parts.count { start = path.utf8.index(start, offsetBy: part.utf8.count + 1) }
+        }
+        return current
+    }
+
+    /// Whether a key of the object has a dot in it.
+    static func hasDottedKey(_ object: JSONObject) -> Bool {
+        object.members.withUnsafeBufferPointer { members in
+            for m in 0..<members.count {
+                let key = members[m].key.utf8
+                if key.withContiguousStorageIfAvailable({ $0.contains(UInt8(ascii: ".")) }) ?? key.contains(UInt8(ascii: ".")) { return true }
+            }
+            return false
+        }
+    }
+
+    /// A path's dot-separated parts, nil when one is empty (`a..b`, `.a`, `a.`): those take
+    /// `value(atPath:)`'s own reading.
+    static func parts(_ path: String) -> [String]? {
+        let parts = path.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.contains(where: \.isEmpty) ? nil : parts.map(String.init)
+    }
+
     func resolve(_ field: String) -> JSONValue? {
         if let v = eventData?[field] { return v }
         for path in mapping.fields[field] ?? [] {
@@ -150,7 +188,7 @@ public final class SigmaEvent {
         let plan = plan!
         var found: JSONValue?
         for planned in plan.paths[id] where planned.keys.isEmpty || planned.keys.contains(where: { table[plan.paths.count + $0] != 0 }) {
-            if let value = event.value(atPath: planned.path) {
+            if let value = self.value(atPath: planned.path, parts: planned.parts) {
                 found = value
                 break
             }
@@ -179,11 +217,12 @@ public struct LogsourcePredicate: Sendable, Equatable {
     public struct Test: Sendable, Equatable {
         public var path: String
         public var values: Set<String>
-        let keys: [String]
+        /// `SigmaEvent.parts(path)`.
+        let parts: [String]?
         public init(_ path: String, _ values: Set<String>) {
             self.path = path
             self.values = values
-            keys = path.split(separator: ".").map(String.init)
+            parts = SigmaEvent.parts(path)
         }
     }
 
@@ -192,7 +231,7 @@ public struct LogsourcePredicate: Sendable, Equatable {
     func matches(_ event: SigmaEvent) -> Bool {
         clauses.contains { clause in
             clause.allSatisfy { test in
-                guard let text = (event.event.value(atKeys: test.keys) ?? event.event.value(atPath: test.path))?.scalarText else { return false }
+                guard let text = event.value(atPath: test.path, parts: test.parts)?.scalarText else { return false }
                 return test.values.contains(text) || test.values.contains(text.lowercased())
             }
         }

@@ -19,6 +19,8 @@ final class FieldPlan: Sendable {
         /// Top-level keys (by number) of which the document needs one for `path` to resolve;
         /// empty: always looked up (a leading dot, which the lookup skips).
         let keys: [Int]
+        /// `SigmaEvent.parts(path)`.
+        let parts: [String]?
     }
 
     /// Field names to numbers; per event, each EventData name is looked up here.
@@ -39,7 +41,7 @@ final class FieldPlan: Sendable {
         }
         func planned(_ path: String) -> Path {
             let utf8 = path.utf8
-            guard utf8.first != UInt8(ascii: ".") else { return Path(path: path, keys: []) }
+            guard utf8.first != UInt8(ascii: ".") else { return Path(path: path, keys: [], parts: SigmaEvent.parts(path)) }
             var keys: [Int] = []
             var start = utf8.startIndex
             while let dot = utf8[start...].firstIndex(of: UInt8(ascii: ".")) {
@@ -47,7 +49,7 @@ final class FieldPlan: Sendable {
                 start = utf8.index(after: dot)
             }
             keys.append(number(path))
-            return Path(path: path, keys: keys)
+            return Path(path: path, keys: keys, parts: SigmaEvent.parts(path))
         }
         for name in names where ids[name] == nil {
             ids[name] = paths.count
@@ -65,9 +67,11 @@ final class FieldPlan: Sendable {
 struct LogsourcePlan: Sendable {
     struct PathTests: Sendable {
         let path: String
-        let keys: [String]
-        /// Value → the tests (by number) it satisfies.
-        let tests: [String: [Int]]
+        /// `SigmaEvent.parts(path)`.
+        let parts: [String]?
+        /// Value → its place in `lists`: the tests (by number) it satisfies.
+        let values: KeyNumbers
+        let lists: [[Int]]
     }
 
     let paths: [PathTests]
@@ -77,7 +81,7 @@ struct LogsourcePlan: Sendable {
 
     init(_ predicates: [LogsourcePredicate]) {
         var numbers: [String: Int] = [:]  // path + sorted values → test number
-        var byPath: [String: (keys: [String], tests: [String: [Int]])] = [:]
+        var byPath: [String: (parts: [String]?, tests: [String: [Int]])] = [:]
         var order: [String] = []
         groups = predicates.map { predicate in
             predicate.clauses.map { clause in
@@ -88,29 +92,37 @@ struct LogsourcePlan: Sendable {
                     numbers[identity] = id
                     if byPath[test.path] == nil {
                         order.append(test.path)
-                        byPath[test.path] = (test.keys, [:])
+                        byPath[test.path] = (test.parts, [:])
                     }
                     for value in test.values { byPath[test.path]!.tests[value, default: []].append(id) }
                     return id
                 }
             }
         }
-        paths = order.map { PathTests(path: $0, keys: byPath[$0]!.keys, tests: byPath[$0]!.tests) }
+        paths = order.map { path in
+            let tests = byPath[path]!.tests
+            let values = Array(tests.keys)
+            return PathTests(path: path, parts: byPath[path]!.parts, values: KeyNumbers(Dictionary(uniqueKeysWithValues: values.enumerated().map { ($1, $0) })),
+                             lists: values.map { tests[$0]! })
+        }
         testCount = numbers.count
     }
 
     /// Per group, whether the event belongs to it: `LogsourcePredicate.matches` for each.
     func verdicts(_ event: SigmaEvent) -> [Bool] {
-        var hit = [Bool](repeating: false, count: testCount)
-        for entry in paths {
-            guard let text = (event.event.value(atKeys: entry.keys) ?? event.event.value(atPath: entry.path))?.scalarText else { continue }
-            entry.tests[text]?.forEach { hit[$0] = true }
-            // A test holds for the text or its lower-cased form; ASCII without capitals is its own.
-            if text.utf8.contains(where: { $0 >= 0x80 || ($0 >= 0x41 && $0 <= 0x5A) }) {
-                entry.tests[text.lowercased()]?.forEach { hit[$0] = true }
+        // On the stack: an `Array(repeating:count:)` looks its storage type up at run time.
+        withUnsafeTemporaryAllocation(of: Bool.self, capacity: testCount) { hit in
+            hit.initialize(repeating: false)
+            for entry in paths {
+                guard let text = event.value(atPath: entry.path, parts: entry.parts)?.scalarText else { continue }
+                if let list = entry.values[text] { for test in entry.lists[list] { hit[test] = true } }
+                // A test holds for the text or its lower-cased form; ASCII without capitals is its own.
+                if text.utf8.contains(where: { $0 >= 0x80 || ($0 >= 0x41 && $0 <= 0x5A) }), let list = entry.values[text.lowercased()] {
+                    for test in entry.lists[list] { hit[test] = true }
+                }
             }
+            return groups.map { clauses in clauses.contains { $0.allSatisfy { hit[$0] } } }
         }
-        return groups.map { clauses in clauses.contains { $0.allSatisfy { hit[$0] } } }
     }
 }
 

@@ -114,8 +114,16 @@ public struct SigmaRuleSet: Sendable {
 
     /// The same on a prepared event (one made by `event(_:)` resolves fastest).
     public func matches(_ event: SigmaEvent) -> [Int] {
+        // Per rule, its clause bits hit so far; on the stack, as an `Array(repeating:count:)`
+        // looks its storage type up at run time.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: rules.count) { hits in
+            hits.initialize(repeating: 0)
+            return matches(event, hits: hits)
+        }
+    }
+
+    func matches(_ event: SigmaEvent, hits: UnsafeMutableBufferPointer<UInt8>) -> [Int] {
         var candidates: [Int32] = []
-        var hits = [UInt8](repeating: 0, count: rules.count)
         var touched: [Int32] = []
         let planned = event.plan === plan
         let belongs = logsources.verdicts(event)

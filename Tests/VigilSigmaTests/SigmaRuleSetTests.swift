@@ -91,7 +91,8 @@ extension SigmaRuleSetTests {
     /// too), then the mapped paths, then the name as a path, with literal dotted keys,
     /// leading dots and keys that only share a prefix with a path.
     @Test func plannedFieldsResolveLikeNames() throws {
-        let names = ["Image", "CommandLine", "User", "process.command_line", "a.b.c", ".a.b", "a..b", "host.name", "x", "Absent", "DestinationPort"]
+        let names = ["Image", "CommandLine", "User", "process.command_line", "a.b.c", ".a.b", "a..b", "host.name", "x", "Absent", "DestinationPort",
+                     "n\u{E9}e.b.c", "n\u{E9}e.d", "e\u{301}.f.g"]
         let rules = try names.map { name in try SigmaTests.rule("sel:\n    '\(name)|exists': true\ncondition: sel") }
         let set = SigmaRuleSet(rules)
         let documents: [String] = [
@@ -100,6 +101,10 @@ extension SigmaRuleSetTests {
             #"{"a":{"b":{"c":[1,"two",null]}},"x":{"y":1},"destination":{"port":443},"user":{"name":"root"}}"#,
             #"{"a.b.c":true,"abc":1,"process.command":"not it","winlog":{"channel":"Security"}}"#,
             #"{"host":"plain","a":5,"x":null}"#,
+            // Non-ASCII parts before a level with a dotted key, and a decomposed é.
+            #"{"n\u00e9e":{"b.c":1,"d":2},"\u00e9":{"f":{"g":3}}}"#,
+            #"{"n\u00e9e":{"b":{"c":4}},"\u00e9":{"f.g":5}}"#,
+            #"{"ne\u0301e":{"b.c":6},"e\u0301":{"f.g":7},"\u00e9.f":{"g":8}}"#,
         ]
         for text in documents {
             guard case .object(let fields) = try JSONParser.parse(Array(text.utf8)) else { Issue.record("not an object: \(text)"); continue }
