@@ -1,6 +1,6 @@
 import VigilCore
 
-/// A field value prepared for matching: its text, and the UTF-8 bytes as is and lower-cased.
+/// A field value prepared for matching: its text and its lower-cased UTF-8 bytes.
 struct Text {
     let string: String
     let lower: [UInt8]
