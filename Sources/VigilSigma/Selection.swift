@@ -435,12 +435,12 @@ struct TextPattern: Sendable {
         var end = subject.count
         if anchoredStart {
             let first = segments[0]
-            guard subject.count >= first.count, subject.starts(with: first) else { return false }
+            guard subject.count >= first.count, Self.same(first, in: subject, at: 0) else { return false }
             position = first.count
         }
         if anchoredEnd {
             let last = segments[segments.count - 1]
-            guard subject.count - position >= last.count, subject[(subject.count - last.count)...].elementsEqual(last) else { return false }
+            guard subject.count - position >= last.count, Self.same(last, in: subject, at: subject.count - last.count) else { return false }
             end = subject.count - last.count
         }
         let middle = segments[(anchoredStart ? 1 : 0)..<(anchoredEnd ? segments.count - 1 : segments.count)]
@@ -449,6 +449,13 @@ struct TextPattern: Sendable {
             position = found + segment.count
         }
         return position <= end
+    }
+
+    /// Whether `haystack` holds `needle` at `offset` (which leaves room for it).
+    static func same(_ needle: [UInt8], in haystack: [UInt8], at offset: Int) -> Bool {
+        needle.isEmpty || haystack.withUnsafeBufferPointer { h in
+            needle.withUnsafeBufferPointer { n in memcmp(h.baseAddress! + offset, n.baseAddress!, n.count) == 0 }
+        }
     }
 
     /// First index of `needle` in `haystack[from..<to]`.

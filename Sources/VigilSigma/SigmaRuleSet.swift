@@ -125,6 +125,8 @@ public struct SigmaRuleSet: Sendable {
     func matches(_ event: SigmaEvent, hits: UnsafeMutableBufferPointer<UInt8>) -> [Int] {
         var candidates: [Int32] = []
         var touched: [Int32] = []
+        // Sized once: grown an append at a time, it was reallocated several times per event.
+        touched.reserveCapacity(64)
         let planned = event.plan === plan
         let belongs = logsources.verdicts(event)
         // Through the buffers: a `for` over the arrays would copy (and retain) every group and
