@@ -4,7 +4,6 @@ import Glibc
 import Darwin
 #endif
 
-
 /// Strings numbered once and looked up many times, by their UTF-8 bytes: a hash of eight bytes
 /// at a time and a byte compare, instead of `Dictionary`'s SipHash over the `String` and a
 /// `String` compare.
@@ -17,8 +16,8 @@ public struct KeyNumbers: Sendable {
     struct Entry {
         let hash: UInt64
         /// The key's bytes are `bytes[start..<start + length]`.
-        let start: Int32
-        let length: Int32
+        let start: Int
+        let length: Int
         let number: Int
     }
 
@@ -37,7 +36,7 @@ public struct KeyNumbers: Sendable {
         // Only keys whose bytes decide equality: no other key can equal one that reaches the table.
         for (key, number) in numbers where JSONObject.lengthDecides(key) {
             let utf8 = Array(key.utf8)
-            entries.append(Entry(hash: utf8.withUnsafeBufferPointer { Self.hash($0).hash }, start: Int32(bytes.count), length: Int32(utf8.count), number: number))
+            entries.append(Entry(hash: utf8.withUnsafeBufferPointer { Self.hash($0).hash }, start: bytes.count, length: utf8.count, number: number))
             bytes += utf8
         }
         var size = 8
@@ -75,8 +74,8 @@ public struct KeyNumbers: Sendable {
                     var slot = Int(truncatingIfNeeded: hash) & mask
                     while slots[slot] != 0 {
                         let entry = entries[Int(slots[slot]) - 1]
-                        if entry.hash == hash, Int(entry.length) == key.count,
-                           key.count == 0 || memcmp(bytes.baseAddress! + Int(entry.start), key.baseAddress!, key.count) == 0 {
+                        if entry.hash == hash, entry.length == key.count,
+                           key.count == 0 || memcmp(bytes.baseAddress! + entry.start, key.baseAddress!, key.count) == 0 {
                             return entry.number
                         }
                         slot = (slot + 1) & mask
