@@ -20,7 +20,6 @@ enum AllocatorSettings {
 
     /// Applies the settings, unless the operator tuned glibc's malloc with `GLIBC_TUNABLES`:
     /// theirs win. True when the settings were applied.
-    @discardableResult
     static func apply(environment: [String: String]) -> Bool {
         if environment["GLIBC_TUNABLES"]?.contains("glibc.malloc.") == true { return false }
         return vigil_malloc_keep_freed(trimBytes, topPadBytes, mmapBytes) == 1

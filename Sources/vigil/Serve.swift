@@ -71,7 +71,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        AllocatorSettings.apply(environment: environment)
+        let allocatorTuned = AllocatorSettings.apply(environment: environment)
         let settings: Settings
         do {
             settings = try Settings.resolve(file: config ?? environment["VIGIL_CONFIG"], environment: environment, flags: flags)
@@ -90,6 +90,7 @@ struct Serve: AsyncParsableCommand {
             logger.logLevel = level
             return logger
         }()
+        logger.debug("glibc allocator", metadata: ["keeps_freed_memory": "\(allocatorTuned)"])
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
