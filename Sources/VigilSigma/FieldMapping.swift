@@ -7,24 +7,18 @@ struct Text {
 
     init(_ string: String) {
         self.string = string
-        // Most values are ASCII: lower-cased by byte, without a lower-cased String.
+        // Most values are ASCII: lower-cased by byte, without a lower-cased String, over the
+        // contiguous bytes (stepping the UTF-8 view costs several times more per byte).
         var ascii = true
-        let count = string.utf8.count
-        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            func lowerCase(_ byte: UInt8) -> UInt8 {
-                if byte >= 0x80 { ascii = false }
-                return byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+        var contiguous = string
+        let bytes = contiguous.withUTF8 { utf8 in
+            [UInt8](unsafeUninitializedCapacity: utf8.count) { buffer, initialized in
+                for i in 0..<utf8.count {
+                    if utf8[i] >= 0x80 { ascii = false }
+                    buffer[i] = ValueMatcher.asciiLowercased(utf8[i])
+                }
+                initialized = utf8.count
             }
-            // Over the contiguous bytes (a native string's): stepping the UTF-8 view costs
-            // several times more per byte.
-            let done = string.utf8.withContiguousStorageIfAvailable { utf8 in
-                for i in 0..<utf8.count { buffer[i] = lowerCase(utf8[i]) }
-                return true
-            } ?? false
-            if !done {
-                for (i, byte) in string.utf8.enumerated() { buffer[i] = lowerCase(byte) }
-            }
-            initialized = count
         }
         lower = ascii ? bytes : Array(string.lowercased().utf8)
     }
@@ -158,8 +152,7 @@ public final class SigmaEvent {
     static func hasDottedKey(_ object: JSONObject) -> Bool {
         object.members.withUnsafeBufferPointer { members in
             for m in 0..<members.count {
-                let key = members[m].key.utf8
-                if key.withContiguousStorageIfAvailable({ $0.contains(UInt8(ascii: ".")) }) ?? key.contains(UInt8(ascii: ".")) { return true }
+                if members[m].key.firstIndex(ofByte: UInt8(ascii: ".")) != nil { return true }
             }
             return false
         }

@@ -234,7 +234,13 @@ enum ValueMatcher: Sendable {
     }
 
     static func asciiLowercased(_ bytes: [UInt8]) -> [UInt8] {
-        bytes.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+        bytes.map(asciiLowercased)
+    }
+
+    /// The byte lower-cased when it is an ASCII capital.
+    @inline(__always)
+    static func asciiLowercased(_ byte: UInt8) -> UInt8 {
+        byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
     }
 
     static func compile(_ text: String, cased: Bool) -> [Unicode.Scalar] {
