@@ -12,7 +12,10 @@ import Darwin
 /// `K`, `` ` `` or `;`): a string canonically equivalent to such a key is that key, byte for
 /// byte. Any other key is looked up in a `Dictionary`, which compares as `String` does, so
 /// the answers are a `Dictionary`'s.
-public struct KeyNumbers: Sendable {
+///
+/// A class: a lookup through a value kept in an array or a buffer copied the table first
+/// (four retains and releases); a class reference is one.
+public final class KeyNumbers: Sendable {
     struct Entry {
         let hash: UInt64
         /// The key's bytes are `bytes[start..<start + length]`.

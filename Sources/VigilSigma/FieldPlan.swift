@@ -65,13 +65,21 @@ final class FieldPlan: Sendable {
 /// read once per event and its text looked up once (twice when lower-casing changes it) in a
 /// table of the tests it satisfies.
 struct LogsourcePlan: Sendable {
-    struct PathTests: Sendable {
+    /// A class: visiting one retains it once, not each of its members.
+    final class PathTests: Sendable {
         let path: String
         /// `SigmaEvent.parts(path)`.
         let parts: [String]?
         /// Value → its place in `lists`: the tests (by number) it satisfies.
         let values: KeyNumbers
         let lists: [[Int]]
+
+        init(path: String, parts: [String]?, values: KeyNumbers, lists: [[Int]]) {
+            self.path = path
+            self.parts = parts
+            self.values = values
+            self.lists = lists
+        }
     }
 
     let paths: [PathTests]
@@ -108,20 +116,52 @@ struct LogsourcePlan: Sendable {
         testCount = numbers.count
     }
 
-    /// Per group, whether the event belongs to it: `LogsourcePredicate.matches` for each.
-    func verdicts(_ event: SigmaEvent) -> [Bool] {
+    /// Per group, whether the event belongs to it (`LogsourcePredicate.matches` for each),
+    /// written into `verdicts`. Lists are read through buffers: a list copied out of its array
+    /// is retained and released.
+    func verdicts(_ event: SigmaEvent, into verdicts: UnsafeMutableBufferPointer<Bool>) {
         // On the stack: an `Array(repeating:count:)` looks its storage type up at run time.
         withUnsafeTemporaryAllocation(of: Bool.self, capacity: testCount) { hit in
             hit.initialize(repeating: false)
-            for entry in paths {
-                guard let text = event.value(atPath: entry.path, parts: entry.parts)?.scalarText else { continue }
-                if let list = entry.values[text] { for test in entry.lists[list] { hit[test] = true } }
-                // A test holds for the text or its lower-cased form; ASCII without capitals is its own.
-                if text.utf8.contains(where: { $0 >= 0x80 || ($0 >= 0x41 && $0 <= 0x5A) }), let list = entry.values[text.lowercased()] {
-                    for test in entry.lists[list] { hit[test] = true }
+            paths.withUnsafeBufferPointer { paths in
+                for p in 0..<paths.count {
+                    guard let text = event.value(atPath: paths[p].path, parts: paths[p].parts)?.scalarText else { continue }
+                    func mark(_ list: Int) {
+                        paths[p].lists[list].withUnsafeBufferPointer { tests in
+                            for t in 0..<tests.count { hit[tests[t]] = true }
+                        }
+                    }
+                    if let list = paths[p].values[text] { mark(list) }
+                    // A test holds for the text or its lower-cased form; ASCII without capitals is its own.
+                    if let lowered = Self.lowercasedIfChanged(text), let list = paths[p].values[lowered] { mark(list) }
                 }
             }
-            return groups.map { clauses in clauses.contains { $0.allSatisfy { hit[$0] } } }
+            groups.withUnsafeBufferPointer { groups in
+                for g in 0..<groups.count {
+                    verdicts[g] = groups[g].withUnsafeBufferPointer { clauses in
+                        for c in 0..<clauses.count where clauses[c].withUnsafeBufferPointer({ tests in tests.allSatisfy { hit[$0] } }) { return true }
+                        return false
+                    }
+                }
+            }
+        }
+    }
+
+    /// `text.lowercased()` when that differs from `text` (nil: it is its own); ASCII is
+    /// lower-cased by byte.
+    static func lowercasedIfChanged(_ text: String) -> String? {
+        var text = text
+        return text.withUTF8 { utf8 -> String? in
+            var capitals = false
+            for i in 0..<utf8.count {
+                if utf8[i] >= 0x80 { return String(decoding: utf8, as: UTF8.self).lowercased() }
+                if utf8[i] >= 0x41, utf8[i] <= 0x5A { capitals = true }
+            }
+            guard capitals else { return nil }
+            return String(unsafeUninitializedCapacity: utf8.count) { buffer in
+                for i in 0..<utf8.count { buffer[i] = ValueMatcher.asciiLowercased(utf8[i]) }
+                return utf8.count
+            }
         }
     }
 }

@@ -75,6 +75,25 @@ struct FieldCondition: Sendable {
     /// The field's number in a rule set's `FieldPlan` (-1: looked up by name). Only a rule set
     /// sets it, and only for events prepared with its plan.
     var id = -1
+    /// `matchers` split for matching: the byte patterns (most of them), then the others. A
+    /// pattern is tested in place; taking it out of its `ValueMatcher` copied (and retained)
+    /// its arrays for every text tested. Which matcher is tried first does not change the
+    /// verdict (any or all of them).
+    let patterns: [TextPattern]
+    let others: [ValueMatcher]
+
+    init(field: String, matchers: [ValueMatcher], requireAll: Bool) {
+        self.field = field
+        self.matchers = matchers
+        self.requireAll = requireAll
+        var patterns: [TextPattern] = []
+        var others: [ValueMatcher] = []
+        for matcher in matchers {
+            if case .text(let pattern) = matcher, pattern.scalars == nil { patterns.append(pattern) } else { others.append(matcher) }
+        }
+        self.patterns = patterns
+        self.others = others
+    }
 
     static let known: Set<String> = ["contains", "startswith", "endswith", "all", "re", "i", "m", "s", "base64", "base64offset",
                                      "utf16le", "utf16be", "utf16", "wide", "windash", "cidr", "exists", "lt", "lte", "gt", "gte",
@@ -107,7 +126,19 @@ struct FieldCondition: Sendable {
         // The field's texts are fetched once for all the values, by number when planned.
         let texts = id >= 0 ? event.texts(id: id) : event.texts(field)
         return texts.withUnsafeBufferPointer { texts in
-            matchers.withUnsafeBufferPointer { matchers in
+            let decided = patterns.withUnsafeBufferPointer { patterns -> Bool? in
+                for p in 0..<patterns.count {
+                    var hit = false
+                    for t in 0..<texts.count where patterns[p].matches(texts[t]) {
+                        hit = true
+                        break
+                    }
+                    if hit != requireAll { return hit }
+                }
+                return nil
+            }
+            if let decided { return decided }
+            return others.withUnsafeBufferPointer { matchers in
                 for m in 0..<matchers.count {
                     var hit = false
                     if matchers[m].testsText {
@@ -399,7 +430,10 @@ extension String {
 /// A Sigma text pattern compiled for byte matching: the parts between unescaped `*`, matched in
 /// order on lower-cased UTF-8 (or as is when `cased`). Patterns with `?` match scalar by scalar.
 struct TextPattern: Sendable {
-    let segments: [[UInt8]]
+    /// The parts' bytes one after another: part `i` ends at `ends[i]` (flat, so that matching
+    /// reads them through two buffers instead of an array per part).
+    let bytes: [UInt8]
+    let ends: [Int]
     let anchoredStart: Bool
     let anchoredEnd: Bool
     let cased: Bool
@@ -410,7 +444,8 @@ struct TextPattern: Sendable {
         self.cased = cased
         if pattern.contains("?") {
             scalars = pattern
-            segments = []
+            bytes = []
+            ends = []
             anchoredStart = true
             anchoredEnd = true
             return
@@ -426,62 +461,77 @@ struct TextPattern: Sendable {
         }
         anchoredStart = pattern.first != "*"
         anchoredEnd = pattern.last != "*"
-        segments = parts
+        bytes = parts.flatMap { $0 }
+        var ends: [Int] = []
+        for part in parts { ends.append((ends.last ?? 0) + part.count) }
+        self.ends = ends
     }
+
+    /// The parts between wildcards.
+    var segments: [[UInt8]] { ends.indices.map { Array(bytes[(($0 == 0) ? 0 : ends[$0 - 1])..<ends[$0]]) } }
 
     func matches(_ text: Text) -> Bool {
         if let scalars {
             return ValueMatcher.wildcard(scalars, Array((cased ? text.string : text.string.lowercased()).unicodeScalars))
         }
-        let subject = cased ? text.raw : text.lower
-        if segments.count == 1 {
-            return subject == segments[0]
-        }
-        var position = 0
-        var end = subject.count
-        if anchoredStart {
-            let first = segments[0]
-            guard subject.count >= first.count, Self.same(first, in: subject, at: 0) else { return false }
-            position = first.count
-        }
-        if anchoredEnd {
-            let last = segments[segments.count - 1]
-            guard subject.count - position >= last.count, Self.same(last, in: subject, at: subject.count - last.count) else { return false }
-            end = subject.count - last.count
-        }
-        let middle = segments[(anchoredStart ? 1 : 0)..<(anchoredEnd ? segments.count - 1 : segments.count)]
-        for segment in middle where !segment.isEmpty {
-            guard let found = Self.find(segment, in: subject, from: position, to: end) else { return false }
-            position = found + segment.count
-        }
-        return position <= end
+        if cased { return text.raw.withUnsafeBufferPointer(matches(bytes:)) }
+        return text.lower.withUnsafeBufferPointer(matches(bytes:))
     }
 
-    /// Whether `haystack` holds `needle` at `offset` (which leaves room for it).
-    static func same(_ needle: [UInt8], in haystack: [UInt8], at offset: Int) -> Bool {
-        needle.isEmpty || haystack.withUnsafeBufferPointer { h in
-            needle.withUnsafeBufferPointer { n in memcmp(h.baseAddress! + offset, n.baseAddress!, n.count) == 0 }
+    /// The match on the subject's bytes (lower-cased unless `cased`), for a pattern without `?`.
+    func matches(bytes subject: UnsafeBufferPointer<UInt8>) -> Bool {
+        bytes.withUnsafeBufferPointer { bytes in
+            ends.withUnsafeBufferPointer { ends in
+                let count = ends.count
+                func part(_ i: Int) -> UnsafeBufferPointer<UInt8> {
+                    UnsafeBufferPointer(rebasing: bytes[(i == 0 ? 0 : ends[i - 1])..<ends[i]])
+                }
+                if count == 1 {
+                    return Self.same(part(0), in: subject, at: 0, whole: true)
+                }
+                var position = 0
+                var end = subject.count
+                if anchoredStart {
+                    let first = part(0)
+                    guard subject.count >= first.count, Self.same(first, in: subject, at: 0) else { return false }
+                    position = first.count
+                }
+                if anchoredEnd {
+                    let last = part(count - 1)
+                    guard subject.count - position >= last.count, Self.same(last, in: subject, at: subject.count - last.count) else { return false }
+                    end = subject.count - last.count
+                }
+                for i in (anchoredStart ? 1 : 0)..<(anchoredEnd ? count - 1 : count) {
+                    let segment = part(i)
+                    guard !segment.isEmpty else { continue }
+                    guard let found = Self.find(segment, in: subject, from: position, to: end) else { return false }
+                    position = found + segment.count
+                }
+                return position <= end
+            }
         }
+    }
+
+    /// Whether `haystack` holds `needle` at `offset` (which leaves room for it); with `whole`,
+    /// whether it is exactly `needle`.
+    static func same(_ needle: UnsafeBufferPointer<UInt8>, in haystack: UnsafeBufferPointer<UInt8>, at offset: Int, whole: Bool = false) -> Bool {
+        if whole, haystack.count != needle.count { return false }
+        return needle.isEmpty || memcmp(haystack.baseAddress! + offset, needle.baseAddress!, needle.count) == 0
     }
 
     /// First index of `needle` in `haystack[from..<to]`.
-    static func find(_ needle: [UInt8], in haystack: [UInt8], from: Int, to: Int) -> Int? {
-        guard to - from >= needle.count else { return nil }
-        return haystack.withUnsafeBufferPointer { h in
-            needle.withUnsafeBufferPointer { n in
-                guard let base = h.baseAddress, let nb = n.baseAddress else { return nil }
-                let first = nb[0]
-                var i = from
-                let last = to - needle.count
-                while i <= last {
-                    // memchr for the first byte, then compare the rest.
-                    guard let hit = memchr(base + i, Int32(first), last - i + 1) else { return nil }
-                    let index = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
-                    if memcmp(base + index, nb, needle.count) == 0 { return index }
-                    i = index + 1
-                }
-                return nil
-            }
+    static func find(_ needle: UnsafeBufferPointer<UInt8>, in haystack: UnsafeBufferPointer<UInt8>, from: Int, to: Int) -> Int? {
+        guard to - from >= needle.count, let base = haystack.baseAddress, let nb = needle.baseAddress else { return nil }
+        let first = nb[0]
+        var i = from
+        let last = to - needle.count
+        while i <= last {
+            // memchr for the first byte, then compare the rest.
+            guard let hit = memchr(base + i, Int32(first), last - i + 1) else { return nil }
+            let index = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            if memcmp(base + index, nb, needle.count) == 0 { return index }
+            i = index + 1
         }
+        return nil
     }
 }

@@ -40,11 +40,17 @@ public struct SigmaRule: Sendable {
     }
 
     func evaluate(_ node: ConditionNode, _ resolver: SigmaEvent) -> Bool {
+        selections.withUnsafeBufferPointer { Self.evaluate(node, $0, resolver) }
+    }
+
+    /// The condition `node` over the rule's `selections` (read in place: a selection copied
+    /// out of its array is retained).
+    static func evaluate(_ node: ConditionNode, _ selections: UnsafeBufferPointer<Selection>, _ resolver: SigmaEvent) -> Bool {
         switch node {
         case .selection(let index): return selections[index].matches(resolver)
-        case .and(let nodes): return nodes.allSatisfy { evaluate($0, resolver) }
-        case .or(let nodes): return nodes.contains { evaluate($0, resolver) }
-        case .not(let inner): return !evaluate(inner, resolver)
+        case .and(let nodes): return nodes.allSatisfy { evaluate($0, selections, resolver) }
+        case .or(let nodes): return nodes.contains { evaluate($0, selections, resolver) }
+        case .not(let inner): return !evaluate(inner, selections, resolver)
         case .count(let minimum, let names):
             var hits = 0
             for index in names where selections[index].matches(resolver) {

@@ -18,9 +18,12 @@ import VigilCore
 /// `SigmaRule.matches`; the index only decides which rules can be skipped.
 public struct SigmaRuleSet: Sendable {
     public let rules: [SigmaRule]
-    /// `rules` with every field condition numbered by `plan`: evaluated on the set's own
-    /// events, they read fields by number.
-    let plannedRules: [SigmaRule]
+    /// Per rule, its condition and selections, and the selections with every field condition
+    /// numbered by `plan` (evaluated on the set's own events, they read fields by number).
+    /// Apart from the rules: a rule copied out of an array to be evaluated was a dozen retains.
+    let conditions: [ConditionNode]
+    let selections: [[Selection]]
+    let plannedSelections: [[Selection]]
     /// How the set's events resolve Sigma field names.
     public let mapping: FieldMapping
     let groups: [LogsourceGroup]
@@ -38,15 +41,27 @@ public struct SigmaRuleSet: Sendable {
         let bit: UInt8
     }
 
-    struct FieldIndex: Sendable {
+    /// A class, so that visiting one retains it once rather than each of its arrays.
+    final class FieldIndex: Sendable {
         let field: String
         /// The field's number in the plan (-1 for keywords).
         let id: Int
         let automaton: LiteralAutomaton
-        /// Per literal id of the automaton, the clauses it satisfies.
-        let postings: [[Posting]]
+        /// Per literal id of the automaton, the clauses it satisfies: `postings[starts[id]..<starts[id + 1]]`
+        /// (one flat array, read without retaining a list per hit).
+        let postings: [Posting]
+        let starts: [Int32]
         /// Literal ids that any text that is not ASCII counts as containing.
         let foldSensitive: [Int]
+
+        init(field: String, id: Int, automaton: LiteralAutomaton, postings: [Posting], starts: [Int32], foldSensitive: [Int]) {
+            self.field = field
+            self.id = id
+            self.automaton = automaton
+            self.postings = postings
+            self.starts = starts
+            self.foldSensitive = foldSensitive
+        }
     }
 
     struct LogsourceGroup: Sendable {
@@ -67,7 +82,9 @@ public struct SigmaRuleSet: Sendable {
         self.mapping = mapping
         let plan = FieldPlan(names: rules.flatMap(\.fieldNames), mapping: mapping)
         self.plan = plan
-        plannedRules = rules.map { $0.numbering(plan) }
+        conditions = rules.map(\.condition)
+        selections = rules.map(\.selections)
+        plannedSelections = rules.map { $0.numbering(plan).selections }
         var order: [Int] = []
         var byKey: [Int: (logsource: LogsourcePredicate, always: [Int32], atoms: [Atom: [Posting]])] = [:]
         var required = [UInt8](repeating: 0, count: rules.count)
@@ -95,7 +112,10 @@ public struct SigmaRuleSet: Sendable {
                 let literals = perField[field]!.sorted { a, b in
                     a.atom.literal == b.atom.literal ? !a.atom.foldSensitive && b.atom.foldSensitive : a.atom.literal.lexicographicallyPrecedes(b.atom.literal)
                 }
-                return FieldIndex(field: field, id: plan.ids[field] ?? -1, automaton: LiteralAutomaton(literals.map(\.atom.literal)), postings: literals.map(\.postings),
+                var starts: [Int32] = [0]
+                for literal in literals { starts.append(starts[starts.count - 1] + Int32(literal.postings.count)) }
+                return FieldIndex(field: field, id: plan.ids[field] ?? -1, automaton: LiteralAutomaton(literals.map(\.atom.literal)),
+                                  postings: literals.flatMap(\.postings), starts: starts,
                                   foldSensitive: literals.indices.filter { literals[$0].atom.foldSensitive })
             }
             return LogsourceGroup(logsource: entry.logsource, logsourceKey: key, fields: fields, always: entry.always)
@@ -128,25 +148,39 @@ public struct SigmaRuleSet: Sendable {
         // Sized once: grown an append at a time, it was reallocated several times per event.
         touched.reserveCapacity(64)
         let planned = event.plan === plan
-        let belongs = logsources.verdicts(event)
         // Through the buffers: a `for` over the arrays would copy (and retain) every group and
         // field index it visits.
-        groups.withUnsafeBufferPointer { groups in
-            for number in 0..<groups.count where belongs[number] {
-                candidates += groups[number].always
-                groups[number].fields.withUnsafeBufferPointer { fields in
-                    for f in 0..<fields.count {
-                        let texts = fields[f].field.isEmpty ? event.allTexts : planned && fields[f].id >= 0 ? event.texts(id: fields[f].id) : event.texts(fields[f].field)
-                        for text in texts {
-                            func hit(_ literal: Int) {
-                                for posting in fields[f].postings[literal] {
-                                    let rule = Int(posting.rule)
-                                    if hits[rule] == 0 { touched.append(posting.rule) }
-                                    hits[rule] |= posting.bit
+        withUnsafeTemporaryAllocation(of: Bool.self, capacity: groups.count) { belongs in
+            logsources.verdicts(event, into: belongs)
+            groups.withUnsafeBufferPointer { groups in
+                for number in 0..<groups.count where belongs[number] {
+                    candidates += groups[number].always
+                    groups[number].fields.withUnsafeBufferPointer { fields in
+                        for f in 0..<fields.count {
+                            let texts = fields[f].field.isEmpty ? event.allTexts : planned && fields[f].id >= 0 ? event.texts(id: fields[f].id) : event.texts(fields[f].field)
+                            guard !texts.isEmpty else { continue }
+                            // Texts, postings and automaton through buffers as well: copying a text
+                            // or a posting list out of its array retains it, and atomic reference
+                            // counting was a third of the instructions spent here.
+                            fields[f].postings.withUnsafeBufferPointer { postings in
+                                fields[f].starts.withUnsafeBufferPointer { starts in
+                                    func hit(_ literal: Int) {
+                                        for p in Int(starts[literal])..<Int(starts[literal + 1]) {
+                                            let rule = Int(postings[p].rule)
+                                            if hits[rule] == 0 { touched.append(postings[p].rule) }
+                                            hits[rule] |= postings[p].bit
+                                        }
+                                    }
+                                    texts.withUnsafeBufferPointer { texts in
+                                        for t in 0..<texts.count {
+                                            texts[t].lower.withUnsafeBufferPointer { lower in
+                                                fields[f].automaton.scan(lower, hit)
+                                                if !fields[f].foldSensitive.isEmpty, lower.contains(where: { $0 >= 0x80 }) { fields[f].foldSensitive.forEach(hit) }
+                                            }
+                                        }
+                                    }
                                 }
                             }
-                            fields[f].automaton.scan(text.lower, hit)
-                            if !fields[f].foldSensitive.isEmpty, text.lower.contains(where: { $0 >= 0x80 }) { fields[f].foldSensitive.forEach(hit) }
                         }
                     }
                 }
@@ -155,7 +189,17 @@ public struct SigmaRuleSet: Sendable {
         for rule in touched where hits[Int(rule)] == required[Int(rule)] { candidates.append(rule) }
         guard !candidates.isEmpty else { return [] }
         candidates.sort()
-        return candidates.compactMap { (planned ? plannedRules : rules)[Int($0)].conditionHolds(event) ? Int($0) : nil }
+        return (planned ? plannedSelections : selections).withUnsafeBufferPointer { selections in
+            conditions.withUnsafeBufferPointer { conditions in
+                var matched: [Int] = []
+                for c in 0..<candidates.count {
+                    let rule = Int(candidates[c])
+                    let holds = selections[rule].withUnsafeBufferPointer { SigmaRule.evaluate(conditions[rule], $0, event) }
+                    if holds { matched.append(rule) }
+                }
+                return matched
+            }
+        }
     }
 }
 
@@ -188,8 +232,6 @@ extension SigmaRule {
         }
     }
 
-    /// The condition alone (the caller checked the logsource).
-    func conditionHolds(_ event: SigmaEvent) -> Bool { evaluate(condition, event) }
 }
 
 extension Selection {
@@ -450,15 +492,18 @@ struct LiteralAutomaton: Sendable {
 
     /// Calls `found` with the id of every literal occurrence in `text` (a literal occurring
     /// several times is reported each time).
-    func scan(_ text: [UInt8], _ found: (Int) -> Void) {
+    @inline(__always)
+    func scan(_ text: UnsafeBufferPointer<UInt8>, _ found: (Int) -> Void) {
         next.withUnsafeBufferPointer { next in
             classes.withUnsafeBufferPointer { classes in
-                var state = 0
-                for byte in text {
-                    state = Int(next[state * classCount + Int(classes[Int(byte)])])
-                    let start = Int(outputStart[state]), end = Int(outputStart[state + 1])
-                    if start != end {
-                        for i in start..<end { found(Int(outputs[i])) }
+                outputStart.withUnsafeBufferPointer { outputStart in
+                    var state = 0
+                    for i in 0..<text.count {
+                        state = Int(next[state * classCount + Int(classes[Int(text[i])])])
+                        let start = Int(outputStart[state]), end = Int(outputStart[state + 1])
+                        if start != end {
+                            for i in start..<end { found(Int(outputs[i])) }
+                        }
                     }
                 }
             }

@@ -14,12 +14,38 @@ struct SigmaRuleSetTests {
         for _ in 0..<500 {
             let text = (0..<Int.random(in: 0...40, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
             var found = Set<Int>()
-            automaton.scan(text) { found.insert($0) }
+            text.withUnsafeBufferPointer { bytes in automaton.scan(bytes) { found.insert($0) } }
             let expected = Set(literals.indices.filter { i in
                 let l = literals[i]
                 return text.count >= l.count && (0...(text.count - l.count)).contains { text[$0..<$0 + l.count].elementsEqual(l) }
             })
             #expect(found == expected, "\(String(decoding: text, as: UTF8.self))")
+        }
+    }
+
+    /// The byte matcher of a pattern without `?` (parts between `*`, anchored ends) against
+    /// the scalar glob that patterns with `?` use, on random patterns and texts, lower-cased
+    /// and `|cased`.
+    @Test func bytePatternsMatchLikeTheScalarGlob() {
+        var generator = SystemRandomNumberGenerator()
+        // Parts must not overlap, nor overlap the anchored ends.
+        for (pattern, text, expected) in [("*ab*ba*", "aba", false), ("*ab*ba*", "abba", true), ("a*a", "a", false), ("ab*ba", "aba", false),
+                                          ("*aa*a", "aaa", true), ("*aa*a", "aa", false), ("", "", true), ("", "a", false), ("*", "", true)] {
+            #expect(TextPattern(Array(pattern.unicodeScalars), cased: false).matches(Text(text)) == expected, "\(pattern) on \(text)")
+        }
+        // Mostly `a` and `b`, so that parts overlap and repeat.
+        let alphabet: [Unicode.Scalar] = ["a", "b", "a", "b", "a", "b", "A", "\\", "é", ValueMatcher.literalStar]
+        for round in 0..<10_000 {
+            let cased = round % 3 == 0
+            var pattern = (0..<Int.random(in: 0...8, using: &generator)).map { _ in Int.random(in: 0..<3, using: &generator) == 0 ? "*" : alphabet.randomElement(using: &generator)! }
+            if !cased { pattern = Array(String(String.UnicodeScalarView(pattern)).lowercased().unicodeScalars) }
+            let text = String(String.UnicodeScalarView((0..<Int.random(in: 0...12, using: &generator)).map { _ in
+                [Unicode.Scalar("*"), "a", "b", "a", "b", "a", "b", "A", "\\", "é"].randomElement(using: &generator)!
+            }))
+            let compiled = TextPattern(pattern, cased: cased)
+            #expect(compiled.scalars == nil)
+            let expected = ValueMatcher.wildcard(pattern, Array((cased ? text : text.lowercased()).unicodeScalars))
+            #expect(compiled.matches(Text(text)) == expected, "\(String(String.UnicodeScalarView(pattern))) on \(text), cased: \(cased)")
         }
     }
 
