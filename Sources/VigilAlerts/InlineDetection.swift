@@ -1,3 +1,4 @@
+import Crypto
 import Logging
 import Metrics
 import Synchronization
@@ -5,42 +6,59 @@ import VigilCore
 import VigilSigma
 import VigilStorage
 
-/// Per-event Sigma rules matched in the ingest pipeline, as events are stored.
+/// Per-event Sigma rules matched as events are admitted, their alerts inserted as the events
+/// are stored.
 ///
-/// The scheduler publishes each tenant's per-event Sigma rules every tick; the pipeline adopts
-/// what was published before it reads each batch from the queue (`beforeNextBatch`) and
-/// matches the events it stores through the tenant's rule index (`stored`), inserting alerts
-/// whose keys are the scheduler's own (`e:<event key>`): a replayed batch, or a window the
-/// scheduler reads as well, finds them there.
+/// The scheduler publishes each tenant's per-event Sigma rules every tick; a change is adopted
+/// at once. Admission asks for a tenant's adopted rules after taking a request's receive time
+/// (`AdmissionMatcher`) and tags each event with the rules it matches (`StoredEvent.matched`,
+/// carried by the intake record). Once the pipeline has stored the events, `stored` inserts
+/// the tagged events' alerts, whose keys are the scheduler's own (`e:<event key>`): a
+/// replayed batch, or a window the scheduler reads as well, finds them there.
 ///
-/// A rule adopted at time `A` is matched on every event received from `since = A + 1` on: an
-/// event received then was appended to the queue after the pipeline adopted the rule, so it is
-/// in a batch read after it. The scheduler keeps each rule's watermark and coverage, and reads
-/// only the part of a window before `since` (events stored before the pipeline knew the rule,
-/// or before a restart); from `since` on it commits windows without reading them.
-public final class InlineDetection: Sendable {
+/// A rule adopted at time `A` is matched on every event received from `since = A + 1` on: the
+/// clock is read under the lock that adoption holds, so a request received then asks for its
+/// rules after the adoption. The scheduler keeps each rule's watermark and coverage, and reads
+/// only the part of a window before `since` (events received before a rule was adopted, or
+/// before a restart); from `since` on it commits windows without reading them.
+public final class InlineDetection: AdmissionMatcher, Sendable {
     struct Member: Sendable {
         let id: String
         let source: String
         let rule: SigmaDetectionRule
+        /// What events carry when they match this version of the rule.
+        let tag: UInt64
         var fingerprint: String { InlineDetection.fingerprint(id: id, source: source) }
+
+        init(id: String, source: String, rule: SigmaDetectionRule) {
+            self.id = id
+            self.source = source
+            self.rule = rule
+            tag = SHA256.hash(data: Array(InlineDetection.fingerprint(id: id, source: source).utf8)).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        }
     }
 
     /// What tells a rule's versions apart: its id and source.
     static func fingerprint(id: String, source: String) -> String { "\(id)\u{0}\(source)" }
 
-    struct Adopted: Sendable {
+    /// A tenant's rules as adopted: what admission matches events with.
+    struct Adopted: EventMatcher {
         var members: [Member]
         var set: SigmaRuleSet
         /// From which receive time each rule (by fingerprint) is matched here.
         var since: [String: EpochMillis]
+        /// Each member's place in `members`, by tag.
+        var byTag: [UInt64: Int]
+
+        func tags(_ fields: JSONObject) -> [UInt64] {
+            set.matches(fields).map { members[$0].tag }
+        }
     }
 
     let detection: any DetectionStore
     let clock: any VigilClock
     let logger: Logger
-    let published = Mutex<(version: Int, rules: [TenantName: [Member]])>((0, [:]))
-    let adopted = Mutex<(version: Int, tenants: [TenantName: Adopted])>((0, [:]))
+    let adopted = Mutex<[TenantName: Adopted]>([:])
 
     public init(detection: any DetectionStore, clock: any VigilClock, logger: Logger) {
         self.detection = detection
@@ -49,71 +67,67 @@ public final class InlineDetection: Sendable {
     }
 
     /// Replaces the published rules: every tenant's per-event Sigma rules (tenants left out
-    /// have none).
+    /// have none). A change is adopted at once; a rule that was not adopted before is matched
+    /// from the next millisecond on.
     public func publish(_ rules: [TenantName: [(record: RuleRecord, rule: SigmaDetectionRule)]]) {
-        let members = rules.mapValues { $0.map { Member(id: $0.record.id, source: $0.record.source, rule: $0.rule) } }
-        published.withLock { current in
-            let same = current.rules.count == members.count && members.allSatisfy { tenant, list in
-                current.rules[tenant].map { $0.map(\.fingerprint) == list.map(\.fingerprint) } ?? false
-            }
-            if !same { current = (current.version + 1, members) }
-        }
-    }
-
-    /// Adopts what was published since the last call (the pipeline calls this before reading
-    /// a batch). Rules it did not match before are matched from the next millisecond on.
-    public func beforeNextBatch() {
-        let (version, rules) = published.withLock { $0 }
-        guard adopted.withLock({ $0.version }) != version else { return }
-        let now = clock.now()
-        let previous = adopted.withLock { $0.tenants }
+        // Only `publish` changes what is adopted, and the scheduler calls it from one task:
+        // the rule sets that changed are built outside the lock.
+        let previous = adopted.withLock { $0 }
         var tenants: [TenantName: Adopted] = [:]
-        for (tenant, members) in rules where !members.isEmpty {
-            let old = previous[tenant]
-            if let old, old.members.map(\.fingerprint) == members.map(\.fingerprint) {
+        var changed = false
+        for (tenant, list) in rules where !list.isEmpty {
+            let fingerprints = list.map { InlineDetection.fingerprint(id: $0.record.id, source: $0.record.source) }
+            if let old = previous[tenant], old.members.map(\.fingerprint) == fingerprints {
                 tenants[tenant] = old
                 continue
             }
-            var since: [String: EpochMillis] = [:]
-            for member in members { since[member.fingerprint] = old?.since[member.fingerprint] ?? now + 1 }
-            tenants[tenant] = Adopted(members: members, set: SigmaRuleSet(members.map(\.rule.sigma), mapping: members.first?.rule.mapping ?? .standard), since: since)
+            changed = true
+            let members = list.map { Member(id: $0.record.id, source: $0.record.source, rule: $0.rule) }
+            tenants[tenant] = Adopted(members: members, set: SigmaRuleSet(members.map(\.rule.sigma), mapping: members.first?.rule.mapping ?? .standard),
+                                      since: [:], byTag: Dictionary(members.enumerated().map { ($1.tag, $0) }, uniquingKeysWith: { first, _ in first }))
         }
-        adopted.withLock { $0 = (version, tenants) }
-        logger.debug("Per-event Sigma rules adopted by the pipeline", metadata: [
+        guard changed || tenants.count != previous.count else { return }
+        let now = adopted.withLock { current in
+            let now = clock.now()
+            for tenant in tenants.keys where tenants[tenant]!.since.isEmpty {
+                for member in tenants[tenant]!.members {
+                    tenants[tenant]!.since[member.fingerprint] = current[tenant]?.since[member.fingerprint] ?? now + 1
+                }
+            }
+            current = tenants
+            return now
+        }
+        logger.debug("Per-event Sigma rules adopted", metadata: [
             "tenants": "\(tenants.count)", "rules": "\(tenants.values.reduce(0) { $0 + $1.members.count })", "since": "\(now + 1)",
         ])
     }
 
-    /// The receive time from which the pipeline matches this rule; nil while it does not.
-    public func since(tenant: TenantName, id: String, source: String) -> EpochMillis? {
-        adopted.withLock { $0.tenants[tenant]?.since[Self.fingerprint(id: id, source: source)] }
+    /// The tenant's adopted rules (admission calls this after taking the receive time).
+    public func matcher(for tenant: TenantName) -> (any EventMatcher)? {
+        adopted.withLock { $0[tenant] }
     }
 
-    /// Matches stored events against their tenant's adopted rules and inserts the alerts.
+    /// The receive time from which admission matches this rule; nil while it does not.
+    public func since(tenant: TenantName, id: String, source: String) -> EpochMillis? {
+        adopted.withLock { $0[tenant]?.since[Self.fingerprint(id: id, source: source)] }
+    }
+
+    /// Inserts the alerts of stored events that matched rules at admission. A tag of a rule
+    /// no longer adopted (deleted, or changed since) is passed over: from its new `since` on
+    /// the scheduler reads what came before.
     public func stored(_ events: [StoredEvent]) async throws {
-        let tenants = adopted.withLock { $0.tenants }
-        guard !tenants.isEmpty else { return }
+        guard events.contains(where: { !$0.matched.isEmpty }) else { return }
+        let tenants = adopted.withLock { $0 }
         let now = clock.now()
         var alerts: [AlertRecord] = []
-        // By runs of one tenant (a batch is mostly one tenant's): its rules are looked up once
-        // per run, not copied out of the dictionary for every event.
-        var start = events.startIndex
-        while start < events.endIndex {
-            let tenant = events[start].tenant
-            var end = start + 1
-            while end < events.endIndex, events[end].tenant == tenant { end += 1 }
-            defer { start = end }
-            guard let adopted = tenants[tenant], !adopted.members.isEmpty else { continue }
-            for index in start..<end {
-                guard let full = events[index].event() else { continue }
-                let hits = adopted.set.matches(full.fields)
-                guard !hits.isEmpty else { continue }
-                let draft = AlertDraft(discriminator: "e:\(full.key)", group: JSONObject(), events: [full])
-                for hit in hits {
-                    let member = adopted.members[hit]
-                    alerts += DetectionScheduler.alerts([draft], tenant: tenant, ruleID: member.id, severity: member.rule.severity,
-                                                        window: full.ingested..<(full.ingested + 1), now: now)
-                }
+        for index in events.indices where !events[index].matched.isEmpty {
+            guard let adopted = tenants[events[index].tenant] else { continue }
+            let members = events[index].matched.compactMap { adopted.byTag[$0] }.map { adopted.members[$0] }
+            guard !members.isEmpty, let full = events[index].event() else { continue }
+            let draft = AlertDraft(discriminator: "e:\(full.key)", group: JSONObject(), events: [full])
+            for member in members {
+                alerts += DetectionScheduler.alerts([draft], tenant: full.tenant, ruleID: member.id, severity: member.rule.severity,
+                                                    window: full.ingested..<(full.ingested + 1), now: now)
             }
         }
         guard !alerts.isEmpty else { return }

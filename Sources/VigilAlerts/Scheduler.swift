@@ -56,7 +56,7 @@ public final class DetectionScheduler: Service, Sendable {
     let intervalMillis: Int64
     let maxWindowsPerTick: Int
     let logger: Logger
-    /// Per-event Sigma rules matched in the ingest pipeline (nil: the scheduler reads every window).
+    /// Per-event Sigma rules matched at admission (nil: the scheduler reads every window).
     let inline: InlineDetection?
     /// Per tenant, the rule index of its per-event Sigma rules (rebuilt when they change).
     let ruleSets = Mutex<[TenantName: (fingerprint: [String], set: SigmaRuleSet)]>([:])
@@ -169,7 +169,7 @@ public final class DetectionScheduler: Service, Sendable {
                     }
                 }
                 guard !leased.isEmpty else { continue }
-                // What each rule needs read: its window, up to where the pipeline matches it.
+                // What each rule needs read: its window, up to where admission matches it.
                 let unread = leased.map { l -> Range<EpochMillis> in
                     let record = members[l.index].record
                     let since = inline?.since(tenant: tenant, id: record.id, source: record.source) ?? end

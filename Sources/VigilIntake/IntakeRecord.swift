@@ -4,13 +4,16 @@ import VigilStorage
 /// What the spool carries: an event encoded for storage, or a quarantined input.
 ///
 /// Binary layout: `u8 kind` then, for kind 3, a `StoredEvent` (see `StoredEvent.encode`); for
-/// kind 2 `str tenant, str reason, str detail, str source, i64 received, bytes raw`.
+/// kind 4, the same followed by `i64 count` and that many `i64` tags of the rules it matched
+/// at admission (`StoredEvent.matched`); for kind 2 `str tenant, str reason, str detail, str
+/// source, i64 received, bytes raw`.
 /// `str` and `bytes` are a little-endian `u32` length and the bytes.
 public enum IntakeRecord: Sendable, Equatable {
     case event(StoredEvent)
     case quarantine(QuarantineItem)
 
     static let eventKind: UInt8 = 3
+    static let matchedEventKind: UInt8 = 4
     static let quarantineKind: UInt8 = 2
 
     public func encoded() -> [UInt8] {
@@ -31,9 +34,15 @@ public enum IntakeRecord: Sendable, Equatable {
 
     /// The record of an event, without wrapping (copying) it in a record first.
     public static func encoded(_ event: borrowing StoredEvent) -> [UInt8] {
-        var out: [UInt8] = [eventKind]
-        out.reserveCapacity(event.document.count + (event.message?.utf8.count ?? 0) + 160)
+        var out: [UInt8] = [event.matched.isEmpty ? eventKind : matchedEventKind]
+        out.reserveCapacity(event.document.count + (event.message?.utf8.count ?? 0) + 168 + 8 * event.matched.count)
         event.encode(into: &out)
+        if !event.matched.isEmpty {
+            var writer = BinaryWriter(out: out)
+            writer.int64(Int64(event.matched.count))
+            for tag in event.matched { writer.int64(Int64(bitPattern: tag)) }
+            out = writer.out
+        }
         return out
     }
 
@@ -43,6 +52,15 @@ public enum IntakeRecord: Sendable, Equatable {
         switch reader.byte() {
         case eventKind?:
             return StoredEvent.decode(&reader).map(IntakeRecord.event)
+        case matchedEventKind?:
+            guard var event = StoredEvent.decode(&reader), let count = reader.int64(), count > 0, count <= 1_000_000 else { return nil }
+            var tags: [UInt64] = []
+            for _ in 0..<count {
+                guard let tag = reader.int64() else { return nil }
+                tags.append(UInt64(bitPattern: tag))
+            }
+            event.matched = tags
+            return .event(event)
         case quarantineKind?:
             guard let tenantText = reader.string(), let tenant = TenantName(tenantText),
                   let reasonText = reader.string(), let reason = QuarantineReason(rawValue: reasonText),

@@ -50,6 +50,8 @@ public final class IntakeService: Sendable {
     let logger: Logger
     /// Applied in order to every admitted event (packs first, then enrichment).
     let steps: [any AdmissionStep]
+    /// Per-event detection rules, matched on each event's final fields.
+    let matcher: (any AdmissionMatcher)?
     /// Keys appended to the queue and not yet stored, per tenant.
     let pending = Mutex<[TenantName: Set<EventKey>]>([:])
     /// Events in the queue and not yet stored, by receive time: the scheduler never closes a
@@ -61,9 +63,10 @@ public final class IntakeService: Sendable {
     let duplicateCounter: Counter
 
     public init(queue: any IntakeQueue, store: any EventStore, clock: any VigilClock, limits: IntakeLimits,
-                retention: RetentionPolicies = RetentionPolicies(), steps: [any AdmissionStep] = [], logger: Logger) {
+                retention: RetentionPolicies = RetentionPolicies(), steps: [any AdmissionStep] = [], matcher: (any AdmissionMatcher)? = nil, logger: Logger) {
         self.retention = retention
         self.steps = steps
+        self.matcher = matcher
         self.queue = queue
         self.store = store
         self.clock = clock
@@ -127,6 +130,8 @@ public final class IntakeService: Sendable {
             return now
         }
         defer { removeUnstored(received, count: 1) }
+        // After the receive time: a rule adopted before it is in this matcher (see `AdmissionMatcher`).
+        let rules = matcher?.matcher(for: tenant)
         receivedCounter.increment(by: items.count)
         var statuses = [ItemStatus](repeating: .accepted, count: items.count)
         // Events are kept in one array and referred to by position from here on: each copy of
@@ -136,7 +141,7 @@ public final class IntakeService: Sendable {
         var itemOfEvent: [Int] = []
         var ordinals: [EventKey: Int] = [:]
         for (index, item) in items.enumerated() {
-            switch normalize(item, tenant: tenant, source: source, received: received, ordinals: &ordinals) {
+            switch normalize(item, tenant: tenant, source: source, received: received, rules: rules, ordinals: &ordinals) {
             case .event(let event):
                 events.append(event)
                 itemOfEvent.append(index)
@@ -216,7 +221,8 @@ public final class IntakeService: Sendable {
 
     // MARK: - Normalization
 
-    func normalize(_ item: DecodedItem, tenant: TenantName, source: String, received: EpochMillis, ordinals: inout [EventKey: Int]) -> Admission {
+    func normalize(_ item: DecodedItem, tenant: TenantName, source: String, received: EpochMillis, rules: (any EventMatcher)?,
+                   ordinals: inout [EventKey: Int]) -> Admission {
         func reject(_ reason: QuarantineReason, _ detail: String, _ raw: [UInt8]) -> Admission {
             .quarantine(QuarantineItem(tenant: tenant, reason: reason, detail: detail, source: source, received: received,
                                     raw: Array(raw.prefix(limits.quarantineRawBytes))))
@@ -305,8 +311,12 @@ public final class IntakeService: Sendable {
             }
         }
         fields["vigil"] = .object(vigil)
+        // Matched on the fields as they will be stored (the matcher keeps no reference to them).
+        let matched = rules?.tags(fields) ?? []
         // Encoded for the queue here, where `fields` is the only reference to the document.
-        return .event(StoredEvent(tenant: tenant, key: key, timestamp: timestamp, ingested: received, fields: fields))
+        var event = StoredEvent(tenant: tenant, key: key, timestamp: timestamp, ingested: received, fields: fields)
+        event.matched = matched
+        return .event(event)
     }
 
     /// Runs quarantined items through the current pipeline again.

@@ -5,11 +5,9 @@ import ServiceLifecycle
 import VigilCore
 import VigilStorage
 
-/// Sees what the pipeline stores: per-event detection rules match here, as events are stored.
+/// Sees what the pipeline stores: the alerts of per-event detection rules, which matched at
+/// admission (`StoredEvent.matched`), are inserted here as the events are stored.
 public protocol PipelineObserver: Sendable {
-    /// Called before the pipeline asks the queue for its next batch: every record that batch
-    /// (or a later one) holds was appended after this call.
-    func beforeNextBatch()
     /// The events a batch holds (`EventStore.writeClaiming`) once they are stored. It runs
     /// while the pipeline writes the next batch; the batch is committed to the queue, and its
     /// events stop counting as unstored, only once it has returned. Throwing calls it again
@@ -71,7 +69,6 @@ public struct PipelineService: Service {
                         continue
                     }
                     if current == nil {
-                        observer?.beforeNextBatch()
                         current = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: true)
                         if current == nil {
                             // Nothing queued: finish what is in flight and let the store tidy up before waiting.
@@ -81,7 +78,6 @@ public struct PipelineService: Service {
                             }
                             if wroteSinceIdle { await store.writerIdle() }
                             wroteSinceIdle = false
-                            observer?.beforeNextBatch()
                             current = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: false)
                         }
                     }
@@ -125,7 +121,6 @@ public struct PipelineService: Service {
             try await process(batch, stored: storedCounter, writeTimer: writeTimer)
         }
         while true {
-            observer?.beforeNextBatch()
             guard let batch = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: true) else { break }
             try await process(batch, stored: storedCounter, writeTimer: writeTimer)
         }

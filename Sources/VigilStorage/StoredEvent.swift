@@ -108,6 +108,9 @@ public struct StoredEvent: Sendable, Equatable {
     public var document: [UInt8]
     /// Its intake record, when it came through the queue (not part of the binary form).
     public var sequence: IntakeSequence?
+    /// The tags of the per-event rules it matched at admission (`AdmissionMatcher`): carried by
+    /// its intake record, not stored with it.
+    public var matched: [UInt64] = []
 
     public init(tenant: TenantName, key: EventKey, timestamp: EpochMillis, ingested: EpochMillis,
                 columns: IndexedColumns, message: String?, document: [UInt8]) {

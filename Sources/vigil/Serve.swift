@@ -124,13 +124,16 @@ struct Serve: AsyncParsableCommand {
                 logger.info("Threat-intel feed loaded", metadata: ["path": "\(report.path)", "indicators": "\(report.loaded)", "skipped": "\(report.skipped)"])
             }
         }
+        // Per-event Sigma rules match at admission and alert as events are stored; the
+        // scheduler keeps their watermarks and reads only what was received before a rule was adopted.
+        let detectionStore = try SQLiteDetectionStore(dataDirectory: dataURL, notifications: settings.webhookURL != nil)
+        let inline = InlineDetection(detection: detectionStore, clock: clock, logger: logger)
         let intake = IntakeService(queue: spool, store: store, clock: clock, limits: limits, retention: policies,
-                                   steps: [PackDocumentStep(), IntelStep(feeds: feeds)], logger: logger)
+                                   steps: [PackDocumentStep(), IntelStep(feeds: feeds)], matcher: inline, logger: logger)
         let retention = RetentionService(store: store, tenants: tenants, policies: policies, clock: clock, logger: logger)
         try spool.forEachUncommitted { intake.restorePending($0) }
         var deps = ServerDependencies(intake: intake, queue: spool, store: store, tenants: tenants, clock: clock,
                                       limits: limits, metrics: registry, retention: retention, logger: logger)
-        let detectionStore = try SQLiteDetectionStore(dataDirectory: dataURL, notifications: settings.webhookURL != nil)
         let planner = WindowPlanner(lagMillis: settings.detectionLagSecs * 1000, maxWindowMillis: settings.detectionMaxWindowSecs * 1000)
         var mapping = FieldMapping.standard
         if let path = settings.sigmaMapping {
@@ -145,9 +148,6 @@ struct Serve: AsyncParsableCommand {
         let siteMapping = mapping
         let compiler = RuleCompiler(others: ["sigma": { try SigmaDetectionRule.compile($0, mapping: siteMapping) }])
         deps.detection = DetectionRuntime(store: detectionStore, compiler: compiler, planner: planner, oldestUnstored: { intake.oldestUnstoredIngest() })
-        // Per-event Sigma rules match in the pipeline as events are stored; the scheduler keeps
-        // their watermarks and reads only what was stored before the pipeline knew a rule.
-        let inline = InlineDetection(detection: detectionStore, clock: clock, logger: logger)
         let pipeline = PipelineService(queue: spool, store: store, intake: intake, observer: inline, logger: logger)
         let scheduler = DetectionScheduler(events: store, detection: detectionStore, compiler: compiler, coordinator: InProcessCoordinator(),
                                            clock: clock, planner: planner, oldestUnstored: { intake.oldestUnstoredIngest() },

@@ -37,15 +37,23 @@ struct SchedulerTests {
         }
 
         /// Stores an event received now (or at `ingested`), stamped `timestamp`; with `pipeline`,
-        /// the events the write claims are then handed to it, as the ingest pipeline does.
+        /// the event is matched by its rules first, as admission does, and the events the write
+        /// claims are then handed to it, as the ingest pipeline does.
         func ingest(_ fields: [(String, JSONValue)], timestamp: EpochMillis? = nil, ingested: EpochMillis? = nil, pipeline: InlineDetection? = nil) async throws {
             let n = sequence.wrappingAdd(1, ordering: .relaxed).newValue
             var object = JSONObject()
             for (key, value) in fields { FieldNesting.set(value, at: key, in: &object) }
             let received = ingested ?? clock.now()
             let event = Event(tenant: TenantName("acme")!, key: EventKey(high: 7, low: n), timestamp: timestamp ?? received, ingested: received, fields: object)
-            let (_, claimed) = try await events.writeClaiming(events: [StoredEvent(event)], quarantined: [])
+            let (_, claimed) = try await events.writeClaiming(events: [Self.admitted(event, by: pipeline)], quarantined: [])
             try await pipeline?.stored(claimed)
+        }
+
+        /// The event as admission encodes it: tagged with the rules of `pipeline` it matches.
+        static func admitted(_ event: Event, by pipeline: InlineDetection?) -> StoredEvent {
+            var stored = StoredEvent(event)
+            stored.matched = pipeline?.matcher(for: event.tenant)?.tags(event.fields) ?? []
+            return stored
         }
 
         func addSigmaRule(_ yaml: String) async throws {
@@ -285,30 +293,60 @@ struct SchedulerTests {
         #expect(again.windows == 0 && again.alerts == 0)
     }
 
-    /// A stored batch can hold several tenants' events, in runs: each event is matched by its
-    /// own tenant's rules only.
+    /// A stored batch can hold several tenants' events: each event's tags are its own
+    /// tenant's rules.
     @Test func aBatchOfSeveralTenantsIsMatchedByEachTenantsRules() async throws {
         let f = try Fixture()
         let inline = InlineDetection(detection: f.detection, clock: f.clock, logger: Logger(label: "test"))
         let scheduler = f.scheduler(inline: inline)
         try await f.addSigmaRule(Self.sigma("whoami", "Image|endswith: '\\whoami.exe'"))
         _ = await scheduler.tick()
-        inline.beforeNextBatch()
         f.clock.advance(byMillis: 1_000)
         try await f.sysmon([("Image", "C:\\Windows\\System32\\whoami.exe")])
         try await f.sysmon([("Image", "D:\\tools\\whoami.exe")])
         let stored = try await f.events.eventsIngested(tenant: acme, query: Query(filter: .all, stages: []), from: f.clock.now(), to: f.clock.now() + 1, after: nil, limit: 10)
         #expect(stored.count == 2)
+        let admitted = stored.map { Fixture.admitted($0, by: inline) }
+        #expect(admitted.allSatisfy { $0.matched.count == 1 }, "both match at admission")
         let globex = TenantName("globex")!
-        func moved(_ event: Event) -> StoredEvent {
+        func moved(_ event: StoredEvent) -> StoredEvent {
             var copy = event
             copy.tenant = globex
-            return StoredEvent(copy)
+            return copy
         }
-        // acme, globex, globex, acme: two runs of acme around one of globex, which has no rules.
-        try await inline.stored([StoredEvent(stored[0]), moved(stored[0]), moved(stored[1]), StoredEvent(stored[1])])
+        // acme, globex, globex, acme: the globex events carry acme's tags, but globex has no rules.
+        try await inline.stored([admitted[0], moved(admitted[0]), moved(admitted[1]), admitted[1]])
         #expect(try await f.detection.alerts(tenant: acme, ruleID: "whoami", status: nil, from: 0, to: .max, limit: 100).count == 2)
         #expect(try await f.detection.alerts(tenant: globex, ruleID: "whoami", status: nil, from: 0, to: .max, limit: 100).isEmpty)
+    }
+
+    /// A changed rule is a new version with its own tag and `since`: an event admitted with the
+    /// old version's tag and stored after the change alerts nothing from the pipeline (the
+    /// scheduler reads it, as it was received before the new version's `since`).
+    @Test func tagsOfARuleVersionNoLongerAdoptedArePassedOver() async throws {
+        let f = try Fixture()
+        let inline = InlineDetection(detection: f.detection, clock: f.clock, logger: Logger(label: "test"))
+        let scheduler = f.scheduler(inline: inline)
+        let first = Self.sigma("whoami", "Image|endswith: '\\whoami.exe'")
+        try await f.addSigmaRule(first)
+        _ = await scheduler.tick()
+        f.clock.advance(byMillis: 1_000)
+        var object = JSONObject()
+        for (key, value) in [("winlog.channel", "Microsoft-Windows-Sysmon/Operational"), ("winlog.event_id", "1"), ("winlog.event_data.Image", "C:\\whoami.exe")] {
+            FieldNesting.set(.string(value), at: key, in: &object)
+        }
+        let event = Event(tenant: acme, key: EventKey(high: 9, low: 1), timestamp: f.clock.now(), ingested: f.clock.now(), fields: object)
+        let admitted = Fixture.admitted(event, by: inline)
+        #expect(admitted.matched.count == 1)
+        f.clock.advance(byMillis: 1_000)
+        let second = Self.sigma("whoami", "Image|endswith: '\\who.exe'")
+        try await f.addSigmaRule(second)
+        _ = await scheduler.tick()
+        #expect(inline.since(tenant: acme, id: "whoami", source: second) == f.clock.now() + 1)
+        #expect(inline.since(tenant: acme, id: "whoami", source: first) == nil)
+        let (_, claimed) = try await f.events.writeClaiming(events: [admitted], quarantined: [])
+        try await inline.stored(claimed)
+        #expect(try await f.detection.alerts(tenant: acme, ruleID: "whoami", status: nil, from: 0, to: .max, limit: 100).isEmpty)
     }
 
     @Test func perEventSigmaRulesAlertFromThePipelineAndTheSchedulerReadsOnlyWhatCameBefore() async throws {
@@ -322,17 +360,19 @@ struct SchedulerTests {
         // Stored before the pipeline knows the rule: only the scheduler's read can find it.
         try await f.sysmon(whoami, pipeline: inline)
         f.clock.advance(byMillis: 1_000)
+        #expect(inline.since(tenant: acme, id: "whoami", source: yaml) == nil, "not published yet")
         #expect(await scheduler.tick().windows == 0, "no window is due yet: the lag is 120 s")
-        #expect(inline.since(tenant: acme, id: "whoami", source: yaml) == nil, "published, not adopted yet")
-        inline.beforeNextBatch()
-        #expect(inline.since(tenant: acme, id: "whoami", source: yaml) == f.clock.now() + 1)
+        #expect(inline.since(tenant: acme, id: "whoami", source: yaml) == f.clock.now() + 1, "adopted as published")
         f.clock.advance(byMillis: 1_000)
         try await f.sysmon(whoami, pipeline: inline)
         try await f.sysmon([("Image", "C:\\x.exe")], pipeline: inline)
         #expect(try await count() == 1, "the pipeline alerts at once, 120 s before the window closes")
-        // A replay of the batch (crash before the queue commit) finds its alert there.
+        // A replay of the batch (crash before the queue commit: its records keep their tags)
+        // finds its alert there.
         let replayed = try await f.events.eventsIngested(tenant: acme, query: Query(filter: .all, stages: []), from: f.clock.now(), to: f.clock.now() + 1, after: nil, limit: 10)
-        try await inline.stored(replayed.map(StoredEvent.init))
+        let records = replayed.map { Fixture.admitted($0, by: inline) }
+        #expect(records.map(\.matched.count).sorted() == [0, 1])
+        try await inline.stored(records)
         #expect(try await count() == 1)
         // An event stored past `since` without passing through the pipeline is not read by the
         // scheduler: that part of the window is the pipeline's.

@@ -107,6 +107,14 @@ struct DecoderTests {
         #expect(event.columns.sourcePort == 22)
         #expect(event.message == "m")
         #expect(IntakeRecord.decode(IntakeRecord.event(event).encoded()) == .event(event))
+        // The tags of rules it matched at admission ride along (a record of its own kind), with
+        // every bit of each tag.
+        var matched = event
+        matched.matched = [1, .max, 0x8000_0000_0000_0001]
+        let record = IntakeRecord.event(matched).encoded()
+        #expect(record.first == 4 && IntakeRecord.event(event).encoded().first == 3)
+        #expect(IntakeRecord.decode(record) == .event(matched))
+        #expect(IntakeRecord.decode(Array(record.dropLast())) == nil, "a cut tag")
         let item = QuarantineItem(tenant: TenantName("acme")!, reason: .oversize, detail: "d", source: "ingest", received: 7, raw: [0, 1, 255])
         #expect(IntakeRecord.decode(IntakeRecord.quarantine(item).encoded()) == .quarantine(item))
         #expect(IntakeRecord.decode([1, 2, 3]) == nil)

@@ -262,8 +262,9 @@ level: high
 
 def test_per_event_sigma_rule_alerts_from_the_pipeline_long_before_its_window_closes():
     """With the default 120 s lag, a per-event Sigma rule alerts as its events are stored:
-    the pipeline matches them. Events stored before the pipeline adopted the rule are left to
-    the rule's scheduled window; a resent request alerts nothing twice."""
+    admission matches them and the pipeline inserts the alerts. Events received before the
+    rule was adopted are left to the rule's scheduled window; a resent request alerts nothing
+    twice."""
     with tempfile.TemporaryDirectory() as data_dir:
         s = Server(data_dir, extra=("--detection-interval-secs", "1"))
         try:
@@ -289,8 +290,8 @@ level: medium
                 assert r.status_code == 200, r.text
                 return r.json()["alerts"]
 
-            # The pipeline adopts the rule after the scheduler publishes it (a tick) and it
-            # reads its next batch; one matching event per request until one alerts.
+            # The rule is adopted when the scheduler publishes it (a tick); one matching event
+            # per request until one alerts.
             started = time.monotonic()
             n = 0
             while not alerts():

@@ -1,0 +1,19 @@
+import VigilCore
+
+/// Per-event detection rules matched at admission, on the fields an event is encoded from: the
+/// pipeline then inserts the alerts once the event is stored, without parsing it back.
+///
+/// Admission takes an event's receive time first and asks for the tenant's matcher after it.
+/// Rules are adopted under a lock that also reads the clock: a rule adopted at `A` is matched
+/// from receive time `A + 1` on, as any request received then asks for its matcher after the
+/// adoption.
+public protocol AdmissionMatcher: Sendable {
+    /// What matches a tenant's events now (nil: the tenant has no per-event rules).
+    func matcher(for tenant: TenantName) -> (any EventMatcher)?
+}
+
+/// One tenant's per-event rules, as adopted at one time.
+public protocol EventMatcher: Sendable {
+    /// The tags of the rules the event's fields match (`StoredEvent.matched`).
+    func tags(_ fields: JSONObject) -> [UInt64]
+}
