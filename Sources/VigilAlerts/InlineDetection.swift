@@ -121,13 +121,15 @@ public final class InlineDetection: AdmissionMatcher, Sendable {
         let now = clock.now()
         var alerts: [AlertRecord] = []
         for index in events.indices where !events[index].matched.isEmpty {
-            guard let adopted = tenants[events[index].tenant] else { continue }
-            let members = events[index].matched.compactMap { adopted.byTag[$0] }.map { adopted.members[$0] }
-            guard !members.isEmpty, let full = events[index].event() else { continue }
-            let draft = AlertDraft(discriminator: "e:\(full.key)", group: JSONObject(), events: [full])
-            for member in members {
-                alerts += DetectionScheduler.alerts([draft], tenant: full.tenant, ruleID: member.id, severity: member.rule.severity,
-                                                    window: full.ingested..<(full.ingested + 1), now: now)
+            let event = events[index]
+            guard let adopted = tenants[event.tenant] else { continue }
+            // An alert names its events by key and time: the document is not parsed back.
+            let draft = AlertDraft(discriminator: "e:\(event.key)", group: JSONObject(),
+                                   events: [Event(tenant: event.tenant, key: event.key, timestamp: event.timestamp, ingested: event.ingested, fields: JSONObject())])
+            for tag in event.matched {
+                guard let member = adopted.byTag[tag].map({ adopted.members[$0] }) else { continue }
+                alerts += DetectionScheduler.alerts([draft], tenant: event.tenant, ruleID: member.id, severity: member.rule.severity,
+                                                    window: event.ingested..<(event.ingested + 1), now: now)
             }
         }
         guard !alerts.isEmpty else { return }

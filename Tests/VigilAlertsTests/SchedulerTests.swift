@@ -372,6 +372,11 @@ struct SchedulerTests {
         let replayed = try await f.events.eventsIngested(tenant: acme, query: Query(filter: .all, stages: []), from: f.clock.now(), to: f.clock.now() + 1, after: nil, limit: 10)
         let records = replayed.map { Fixture.admitted($0, by: inline) }
         #expect(records.map(\.matched.count).sorted() == [0, 1])
+        // The alert names its event as the scheduler's would: key, first and last seen.
+        let hit = try #require(records.first { !$0.matched.isEmpty })
+        let alert = try #require(try await f.detection.alerts(tenant: acme, ruleID: "whoami", status: nil, from: 0, to: .max, limit: 100).first)
+        #expect(alert.eventIDs == [hit.key.description] && alert.firstSeen == hit.timestamp && alert.lastSeen == hit.timestamp)
+        #expect(alert.key == DetectionScheduler.alertKey(tenant: acme, ruleID: "whoami", discriminator: "e:\(hit.key)"))
         try await inline.stored(records)
         #expect(try await count() == 1)
         // An event stored past `since` without passing through the pipeline is not read by the
