@@ -157,13 +157,15 @@ public struct SigmaRuleSet: Sendable {
                     candidates += groups[number].always
                     groups[number].fields.withUnsafeBufferPointer { fields in
                         for f in 0..<fields.count {
-                            let texts = fields[f].field.isEmpty ? event.allTexts : planned && fields[f].id >= 0 ? event.texts(id: fields[f].id) : event.texts(fields[f].field)
+                            // Taken once: each use of `fields[f]` retained and released it.
+                            let index = fields[f]
+                            let texts = index.field.isEmpty ? event.allTexts : planned && index.id >= 0 ? event.texts(id: index.id) : event.texts(index.field)
                             guard !texts.isEmpty else { continue }
                             // Texts, postings and automaton through buffers as well: copying a text
                             // or a posting list out of its array retains it, and atomic reference
                             // counting was a third of the instructions spent here.
-                            fields[f].postings.withUnsafeBufferPointer { postings in
-                                fields[f].starts.withUnsafeBufferPointer { starts in
+                            index.postings.withUnsafeBufferPointer { postings in
+                                index.starts.withUnsafeBufferPointer { starts in
                                     func hit(_ literal: Int) {
                                         for p in Int(starts[literal])..<Int(starts[literal + 1]) {
                                             let rule = Int(postings[p].rule)
@@ -174,8 +176,8 @@ public struct SigmaRuleSet: Sendable {
                                     texts.withUnsafeBufferPointer { texts in
                                         for t in 0..<texts.count {
                                             texts[t].lower.withUnsafeBufferPointer { lower in
-                                                fields[f].automaton.scan(lower, hit)
-                                                if !fields[f].foldSensitive.isEmpty, lower.contains(where: { $0 >= 0x80 }) { fields[f].foldSensitive.forEach(hit) }
+                                                index.automaton.scan(lower, hit)
+                                                if !index.foldSensitive.isEmpty, lower.contains(where: { $0 >= 0x80 }) { index.foldSensitive.forEach(hit) }
                                             }
                                         }
                                     }
