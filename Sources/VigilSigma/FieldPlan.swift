@@ -174,9 +174,7 @@ extension SigmaRule {
             guard case .maps(let maps) = selection.kind else { return selection }
             return Selection(kind: .maps(maps.map { conditions in
                 conditions.map { condition in
-                    var numbered = condition
-                    if !condition.field.isEmpty { numbered.id = plan.ids[condition.field] ?? -1 }
-                    return numbered
+                    condition.field.isEmpty ? condition : condition.numbered(plan.ids[condition.field] ?? -1)
                 }
             }))
         }

@@ -5,22 +5,37 @@ import Yams
 
 /// A detection selection: a map (every field condition holds), a list of maps (any map
 /// holds), or a list of keywords (any keyword occurs in the event's text).
-struct Selection: Sendable {
+///
+/// Selections and field conditions are classes, visited through `unowned(unsafe)` references
+/// while a rule is evaluated: a rule set is shared by the threads that admit events, and a
+/// retain of a shared object (or of an array it holds) is an atomic write to a cache line the
+/// other cores read too. The rule set holds them for as long as it is evaluated.
+final class Selection: Sendable {
     enum Kind: Sendable {
         case maps([[FieldCondition]])
         case keywords([ValueMatcher])
     }
 
     let kind: Kind
+    /// The maps of `.maps` (empty for keywords), kept apart to be read in place.
+    let maps: [[FieldCondition]]
+
+    init(kind: Kind) {
+        self.kind = kind
+        if case .maps(let maps) = kind { self.maps = maps } else { maps = [] }
+    }
 
     func matches(_ event: SigmaEvent) -> Bool {
         switch kind {
-        case .maps(let maps):
+        case .maps:
             // Through the buffers, which visit conditions without copying (and retaining) them.
             return maps.withUnsafeBufferPointer { maps in
                 for m in 0..<maps.count {
                     let all = maps[m].withUnsafeBufferPointer { conditions in
-                        for c in 0..<conditions.count where !conditions[c].matches(event) { return false }
+                        for c in 0..<conditions.count {
+                            unowned(unsafe) let condition = conditions[c]
+                            if !condition.matches(event) { return false }
+                        }
                         return true
                     }
                     if all { return true }
@@ -67,14 +82,14 @@ struct Selection: Sendable {
 }
 
 /// `Field|mod1|mod2: value(s)`.
-struct FieldCondition: Sendable {
+final class FieldCondition: Sendable {
     let field: String
     let matchers: [ValueMatcher]
     /// `|all`: every value must match (otherwise any).
     let requireAll: Bool
     /// The field's number in a rule set's `FieldPlan` (-1: looked up by name). Only a rule set
-    /// sets it, and only for events prepared with its plan.
-    var id = -1
+    /// sets it (`numbered`), and only for events prepared with its plan.
+    let id: Int
     /// `matchers` split for matching: the byte patterns (most of them), then the others. A
     /// pattern is tested in place; taking it out of its `ValueMatcher` copied (and retained)
     /// its arrays for every text tested. Which matcher is tried first does not change the
@@ -82,10 +97,11 @@ struct FieldCondition: Sendable {
     let patterns: [TextPattern]
     let others: [ValueMatcher]
 
-    init(field: String, matchers: [ValueMatcher], requireAll: Bool) {
+    init(field: String, matchers: [ValueMatcher], requireAll: Bool, id: Int = -1) {
         self.field = field
         self.matchers = matchers
         self.requireAll = requireAll
+        self.id = id
         var patterns: [TextPattern] = []
         var others: [ValueMatcher] = []
         for matcher in matchers {
@@ -93,6 +109,11 @@ struct FieldCondition: Sendable {
         }
         self.patterns = patterns
         self.others = others
+    }
+
+    /// The condition with the field number `id`.
+    func numbered(_ id: Int) -> FieldCondition {
+        FieldCondition(field: field, matchers: matchers, requireAll: requireAll, id: id)
     }
 
     static let known: Set<String> = ["contains", "startswith", "endswith", "all", "re", "i", "m", "s", "base64", "base64offset",

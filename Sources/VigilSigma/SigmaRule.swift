@@ -46,19 +46,24 @@ public struct SigmaRule: Sendable {
     /// The condition `node` over the rule's `selections` (read in place: a selection copied
     /// out of its array is retained).
     static func evaluate(_ node: ConditionNode, _ selections: UnsafeBufferPointer<Selection>, _ resolver: SigmaEvent) -> Bool {
+        // Selections by `unowned(unsafe)` reference (see `Selection`): `selections` holds them.
+        func holds(_ index: Int) -> Bool {
+            unowned(unsafe) let selection = selections[index]
+            return selection.matches(resolver)
+        }
         switch node {
-        case .selection(let index): return selections[index].matches(resolver)
+        case .selection(let index): return holds(index)
         case .and(let nodes): return nodes.allSatisfy { evaluate($0, selections, resolver) }
         case .or(let nodes): return nodes.contains { evaluate($0, selections, resolver) }
         case .not(let inner): return !evaluate(inner, selections, resolver)
         case .count(let minimum, let names):
             var hits = 0
-            for index in names where selections[index].matches(resolver) {
+            for index in names where holds(index) {
                 hits += 1
                 if hits >= minimum { return true }
             }
             return false
-        case .all(let names): return names.allSatisfy { selections[$0].matches(resolver) }
+        case .all(let names): return names.allSatisfy(holds)
         }
     }
 

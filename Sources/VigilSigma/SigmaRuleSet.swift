@@ -41,16 +41,16 @@ public struct SigmaRuleSet: Sendable {
         let bit: UInt8
     }
 
-    /// A class, so that visiting one retains it once rather than each of its arrays.
-    final class FieldIndex: Sendable {
+    /// A class, visited by `unowned(unsafe)` reference (see `Selection`); its tables are raw
+    /// memory (freed in `deinit`), which a scan reads without reference counting.
+    final class FieldIndex: @unchecked Sendable {
         let field: String
         /// The field's number in the plan (-1 for keywords).
         let id: Int
         let automaton: LiteralAutomaton
-        /// Per literal id of the automaton, the clauses it satisfies: `postings[starts[id]..<starts[id + 1]]`
-        /// (one flat array, read without retaining a list per hit).
-        let postings: [Posting]
-        let starts: [Int32]
+        /// Per literal id of the automaton, the clauses it satisfies: `postings[starts[id]..<starts[id + 1]]`.
+        let postings: UnsafeMutableBufferPointer<Posting>
+        let starts: UnsafeMutableBufferPointer<Int32>
         /// Literal ids that any text that is not ASCII counts as containing.
         let foldSensitive: [Int]
 
@@ -58,9 +58,14 @@ public struct SigmaRuleSet: Sendable {
             self.field = field
             self.id = id
             self.automaton = automaton
-            self.postings = postings
-            self.starts = starts
+            self.postings = .frozen(postings)
+            self.starts = .frozen(starts)
             self.foldSensitive = foldSensitive
+        }
+
+        deinit {
+            postings.free()
+            starts.free()
         }
     }
 
@@ -143,10 +148,19 @@ public struct SigmaRuleSet: Sendable {
     }
 
     func matches(_ event: SigmaEvent, hits: UnsafeMutableBufferPointer<UInt8>) -> [Int] {
+        // The rules hit so far, each once (a rule is touched when its first bit is set), on
+        // the stack: a captured array was boxed, and each append checked exclusive access.
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: rules.count) { touched in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 1) { touchedCount in
+                touchedCount.initialize(repeating: 0)
+                return matches(event, hits: hits, touched: touched, touchedCount: touchedCount.baseAddress!)
+            }
+        }
+    }
+
+    func matches(_ event: SigmaEvent, hits: UnsafeMutableBufferPointer<UInt8>, touched: UnsafeMutableBufferPointer<Int32>,
+                 touchedCount: UnsafeMutablePointer<Int>) -> [Int] {
         var candidates: [Int32] = []
-        var touched: [Int32] = []
-        // Sized once: grown an append at a time, it was reallocated several times per event.
-        touched.reserveCapacity(64)
         let planned = event.plan === plan
         // Through the buffers: a `for` over the arrays would copy (and retain) every group and
         // field index it visits.
@@ -157,29 +171,30 @@ public struct SigmaRuleSet: Sendable {
                     candidates += groups[number].always
                     groups[number].fields.withUnsafeBufferPointer { fields in
                         for f in 0..<fields.count {
-                            // Taken once: each use of `fields[f]` retained and released it.
-                            let index = fields[f]
+                            // Unretained (see `Selection`): the set holds its indexes.
+                            unowned(unsafe) let index = fields[f]
                             let texts = index.field.isEmpty ? event.allTexts : planned && index.id >= 0 ? event.texts(id: index.id) : event.texts(index.field)
                             guard !texts.isEmpty else { continue }
                             // Texts, postings and automaton through buffers as well: copying a text
                             // or a posting list out of its array retains it, and atomic reference
                             // counting was a third of the instructions spent here.
-                            index.postings.withUnsafeBufferPointer { postings in
-                                index.starts.withUnsafeBufferPointer { starts in
-                                    func hit(_ literal: Int) {
-                                        for p in Int(starts[literal])..<Int(starts[literal + 1]) {
-                                            let rule = Int(postings[p].rule)
-                                            if hits[rule] == 0 { touched.append(postings[p].rule) }
-                                            hits[rule] |= postings[p].bit
-                                        }
+                            let postings = index.postings, starts = index.starts
+                            unowned(unsafe) let automaton = index.automaton
+                            func hit(_ literal: Int) {
+                                for p in Int(starts[literal])..<Int(starts[literal + 1]) {
+                                    let rule = Int(postings[p].rule)
+                                    if hits[rule] == 0 {
+                                        touched[touchedCount.pointee] = postings[p].rule
+                                        touchedCount.pointee += 1
                                     }
-                                    texts.withUnsafeBufferPointer { texts in
-                                        for t in 0..<texts.count {
-                                            texts[t].lower.withUnsafeBufferPointer { lower in
-                                                index.automaton.scan(lower, hit)
-                                                if !index.foldSensitive.isEmpty, lower.contains(where: { $0 >= 0x80 }) { index.foldSensitive.forEach(hit) }
-                                            }
-                                        }
+                                    hits[rule] |= postings[p].bit
+                                }
+                            }
+                            texts.withUnsafeBufferPointer { texts in
+                                for t in 0..<texts.count {
+                                    texts[t].lower.withUnsafeBufferPointer { lower in
+                                        automaton.scan(lower, hit)
+                                        if !index.foldSensitive.isEmpty, lower.contains(where: { $0 >= 0x80 }) { index.foldSensitive.forEach(hit) }
                                     }
                                 }
                             }
@@ -188,7 +203,7 @@ public struct SigmaRuleSet: Sendable {
                 }
             }
         }
-        for rule in touched where hits[Int(rule)] == required[Int(rule)] { candidates.append(rule) }
+        for t in 0..<touchedCount.pointee where hits[Int(touched[t])] == required[Int(touched[t])] { candidates.append(touched[t]) }
         guard !candidates.isEmpty else { return [] }
         candidates.sort()
         return (planned ? plannedSelections : selections).withUnsafeBufferPointer { selections in
@@ -423,13 +438,16 @@ extension Atom {
 
 /// Aho-Corasick over bytes: one pass over a text reports every literal that occurs in it.
 /// Transitions are a dense table over the bytes the literals use (the rest share a class).
-struct LiteralAutomaton: Sendable {
-    let classes: [UInt16]
+///
+/// Its tables are raw memory, immutable once built (freed in `deinit`): a scan reads them
+/// without reference counting.
+final class LiteralAutomaton: @unchecked Sendable {
+    let classes: UnsafeMutableBufferPointer<UInt16>
     let classCount: Int
-    let next: [Int32]
+    let next: UnsafeMutableBufferPointer<Int32>
     /// Literal ids ending at each state (own and by suffix), as ranges of `outputs`.
-    let outputStart: [Int32]
-    let outputs: [Int32]
+    let outputStart: UnsafeMutableBufferPointer<Int32>
+    let outputs: UnsafeMutableBufferPointer<Int32>
 
     init(_ literals: [[UInt8]]) {
         var classes = [UInt16](repeating: 0, count: 256)
@@ -485,30 +503,46 @@ struct LiteralAutomaton: Sendable {
             outputs += own[state]
             outputStart.append(Int32(outputs.count))
         }
-        self.classes = classes
+        self.classes = .frozen(classes)
         self.classCount = classCount
-        self.next = next
-        self.outputStart = outputStart
-        self.outputs = outputs
+        self.next = .frozen(next)
+        self.outputStart = .frozen(outputStart)
+        self.outputs = .frozen(outputs)
+    }
+
+    deinit {
+        classes.free()
+        next.free()
+        outputStart.free()
+        outputs.free()
     }
 
     /// Calls `found` with the id of every literal occurrence in `text` (a literal occurring
     /// several times is reported each time).
     @inline(__always)
     func scan(_ text: UnsafeBufferPointer<UInt8>, _ found: (Int) -> Void) {
-        next.withUnsafeBufferPointer { next in
-            classes.withUnsafeBufferPointer { classes in
-                outputStart.withUnsafeBufferPointer { outputStart in
-                    var state = 0
-                    for i in 0..<text.count {
-                        state = Int(next[state * classCount + Int(classes[Int(text[i])])])
-                        let start = Int(outputStart[state]), end = Int(outputStart[state + 1])
-                        if start != end {
-                            for i in start..<end { found(Int(outputs[i])) }
-                        }
-                    }
-                }
+        var state = 0
+        for i in 0..<text.count {
+            state = Int(next[state * classCount + Int(classes[Int(text[i])])])
+            let start = Int(outputStart[state]), end = Int(outputStart[state + 1])
+            if start != end {
+                for o in start..<end { found(Int(outputs[o])) }
             }
         }
     }
+}
+
+extension UnsafeMutableBufferPointer where Element: BitwiseCopyable {
+    /// A copy of the array in memory of its own, for tables read without reference counting;
+    /// the owner calls `free()`.
+    static func frozen(_ array: [Element]) -> UnsafeMutableBufferPointer<Element> {
+        let memory = UnsafeMutablePointer<Element>.allocate(capacity: Swift.max(array.count, 1))
+        array.withUnsafeBufferPointer { source in
+            if let base = source.baseAddress { memory.initialize(from: base, count: source.count) }
+        }
+        return UnsafeMutableBufferPointer(start: memory, count: array.count)
+    }
+
+    /// Frees memory made by `frozen`.
+    func free() { baseAddress?.deallocate() }
 }
