@@ -115,6 +115,14 @@ struct DecoderTests {
         #expect(record.first == 4 && IntakeRecord.event(event).encoded().first == 3)
         #expect(IntakeRecord.decode(record) == .event(matched))
         #expect(IntakeRecord.decode(Array(record.dropLast())) == nil, "a cut tag")
+        // Cut anywhere or with any byte changed, a record decodes to nil or to a record, never a crash.
+        for length in 0..<record.count { #expect(IntakeRecord.decode(Array(record.prefix(length))) == nil) }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            var damaged = record
+            damaged[Int.random(in: 0..<damaged.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+            _ = IntakeRecord.decode(damaged)
+        }
         let item = QuarantineItem(tenant: TenantName("acme")!, reason: .oversize, detail: "d", source: "ingest", received: 7, raw: [0, 1, 255])
         #expect(IntakeRecord.decode(IntakeRecord.quarantine(item).encoded()) == .quarantine(item))
         #expect(IntakeRecord.decode([1, 2, 3]) == nil)
