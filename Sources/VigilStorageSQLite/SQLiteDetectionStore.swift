@@ -108,9 +108,16 @@ public final class SQLiteDetectionStore: DetectionStore {
         let notify = notifications
         return try await pool.write { db in
             var inserted: [AlertRecord] = []
+            // Whether each rule still exists, asked once per rule and transaction: a batch of
+            // events alerts for the same few rules many times.
+            var exists: [String: Bool] = [:]
             for alert in alerts {
-                guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM rule WHERE tenant = ? AND id = ?)"),
-                                        arguments: [alert.tenant.rawValue, alert.ruleID]) ?? false else { continue }
+                let rule = "\(alert.tenant.rawValue)\u{0}\(alert.ruleID)"
+                if exists[rule] == nil {
+                    exists[rule] = try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM rule WHERE tenant = ? AND id = ?)"),
+                                                     arguments: [alert.tenant.rawValue, alert.ruleID]) ?? false
+                }
+                guard exists[rule] == true else { continue }
                 if try Self.insert(alert, notify: notify, db) { inserted.append(alert) }
             }
             return inserted

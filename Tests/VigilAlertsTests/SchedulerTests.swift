@@ -320,6 +320,22 @@ struct SchedulerTests {
         #expect(try await f.detection.alerts(tenant: globex, ruleID: "whoami", status: nil, from: 0, to: .max, limit: 100).isEmpty)
     }
 
+    /// Alerts are inserted for rules that still exist, each key once; the rules of one batch
+    /// are asked for once each, whatever the order of their alerts.
+    @Test func insertedAlertsNeedTheirRuleAndAreKeyedOnce() async throws {
+        let f = try Fixture()
+        try await f.addSigmaRule(Self.sigma("whoami", "Image|endswith: '\\whoami.exe'"))
+        func alert(_ rule: String, _ n: UInt64, tenant: TenantName = acme) -> AlertRecord {
+            AlertRecord(tenant: tenant, ruleID: rule, severity: "high", key: EventKey(high: 3, low: n), eventIDs: ["e\(n)"], group: JSONObject(),
+                        firstSeen: 1, lastSeen: 1, created: 1)
+        }
+        let globex = TenantName("globex")!
+        let batch = [alert("whoami", 1), alert("gone", 2), alert("whoami", 3), alert("whoami", 1), alert("gone", 4), alert("whoami", 5, tenant: globex), alert("whoami", 6)]
+        let inserted = try await f.detection.insertAlerts(batch)
+        #expect(inserted.map(\.key.low) == [1, 3, 6], "the deleted rule's, the other tenant's and the repeated key are not inserted")
+        #expect(try await f.detection.insertAlerts(batch).isEmpty)
+    }
+
     /// A changed rule is a new version with its own tag and `since`: an event admitted with the
     /// old version's tag and stored after the change alerts nothing from the pipeline (the
     /// scheduler reads it, as it was received before the new version's `since`).
