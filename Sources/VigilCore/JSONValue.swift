@@ -758,8 +758,10 @@ public enum JSONWriter {
 
     static let hexDigits: StaticString = "0123456789abcdef"
 
-    /// The string's bytes in quotes, with `"`, `\` and control characters escaped. Runs
-    /// without anything to escape are found eight bytes at a time and copied whole.
+    /// The string's bytes in quotes, with `"`, `\` and control characters escaped. The bytes
+    /// are tested eight at a time (the last few padded with spaces): a clean word is copied
+    /// with the run it belongs to, and a word that is not names its first byte to escape, so
+    /// no byte is looked at twice.
     static func writeEscaped(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout ByteSink) {
         out.reserve(bytes.count + 2)
         out.append(UInt8(ascii: "\""))
@@ -767,16 +769,17 @@ public enum JSONWriter {
         let count = bytes.count
         var start = 0, i = 0
         while i < count {
-            // A word with nothing to escape goes whole.
-            if count - i >= 8, !JSONBytes.needsEscaping(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) {
+            let word = count - i >= 8 ? UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) : JSONBytes.tail(raw, from: i)
+            let flagged = JSONBytes.escapeMask(word)
+            guard flagged != 0 else {
                 i += 8
                 continue
             }
-            let byte = bytes[i]
-            i += 1
-            guard byte == 0x22 || byte == 0x5C || byte < 0x20 else { continue }
-            out.append(UnsafeRawBufferPointer(rebasing: raw[start..<(i - 1)]))
-            start = i
+            let at = i + flagged.trailingZeroBitCount / 8
+            let byte = bytes[at]
+            out.append(UnsafeRawBufferPointer(rebasing: raw[start..<at]))
+            start = at + 1
+            i = at + 1
             switch byte {
             case 0x22: out.append(0x5C); out.append(0x22)
             case 0x5C: out.append(0x5C); out.append(0x5C)
@@ -807,10 +810,37 @@ enum JSONBytes {
     /// must escape): the classic zero-byte test on the word and on its XORs with `"` and `\`.
     /// It can flag a clean byte only above a byte that matches, so the word's verdict is exact.
     @inline(__always) static func needsEscaping(_ word: UInt64) -> Bool {
+        escapeMask(word) != 0
+    }
+
+    /// The bytes from `start` to the end (fewer than eight) as a word, the first lowest,
+    /// padded with spaces (which nothing escapes).
+    @inline(__always) static func tail(_ raw: UnsafeRawBufferPointer, from start: Int) -> UInt64 {
+        let rest = raw.count - start
+        var value: UInt64 = 0
+        var filled = 0
+        if rest & 4 != 0 {
+            value = UInt64(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: start, as: UInt32.self)))
+            filled = 4
+        }
+        if rest & 2 != 0 {
+            value |= UInt64(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: start + filled, as: UInt16.self))) << UInt64(8 * filled)
+            filled += 2
+        }
+        if rest & 1 != 0 {
+            value |= UInt64(raw[start + filled]) << UInt64(8 * filled)
+            filled += 1
+        }
+        return value | (0x2020_2020_2020_2020 << UInt64(8 * filled))
+    }
+
+    /// The high bit of each byte the test flags, the first byte of the string lowest: the
+    /// lowest flagged byte is one to escape (bytes above it may be flagged by the borrow).
+    @inline(__always) static func escapeMask(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
         let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
         let control = (word &- ones &* 0x20) & ~word
-        return (control | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)) & highs != 0
+        return (control | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)) & highs
     }
 }
 
