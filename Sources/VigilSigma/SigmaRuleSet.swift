@@ -248,7 +248,6 @@ extension SigmaRule {
         case .all(let indexes): return Atom.all(indexes.map { selections[$0].trigger() })
         }
     }
-
 }
 
 extension Selection {
