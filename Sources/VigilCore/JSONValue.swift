@@ -817,21 +817,24 @@ enum JSONBytes {
     /// padded with spaces (which nothing escapes).
     @inline(__always) static func tail(_ raw: UnsafeRawBufferPointer, from start: Int) -> UInt64 {
         let rest = raw.count - start
+        return partialWord(raw.baseAddress! + start, count: rest) | (0x2020_2020_2020_2020 << UInt64(8 * rest))
+    }
+
+    /// `count` bytes (fewer than eight) as a word, the first lowest and zeros above them, in
+    /// at most three loads.
+    @inline(__always) static func partialWord(_ bytes: UnsafeRawPointer, count: Int) -> UInt64 {
         var value: UInt64 = 0
         var filled = 0
-        if rest & 4 != 0 {
-            value = UInt64(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: start, as: UInt32.self)))
+        if count & 4 != 0 {
+            value = UInt64(UInt32(littleEndian: bytes.loadUnaligned(as: UInt32.self)))
             filled = 4
         }
-        if rest & 2 != 0 {
-            value |= UInt64(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: start + filled, as: UInt16.self))) << UInt64(8 * filled)
+        if count & 2 != 0 {
+            value |= UInt64(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: filled, as: UInt16.self))) << UInt64(8 * filled)
             filled += 2
         }
-        if rest & 1 != 0 {
-            value |= UInt64(raw[start + filled]) << UInt64(8 * filled)
-            filled += 1
-        }
-        return value | (0x2020_2020_2020_2020 << UInt64(8 * filled))
+        if count & 1 != 0 { value |= UInt64(bytes.load(fromByteOffset: filled, as: UInt8.self)) << UInt64(8 * filled) }
+        return value
     }
 
     /// The high bit of each byte the test flags, the first byte of the string lowest: the

@@ -115,20 +115,7 @@ public final class KeyNumbers: Sendable {
                 // The last eight bytes, overlapping the word before.
                 mix(raw.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self))
             } else {
-                var word: UInt64 = 0
-                var shift: UInt64 = 0
-                if count & 4 != 0 {
-                    word = UInt64(raw.loadUnaligned(fromByteOffset: i, as: UInt32.self))
-                    i += 4
-                    shift = 32
-                }
-                if count & 2 != 0 {
-                    word |= UInt64(raw.loadUnaligned(fromByteOffset: i, as: UInt16.self)) << shift
-                    i += 2
-                    shift += 16
-                }
-                if count & 1 != 0 { word |= UInt64(raw.load(fromByteOffset: i, as: UInt8.self)) << shift }
-                mix(word)
+                mix(JSONBytes.partialWord(raw, count: count))
             }
         }
         return (hash, bad == 0)
