@@ -40,13 +40,23 @@ struct SchedulerTests {
         /// the event is matched by its rules first, as admission does, and the events the write
         /// claims are then handed to it, as the ingest pipeline does.
         func ingest(_ fields: [(String, JSONValue)], timestamp: EpochMillis? = nil, ingested: EpochMillis? = nil, pipeline: InlineDetection? = nil) async throws {
+            let event = event(fields, timestamp: timestamp, ingested: ingested)
+            let (_, claimed) = try await events.writeClaiming(events: [Self.admitted(event, by: pipeline)], quarantined: [])
+            try await pipeline?.stored(claimed)
+        }
+
+        /// An event of acme with a fresh key, received now (or at `ingested`), stamped `timestamp`.
+        func event(_ fields: [(String, JSONValue)], timestamp: EpochMillis? = nil, ingested: EpochMillis? = nil) -> Event {
             let n = sequence.wrappingAdd(1, ordering: .relaxed).newValue
             var object = JSONObject()
             for (key, value) in fields { FieldNesting.set(value, at: key, in: &object) }
             let received = ingested ?? clock.now()
-            let event = Event(tenant: TenantName("acme")!, key: EventKey(high: 7, low: n), timestamp: timestamp ?? received, ingested: received, fields: object)
-            let (_, claimed) = try await events.writeClaiming(events: [Self.admitted(event, by: pipeline)], quarantined: [])
-            try await pipeline?.stored(claimed)
+            return Event(tenant: TenantName("acme")!, key: EventKey(high: 7, low: n), timestamp: timestamp ?? received, ingested: received, fields: object)
+        }
+
+        /// Per-event Sigma detection over the fixture's stores and clock.
+        func inlineDetection() -> InlineDetection {
+            InlineDetection(detection: detection, clock: clock, logger: Logger(label: "test"))
         }
 
         /// The event as admission encodes it: tagged with the rules of `pipeline` it matches.
@@ -62,8 +72,13 @@ struct SchedulerTests {
         }
 
         func sysmon(_ data: [(String, String)], pipeline: InlineDetection? = nil) async throws {
-            try await ingest([("winlog.channel", .string("Microsoft-Windows-Sysmon/Operational")), ("winlog.event_id", .string("1"))]
-                + data.map { ("winlog.event_data.\($0.0)", JSONValue.string($0.1)) }, pipeline: pipeline)
+            try await ingest(Self.sysmon(data), pipeline: pipeline)
+        }
+
+        /// The fields of a Sysmon process creation with `data` as its EventData.
+        static func sysmon(_ data: [(String, String)]) -> [(String, JSONValue)] {
+            [("winlog.channel", .string("Microsoft-Windows-Sysmon/Operational")), ("winlog.event_id", .string("1"))]
+                + data.map { ("winlog.event_data.\($0.0)", JSONValue.string($0.1)) }
         }
 
         func addRule(_ yaml: String, id: String, at created: EpochMillis? = nil) async throws {
@@ -297,7 +312,7 @@ struct SchedulerTests {
     /// tenant's rules.
     @Test func aBatchOfSeveralTenantsIsMatchedByEachTenantsRules() async throws {
         let f = try Fixture()
-        let inline = InlineDetection(detection: f.detection, clock: f.clock, logger: Logger(label: "test"))
+        let inline = f.inlineDetection()
         let scheduler = f.scheduler(inline: inline)
         try await f.addSigmaRule(Self.sigma("whoami", "Image|endswith: '\\whoami.exe'"))
         _ = await scheduler.tick()
@@ -341,17 +356,13 @@ struct SchedulerTests {
     /// scheduler reads it, as it was received before the new version's `since`).
     @Test func tagsOfARuleVersionNoLongerAdoptedArePassedOver() async throws {
         let f = try Fixture()
-        let inline = InlineDetection(detection: f.detection, clock: f.clock, logger: Logger(label: "test"))
+        let inline = f.inlineDetection()
         let scheduler = f.scheduler(inline: inline)
         let first = Self.sigma("whoami", "Image|endswith: '\\whoami.exe'")
         try await f.addSigmaRule(first)
         _ = await scheduler.tick()
         f.clock.advance(byMillis: 1_000)
-        var object = JSONObject()
-        for (key, value) in [("winlog.channel", "Microsoft-Windows-Sysmon/Operational"), ("winlog.event_id", "1"), ("winlog.event_data.Image", "C:\\whoami.exe")] {
-            FieldNesting.set(.string(value), at: key, in: &object)
-        }
-        let event = Event(tenant: acme, key: EventKey(high: 9, low: 1), timestamp: f.clock.now(), ingested: f.clock.now(), fields: object)
+        let event = f.event(Fixture.sysmon([("Image", "C:\\whoami.exe")]))
         let admitted = Fixture.admitted(event, by: inline)
         #expect(admitted.matched.count == 1)
         f.clock.advance(byMillis: 1_000)
@@ -367,7 +378,7 @@ struct SchedulerTests {
 
     @Test func perEventSigmaRulesAlertFromThePipelineAndTheSchedulerReadsOnlyWhatCameBefore() async throws {
         let f = try Fixture()
-        let inline = InlineDetection(detection: f.detection, clock: f.clock, logger: Logger(label: "test"))
+        let inline = f.inlineDetection()
         let scheduler = f.scheduler(inline: inline)
         let yaml = Self.sigma("whoami", "Image|endswith: '\\\\whoami.exe'")
         try await f.addSigmaRule(yaml)
