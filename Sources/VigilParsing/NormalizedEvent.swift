@@ -18,10 +18,13 @@ public struct NormalizedEvent: Sendable, Equatable {
     public var timestampHasYear: Bool
     /// False when the source time had no zone and UTC was assumed.
     public var timestampHasZone: Bool
+    /// `fields` is the input document itself with the pack's fields set into it
+    /// (`PackResult.buildsOnDocument`): it takes the document's place, nothing to merge.
+    public var buildsOnDocument: Bool
 
     public init(
         fields: JSONObject, timestamp: EpochMillis?, dataset: String, parseFailure: Bool = false,
-        timestampHasYear: Bool = true, timestampHasZone: Bool = true
+        timestampHasYear: Bool = true, timestampHasZone: Bool = true, buildsOnDocument: Bool = false
     ) {
         self.fields = fields
         self.timestamp = timestamp
@@ -29,6 +32,7 @@ public struct NormalizedEvent: Sendable, Equatable {
         self.parseFailure = parseFailure
         self.timestampHasYear = timestampHasYear
         self.timestampHasZone = timestampHasZone
+        self.buildsOnDocument = buildsOnDocument
     }
 
     /// The document with `@timestamp` first (when known), as an ECS consumer sees it.
@@ -71,13 +75,20 @@ public struct PackResult: Sendable, Equatable {
     public var timestamp: EpochMillis?
     public var timestampHasZone: Bool
     public var parseFailure: Bool
+    /// `fields` starts from the input document (nested, every member kept in its place) and
+    /// has the pack's fields set into it, as `ECSBuilder(document)` does. The document is
+    /// then replaced by `fields`, not merged with it: merging a document into itself with
+    /// additions was a tenth of a Winlogbeat event's admission.
+    public var buildsOnDocument: Bool
 
-    public init(dataset: String, fields: JSONObject, timestamp: EpochMillis? = nil, timestampHasZone: Bool = true, parseFailure: Bool = false) {
+    public init(dataset: String, fields: JSONObject, timestamp: EpochMillis? = nil, timestampHasZone: Bool = true, parseFailure: Bool = false,
+                buildsOnDocument: Bool = false) {
         self.dataset = dataset
         self.fields = fields
         self.timestamp = timestamp
         self.timestampHasZone = timestampHasZone
         self.parseFailure = parseFailure
+        self.buildsOnDocument = buildsOnDocument
     }
 }
 

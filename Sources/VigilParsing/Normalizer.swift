@@ -76,7 +76,9 @@ public struct Normalizer: Sendable {
 
     private func finish(_ result: PackResult, syslog: SyslogMessage, message: String?) -> NormalizedEvent {
         var fields = syslog.ecsFields
-        FieldNesting.merge(result.fields, into: &fields)
+        // A result built on its document (which has no syslog header) is the document already.
+        let buildsOnDocument = result.buildsOnDocument && fields.isEmpty
+        if buildsOnDocument { fields = result.fields } else { FieldNesting.merge(result.fields, into: &fields) }
         if let message { fields["message"] = .string(message) }
         FieldNesting.set(.string(result.dataset), at: "event.dataset", in: &fields)
         let timestamp = result.timestamp ?? syslog.timestamp
@@ -84,7 +86,8 @@ public struct Normalizer: Sendable {
         return NormalizedEvent(
             fields: fields, timestamp: timestamp, dataset: result.dataset, parseFailure: result.parseFailure,
             timestampHasYear: fromPack ? true : syslog.timestampHasYear,
-            timestampHasZone: fromPack ? result.timestampHasZone : syslog.timestampHasZone)
+            timestampHasZone: fromPack ? result.timestampHasZone : syslog.timestampHasZone,
+            buildsOnDocument: buildsOnDocument)
     }
 
 }

@@ -160,7 +160,9 @@ public struct WindowsEventPack: ProtocolPack {
                 e.addData(key, String(line[colon.upperBound...]).trimmingSuffix("\r"))
             }
         }
-        return map(e, base: FieldNesting.nest(doc), parseFailure: false)
+        var result = map(e, base: FieldNesting.nest(doc), parseFailure: false)
+        result.buildsOnDocument = true
+        return result
     }
 
     // MARK: - ECS

@@ -22,4 +22,36 @@ struct ProtocolPackTests {
         let doc = JSONObject([("foo", .string("bar"))])
         #expect(Normalizer().normalize(document: doc, receivedAt: 0) == nil)
     }
+
+    /// A Winlogbeat document's normalized fields take the document's place
+    /// (`buildsOnDocument`): that is only right when they hold the whole document, so merging
+    /// them into it, as other packs' fields are, changes nothing.
+    @Test func winlogbeatFieldsAreTheDocumentWithThePacksFieldsSetIntoIt() throws {
+        var documents: [String] = [
+            // ECS fields the pack also sets, of other shapes: a scalar where it makes an object,
+            // an object with members of its own, a number where it keeps text.
+            ##"{"process":"x","event":{"code":1,"kind":"alert","created":"2026-01-01T00:00:00Z"},"related":{"user":["a"]},"tags":["t"],"winlog":{"channel":"Microsoft-Windows-Sysmon/Operational","event_id":3,"api":"wineventlog","event_data":{"Image":"C:\\a.exe","SourceIp":"10.0.0.1","DestinationIp":"10.0.0.2","DestinationPort":445,"Initiated":"true","User":"CORP\\bob"},"user":{"identifier":"S-1-5-18","name":"SYSTEM"}}}"##,
+            // Dotted keys, nested by the pack as admission nests them.
+            ##"{"winlog.channel":"Security","winlog":{"event_id":"4624","event_data":{"TargetUserName":"eve","IpAddress":"10.1.1.1"}},"host.name":"dc1"}"##,
+            // EventData the shipper moved into ECS, restored from the message.
+            ##"{"message":"Process Create:\nRuleName: -\nImage: C:\\b.exe\nCommandLine: b.exe -x\nUser: CORP\\amy","winlog":{"channel":"Microsoft-Windows-Sysmon/Operational","event_id":"1","event_data":{"ProcessId":"42"}}}"##,
+        ]
+        if let root = TestData.root {
+            documents += TestData.lines(root.appendingPathComponent("vendors/sysmon/zircolite-winlogbeat/events.json"))
+        }
+        let normalizer = Normalizer()
+        for text in documents {
+            guard case .object(let document) = try JSONParser.parse(text) else { Issue.record("not an object: \(text)"); continue }
+            let event = try #require(normalizer.normalize(document: document, receivedAt: Self.now))
+            #expect(event.buildsOnDocument)
+            #expect(event.dataset.hasPrefix("windows."))
+            var merged = FieldNesting.nest(document)
+            FieldNesting.merge(event.fields, into: &merged)
+            #expect(merged == event.fields, "\(text.prefix(120))")
+        }
+        // Other packs' fields are merged into their document.
+        let evtx = ##"{"Event":{"System":{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational"},"EventData":{"Image":"C:\\a.exe"}}}"##
+        guard case .object(let document) = try JSONParser.parse(evtx) else { Issue.record("not an object"); return }
+        #expect(normalizer.normalize(document: document, receivedAt: Self.now)?.buildsOnDocument == false)
+    }
 }
