@@ -74,11 +74,15 @@ public struct Normalizer: Sendable {
         return nil
     }
 
-    private func finish(_ result: PackResult, syslog: SyslogMessage, message: String?) -> NormalizedEvent {
+    private func finish(_ result: consuming PackResult, syslog: SyslogMessage, message: String?) -> NormalizedEvent {
         var fields = syslog.ecsFields
         // A result built on its document (which has no syslog header) is the document already.
         let buildsOnDocument = result.buildsOnDocument && fields.isEmpty
-        if buildsOnDocument { fields = result.fields } else { FieldNesting.merge(result.fields, into: &fields) }
+        // Taken out of the result, not shared with it: `event`, which the dataset is set into
+        // below, would be copied first if the result still held it.
+        var packFields = JSONObject()
+        swap(&packFields, &result.fields)
+        if buildsOnDocument { fields = consume packFields } else { FieldNesting.merge(consume packFields, into: &fields) }
         if let message { fields["message"] = .string(message) }
         FieldNesting.set(.string(result.dataset), at: "event.dataset", in: &fields)
         let timestamp = result.timestamp ?? syslog.timestamp

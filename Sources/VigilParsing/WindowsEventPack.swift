@@ -207,20 +207,30 @@ public struct WindowsEventPack: ProtocolPack {
         // without finding `winlog` and taking its object out of the tree for every path.
         var winlog = JSONObject()
         if case .object(let existing)? = base["winlog"] { winlog = existing }
+        // Copied once, with room for what is added.
+        winlog.members.reserveCapacity(winlog.count + 10)
         func set(_ path: String, _ value: JSONValue?) {
             if let value { FieldNesting.set(value, at: path, in: &winlog) }
         }
-        func set(_ path: String, string: String?) {
-            if let string, !ECSBuilder.isPlaceholder(string) { set(path, .string(string)) }
+        /// `set` for a key without dots: the member is replaced, or appended.
+        func put(_ key: String, _ value: JSONValue) {
+            if let index = winlog.members.firstIndex(where: { $0.key == key }) {
+                winlog.members[index].value = value
+            } else {
+                winlog.members.append((key, value))
+            }
         }
-        set("event_data", .object(eventData))
-        set("event_id", .string(e.eventID))
-        set("channel", string: e.channel)
-        set("provider_name", string: e.provider)
-        set("provider_guid", string: e.providerGUID)
-        set("computer_name", string: e.computer)
-        set("record_id", string: e.recordID)
-        set("user.identifier", string: e.userID)
+        func put(_ key: String, string: String?) {
+            if let string, !ECSBuilder.isPlaceholder(string) { put(key, .string(string)) }
+        }
+        put("event_data", .object(eventData))
+        put("event_id", .string(e.eventID))
+        put("channel", string: e.channel)
+        put("provider_name", string: e.provider)
+        put("provider_guid", string: e.providerGUID)
+        put("computer_name", string: e.computer)
+        put("record_id", string: e.recordID)
+        if let user = e.userID, !ECSBuilder.isPlaceholder(user) { set("user.identifier", .string(user)) }
         set("process.pid", e.processID.flatMap(ECSBuilder.parseInt).map { .int($0) })
         set("process.thread.id", e.threadID.flatMap(ECSBuilder.parseInt).map { .int($0) })
         b.set("winlog", .object(winlog))
