@@ -90,6 +90,23 @@ struct RawStatement {
         }
     }
 
+    /// The first row of a query, read by `read`; nil when there is none. Resets the statement.
+    func firstRow<T>(_ db: Database, _ read: (Columns) -> T) throws -> T? {
+        let code = sqlite3_step(handle)
+        defer {
+            sqlite3_reset(handle)
+            sqlite3_clear_bindings(handle)
+        }
+        try Self.check(code, db)
+        return code == SQLITE_ROW ? read(Columns(handle: handle)) : nil
+    }
+
+    /// The current row's columns.
+    struct Columns {
+        let handle: OpaquePointer
+        func int64(_ index: Int32) -> Int64 { sqlite3_column_int64(handle, index) }
+    }
+
     /// Steps to the next row of a query, without resetting: false once it is done.
     func nextRow(_ db: Database) throws -> Bool {
         let code = sqlite3_step(handle)

@@ -258,6 +258,35 @@ struct SchedulerTests {
         }
     }
 
+    /// Windows committed together: a refused one (stale token, moved watermark, unknown rule)
+    /// writes none of its alerts, coverage or watermark, and the others are committed.
+    @Test func aRefusedWindowOfABatchChangesNothingAndTheOthersCommit() async throws {
+        let f = try Fixture()
+        try await f.addRule(Self.failedLogins, id: "failed-login")
+        try await f.addSigmaRule(Self.sigma("whoami", "Image|endswith: '\\whoami.exe'"))
+        let first = Self.start..<(Self.start + 1000), second = (Self.start + 1000)..<(Self.start + 2000)
+        _ = try await f.detection.commit(WindowCommit(tenant: acme, ruleID: "failed-login", window: first, fencingToken: 5, alerts: []))
+        func alert(_ rule: String, _ n: UInt64) -> AlertRecord {
+            AlertRecord(tenant: acme, ruleID: rule, severity: "high", key: EventKey(high: 4, low: n), eventIDs: ["e\(n)"], group: JSONObject(),
+                        firstSeen: 1, lastSeen: 1, created: 1)
+        }
+        let results = try await f.detection.commit([
+            WindowCommit(tenant: acme, ruleID: "failed-login", window: second, fencingToken: 4, alerts: [alert("failed-login", 1)]),  // stale token
+            WindowCommit(tenant: acme, ruleID: "whoami", window: first, fencingToken: 1, alerts: [alert("whoami", 2)]),
+            WindowCommit(tenant: acme, ruleID: "whoami", window: first, fencingToken: 1, alerts: [alert("whoami", 3)]),  // watermark moved
+            WindowCommit(tenant: acme, ruleID: "gone", window: first, fencingToken: 1, alerts: [alert("gone", 4)]),
+            WindowCommit(tenant: acme, ruleID: "failed-login", window: second, fencingToken: 5, alerts: [alert("failed-login", 5)]),
+        ])
+        let refused = results.map { result -> DetectionStoreError.Code? in
+            if case .failure(let error) = result { return error.code } else { return nil }
+        }
+        #expect(refused == [.staleFencingToken, nil, .watermarkMoved, .unknownRule, nil])
+        let alerts = try await f.detection.alerts(tenant: acme, ruleID: nil, status: nil, from: 0, to: .max, limit: 10)
+        #expect(alerts.map(\.key.low).sorted() == [2, 5])
+        #expect(try await f.detection.coverage(tenant: acme, ruleID: "failed-login") == [Self.start..<(Self.start + 2000)])
+        #expect(try await f.detection.coverage(tenant: acme, ruleID: "whoami") == [first])
+    }
+
     @Test func leasesExcludeOtherHoldersUntilExpiryAndTokensGrow() async {
         let coordinator = InProcessCoordinator()
         let a = await coordinator.acquire("r", holder: "a", ttlMillis: 1000, now: 0)
