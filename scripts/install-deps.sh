@@ -2,7 +2,7 @@
 # Installs the system packages Vigil needs to build and run (Debian). Idempotent: only
 # missing packages are installed. Pass --test to add what the test suite needs.
 set -euo pipefail
-packages=(libsqlite3-dev zlib1g-dev libzstd-dev curl ca-certificates)
+packages=(libsqlite3-dev zlib1g-dev libzstd-dev libjemalloc-dev curl ca-certificates)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(zstd gzip python3 python3-pip bsdutils rsyslog rsyslog-gnutls openssl)
 fi

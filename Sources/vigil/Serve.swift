@@ -71,7 +71,6 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let allocatorTuned = AllocatorSettings.apply(environment: environment)
         let settings: Settings
         do {
             settings = try Settings.resolve(file: config ?? environment["VIGIL_CONFIG"], environment: environment, flags: flags)
@@ -90,7 +89,7 @@ struct Serve: AsyncParsableCommand {
             logger.logLevel = level
             return logger
         }()
-        logger.debug("glibc allocator", metadata: ["keeps_freed_memory": "\(allocatorTuned)"])
+        logger.debug("allocator", metadata: ["malloc": "\(Allocator.description ?? "not jemalloc")"])
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
