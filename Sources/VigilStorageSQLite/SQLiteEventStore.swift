@@ -479,7 +479,7 @@ public final class SQLiteEventStore: EventStore {
             if claimed.isEmpty { claimed = fresh } else { claimed += fresh }
             for (day, dayEvents) in Self.days(fresh) {
                 guard let partition = try partition(tenant, day: day, create: true) else { continue }
-                rows.append(Self.rows(Self.timeOrdered(dayEvents), for: partition))
+                rows.append(Self.rows(dayEvents, order: Self.timeOrder(dayEvents), for: partition))
             }
         }
         return ClaimedBatch(claimed: claimed, rows: rows)
@@ -502,11 +502,12 @@ public final class SQLiteEventStore: EventStore {
     /// In time order, arrival order within a millisecond: the rows of a batch go into the
     /// time-clustered table as runs rather than scattered single inserts. An ordered batch is
     /// returned as it is; otherwise an index permutation is sorted and each event copied once.
-    static func timeOrdered(_ events: [StoredEvent]) -> [StoredEvent] {
-        // By index: iterating the events would copy each one (a dozen retains and releases).
-        if events.indices.dropFirst().allSatisfy({ events[$0 - 1].timestamp <= events[$0].timestamp }) { return events }
-        let order = events.indices.sorted { (events[$0].timestamp, $0) < (events[$1].timestamp, $1) }
-        return order.map { events[$0] }
+    static func timeOrder(_ events: [StoredEvent]) -> [Int] {
+        // Positions, not a reordered copy: a copy of each event retains a dozen strings, and
+        // the batch's array is shared with the claimed events anyway. Compared by index for
+        // the same reason.
+        if events.indices.dropFirst().allSatisfy({ events[$0 - 1].timestamp <= events[$0].timestamp }) { return Array(events.indices) }
+        return events.indices.sorted { (events[$0].timestamp, $0) < (events[$1].timestamp, $1) }
     }
 
     /// Inserts the rows `claim` built, partition by partition.
@@ -579,8 +580,11 @@ public final class SQLiteEventStore: EventStore {
     struct PartitionRows: Sendable {
         var partition: Partition
         var events: [StoredEvent]
+        /// The positions in `events` of the rows, in the order they are written (`timeOrder`).
+        var order: [Int]
+        /// In `order`: the row's compressed body.
         var bodies: [[UInt8]]
-        /// What each event's row in the token index holds (`indexedText`).
+        /// In `order`: what the row holds in the token index (`indexedText`).
         var texts: [String?]
         var terms: [String: Int64]
         var dictionary: ZstdDictionary?
@@ -588,8 +592,9 @@ public final class SQLiteEventStore: EventStore {
 
     /// Builds the rows of a day's new events. Bodies are built and compressed here, before
     /// the write transaction: the writer holds the database for the SQLite work only.
-    static func rows(_ events: [StoredEvent], for partition: Partition) -> PartitionRows {
-        let bodies = events.map { EventBody.encode(message: $0.message, document: $0.document) }
+    static func rows(_ events: [StoredEvent], order: [Int], for partition: Partition) -> PartitionRows {
+        // Fields read by index: an event passed or iterated as a whole is a copy.
+        let bodies = order.map { EventBody.encode(message: events[$0].message, document: events[$0].document) }
         var values = Set<String>()
         for index in events.indices {
             // One by one, by index: an array literal here would be an allocation per event, and
@@ -617,22 +622,22 @@ public final class SQLiteEventStore: EventStore {
             return (dictionary, partition.terms.intern(Array(values)))
         }
         let compressed = bodies.map { BodyCodec.compress($0, dictionary: dictionary) }
-        let texts = events.indices.map { indexedText(events[$0]) }
-        return PartitionRows(partition: partition, events: events, bodies: compressed, texts: texts, terms: terms, dictionary: dictionary)
+        let texts = order.map { indexedText(message: events[$0].message, sourceIP: events[$0].columns.sourceIP, destinationIP: events[$0].columns.destinationIP) }
+        return PartitionRows(partition: partition, events: events, order: order, bodies: compressed, texts: texts, terms: terms, dictionary: dictionary)
     }
 
     /// An event's row in the token index: its message's tokens and one token per address
     /// (`SQLiteDialect.tokenColumns`); nil when it has neither.
-    static func indexedText(_ event: StoredEvent) -> String? {
-        var text = event.message
+    static func indexedText(message: String?, sourceIP: String?, destinationIP: String?) -> String? {
+        var text = message
         // One by one: an array literal of the pairs would be an allocation per event.
         func add(_ marker: String, _ value: String?) {
             guard let value else { return }
             let token = SQLiteDialect.fieldToken(marker, value)
             text = text.map { $0 + " " + token } ?? token
         }
-        add(SQLiteDialect.sourceAddressMarker, event.columns.sourceIP)
-        add(SQLiteDialect.destinationAddressMarker, event.columns.destinationIP)
+        add(SQLiteDialect.sourceAddressMarker, sourceIP)
+        add(SQLiteDialect.destinationAddressMarker, destinationIP)
         return text
     }
 
@@ -650,12 +655,12 @@ public final class SQLiteEventStore: EventStore {
                 addTerm.bind(2, value)
                 try addTerm.run(db)
             }
-            return try insert(rows.events, bodies: rows.bodies, texts: rows.texts, terms: rows.terms, into: db)
+            return try insert(rows.events, order: rows.order, bodies: rows.bodies, texts: rows.texts, terms: rows.terms, into: db)
         }
     }
 
     /// The SQLite part of `insert`: this is the hot path of the pipeline.
-    static func insert(_ events: [StoredEvent], bodies: [[UInt8]], texts: [String?], terms: [String: Int64], into db: Database) throws -> Int {
+    static func insert(_ events: [StoredEvent], order: [Int], bodies: [[UInt8]], texts: [String?], terms: [String: Int64], into db: Database) throws -> Int {
         /// A low-cardinality column: its term id, or its text past the term table's capacity.
         func bindTerm(_ statement: RawStatement, _ index: Int32, _ value: String?) {
             if let value, let id = terms[value] { statement.bind(index, id) } else { statement.bind(index, value) }
@@ -682,7 +687,7 @@ public final class SQLiteEventStore: EventStore {
         var next: [Int64: Int64] = [:]
         var stored = 0
         // By index, reading fields in place: a copy of each event would retain a dozen strings.
-        for index in events.indices {
+        for (row, index) in order.enumerated() {
             if let sequence = events[index].sequence {
                 newest = max(newest ?? sequence, sequence)
                 if let committed, sequence <= committed { continue }
@@ -701,7 +706,7 @@ public final class SQLiteEventStore: EventStore {
             bindTerm(insertEvent, 12, events[index].columns.eventAction)
             bindTerm(insertEvent, 13, events[index].columns.eventOutcome)
             bindTerm(insertEvent, 14, events[index].columns.observerVendor)
-            insertEvent.bindBlob(15, bodies[index])
+            insertEvent.bindBlob(15, bodies[row])
             // The first event of a millisecond tries the millisecond's first id; only when
             // that is taken (an earlier batch wrote the same millisecond) is the last id looked up.
             var id = next[base] ?? base
@@ -722,7 +727,7 @@ public final class SQLiteEventStore: EventStore {
             next[base] = id + 1
             stored += 1
             rollup[RollupKey(minute: (id >> positionBits) / 60_000, dataset: events[index].columns.dataset, hostName: events[index].columns.hostName), default: 0] += 1
-            if let text = texts[index] {
+            if let text = texts[row] {
                 insertText.bind(1, id)
                 insertText.bind(2, text)
                 try insertText.run(db)

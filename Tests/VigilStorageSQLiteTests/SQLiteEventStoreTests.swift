@@ -93,8 +93,8 @@ struct SQLiteEventStoreTests {
         let days = SQLiteEventStore.days(events)
         #expect(days.map(\.key) == [Timestamp.day(of: day), Timestamp.day(of: day) + 1])
         #expect(days.map { $0.events.map(\.key.low) } == [[2, 3, 4], [1]])
-        #expect(SQLiteEventStore.timeOrdered(days[0].events).map(\.key.low) == [3, 2, 4])
-        #expect(SQLiteEventStore.timeOrdered(days[1].events).map(\.key.low) == [1])
+        #expect(SQLiteEventStore.timeOrder(days[0].events).map { days[0].events[$0].key.low } == [3, 2, 4])
+        #expect(SQLiteEventStore.timeOrder(days[1].events).map { days[1].events[$0].key.low } == [1])
 
         // A key twice in one batch, and a key already stored: the claim keeps first copies only.
         let (store, _) = try makeStore()
@@ -102,7 +102,14 @@ struct SQLiteEventStoreTests {
         let batch = try await store.claim(events: events + [events[1]], quarantined: [])
         #expect(batch.claimed.map(\.key.low) == [1, 2, 3])
         #expect(try await store.insert(batch) == 3)
-        #expect(try await search(store, acme, "*").total == 4)
+        let stored = try await search(store, acme, "*")
+        #expect(stored.total == 4)
+        // Rows written in time order still carry their own body and token-index text.
+        let messages: [UInt64: String] = [1: "next day", 2: "b", 3: "a", 4: "c"]
+        for event in stored.events { #expect(event.fields["message"] == messages[event.key.low].map(JSONValue.string), "event \(event.key.low)") }
+        for (low, message) in messages where message.count == 1 {
+            #expect(try await search(store, acme, message).events.map(\.key.low) == [low], "\(message)")
+        }
     }
 
     @Test func theKeyFilterLoadsTheKeysStoredBeforeItAndLearnsEveryNewClaim() async throws {
