@@ -10,42 +10,56 @@ import Yams
 /// while a rule is evaluated: a rule set is shared by the threads that admit events, and a
 /// retain of a shared object (or of an array it holds) is an atomic write to a cache line the
 /// other cores read too. The rule set holds them for as long as it is evaluated.
-final class Selection: Sendable {
+final class Selection: @unchecked Sendable {
     enum Kind: Sendable {
         case maps([[FieldCondition]])
         case keywords([ValueMatcher])
     }
 
     let kind: Kind
-    /// The maps of `.maps` (empty for keywords), kept apart to be read in place.
+    /// The maps of `.maps` (empty for keywords).
     let maps: [[FieldCondition]]
+    /// `maps` flat, in raw memory (freed in `deinit`): the conditions one after another,
+    /// unretained (`maps` holds them), and where each map ends. Read in place, each map's
+    /// array was retained and released, an atomic write to memory every admitting thread reads.
+    private let conditions: UnsafeMutableBufferPointer<Unmanaged<FieldCondition>>
+    private let mapEnds: UnsafeMutableBufferPointer<Int32>
+    private let isKeywords: Bool
 
     init(kind: Kind) {
         self.kind = kind
         if case .maps(let maps) = kind { self.maps = maps } else { maps = [] }
+        isKeywords = maps.isEmpty && { if case .keywords = kind { true } else { false } }()
+        conditions = .frozen(maps.joined().map { Unmanaged.passUnretained($0) })
+        var ends: [Int32] = []
+        for map in maps { ends.append((ends.last ?? 0) + Int32(map.count)) }
+        mapEnds = .frozen(ends)
+    }
+
+    deinit {
+        conditions.free()
+        mapEnds.free()
     }
 
     func matches(_ event: SigmaEvent) -> Bool {
-        switch kind {
-        case .maps:
-            // Through the buffers, which visit conditions without copying (and retaining) them.
-            return maps.withUnsafeBufferPointer { maps in
-                for m in 0..<maps.count {
-                    let all = maps[m].withUnsafeBufferPointer { conditions in
-                        for c in 0..<conditions.count {
-                            unowned(unsafe) let condition = conditions[c]
-                            if !condition.matches(event) { return false }
-                        }
-                        return true
-                    }
-                    if all { return true }
-                }
-                return false
-            }
-        case .keywords(let matchers):
+        if isKeywords {
+            guard case .keywords(let matchers) = kind else { return false }
             let texts = event.allTexts
             return matchers.contains { matcher in texts.contains { matcher.matchesText($0) } }
         }
+        // Any map whose conditions all hold.
+        var start = 0
+        for m in 0..<mapEnds.count {
+            let end = Int(mapEnds[m])
+            var all = true
+            for c in start..<end where !conditions[c]._withUnsafeGuaranteedRef({ $0.matches(event) }) {
+                all = false
+                break
+            }
+            if all { return true }
+            start = end
+        }
+        return false
     }
 
     static func parse(_ node: Node, name: String, mapping: FieldMapping) throws(SigmaError) -> Selection {

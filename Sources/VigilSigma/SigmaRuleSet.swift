@@ -18,12 +18,9 @@ import VigilCore
 /// `SigmaRule.matches`; the index only decides which rules can be skipped.
 public struct SigmaRuleSet: Sendable {
     public let rules: [SigmaRule]
-    /// Per rule, its condition and selections, and the selections with every field condition
-    /// numbered by `plan` (evaluated on the set's own events, they read fields by number).
-    /// Apart from the rules: a rule copied out of an array to be evaluated was a dozen retains.
-    let conditions: [ConditionNode]
-    let selections: [[Selection]]
-    let plannedSelections: [[Selection]]
+    /// Per rule, its condition and selections (also with every field condition numbered by
+    /// `plan`: evaluated on the set's own events, they read fields by number), as flat tables.
+    let programs: RulePrograms
     /// How the set's events resolve Sigma field names.
     public let mapping: FieldMapping
     let groups: [LogsourceGroup]
@@ -87,9 +84,8 @@ public struct SigmaRuleSet: Sendable {
         self.mapping = mapping
         let plan = FieldPlan(names: rules.flatMap(\.fieldNames), mapping: mapping)
         self.plan = plan
-        conditions = rules.map(\.condition)
-        selections = rules.map(\.selections)
-        plannedSelections = rules.map { $0.numbering(plan).selections }
+        programs = RulePrograms(conditions: rules.map(\.condition), selections: rules.map(\.selections),
+                                plannedSelections: rules.map { $0.numbering(plan).selections })
         var order: [Int] = []
         var byKey: [Int: (logsource: LogsourcePredicate, always: [Int32], atoms: [Atom: [Posting]])] = [:]
         var required = [UInt8](repeating: 0, count: rules.count)
@@ -206,16 +202,120 @@ public struct SigmaRuleSet: Sendable {
         for t in 0..<touchedCount.pointee where hits[Int(touched[t])] == required[Int(touched[t])] { candidates.append(touched[t]) }
         guard !candidates.isEmpty else { return [] }
         candidates.sort()
-        return (planned ? plannedSelections : selections).withUnsafeBufferPointer { selections in
-            conditions.withUnsafeBufferPointer { conditions in
-                var matched: [Int] = []
-                for c in 0..<candidates.count {
-                    let rule = Int(candidates[c])
-                    let holds = selections[rule].withUnsafeBufferPointer { SigmaRule.evaluate(conditions[rule], $0, event) }
-                    if holds { matched.append(rule) }
-                }
-                return matched
+        unowned(unsafe) let programs = programs
+        var matched: [Int] = []
+        for c in 0..<candidates.count {
+            let rule = Int(candidates[c])
+            if programs.evaluate(rule: rule, planned: planned, event) { matched.append(rule) }
+        }
+        return matched
+    }
+}
+
+/// The rules' conditions and selections as flat tables in raw memory (freed in `deinit`),
+/// evaluated as `SigmaRule.evaluate` evaluates the condition tree, part by part in the same
+/// order. Evaluated in place, the tree (an indirect enum: a box per node) and the arrays of
+/// selections were retained and released at every step: atomic writes to memory that the
+/// threads admitting events all read.
+final class RulePrograms: @unchecked Sendable {
+    struct Node: BitwiseCopyable {
+        enum Kind: UInt8 { case selection, and, or, not, count, all }
+        var kind: Kind
+        /// The selection (`.selection`) or the minimum (`.count`).
+        var value: Int32
+        /// `children[first..<first + count]`: nodes (`and`, `or`, `not`) or selections (`count`, `all`).
+        var first: Int32
+        var count: Int32
+    }
+
+    let nodes: UnsafeMutableBufferPointer<Node>
+    let children: UnsafeMutableBufferPointer<Int32>
+    /// Per rule, its condition's root node and where its selections start in the tables below.
+    let roots: UnsafeMutableBufferPointer<Int32>
+    let selectionStarts: UnsafeMutableBufferPointer<Int32>
+    /// Every rule's selections one after another, unretained (`held` keeps them).
+    let selections: UnsafeMutableBufferPointer<Unmanaged<Selection>>
+    let plannedSelections: UnsafeMutableBufferPointer<Unmanaged<Selection>>
+    private let held: [[Selection]]
+
+    init(conditions: [ConditionNode], selections: [[Selection]], plannedSelections: [[Selection]]) {
+        var nodes: [Node] = []
+        var children: [Int32] = []
+        func add(_ condition: ConditionNode) -> Int32 {
+            func parent(_ kind: Node.Kind, value: Int32 = 0, _ members: [Int32]) -> Node {
+                let first = Int32(children.count)
+                children += members
+                return Node(kind: kind, value: value, first: first, count: Int32(members.count))
             }
+            let node: Node
+            switch condition {
+            case .selection(let index): node = Node(kind: .selection, value: Int32(index), first: 0, count: 0)
+            case .and(let parts): node = parent(.and, parts.map(add))
+            case .or(let parts): node = parent(.or, parts.map(add))
+            case .not(let inner): node = parent(.not, [add(inner)])
+            case .count(let minimum, let names): node = parent(.count, value: Int32(clamping: minimum), names.map { Int32($0) })
+            case .all(let names): node = parent(.all, names.map { Int32($0) })
+            }
+            nodes.append(node)
+            return Int32(nodes.count - 1)
+        }
+        let roots = conditions.map(add)
+        var starts: [Int32] = []
+        var start: Int32 = 0
+        for own in selections {
+            starts.append(start)
+            start += Int32(own.count)
+        }
+        self.nodes = .frozen(nodes)
+        self.children = .frozen(children)
+        self.roots = .frozen(roots)
+        self.selectionStarts = .frozen(starts)
+        self.selections = .frozen(selections.joined().map { Unmanaged.passUnretained($0) })
+        self.plannedSelections = .frozen(plannedSelections.joined().map { Unmanaged.passUnretained($0) })
+        held = selections + plannedSelections
+    }
+
+    deinit {
+        nodes.free()
+        children.free()
+        roots.free()
+        selectionStarts.free()
+        selections.free()
+        plannedSelections.free()
+    }
+
+    /// Whether the rule's condition holds for the event, with its numbered selections when
+    /// the event was prepared by the set (`planned`).
+    func evaluate(rule: Int, planned: Bool, _ event: SigmaEvent) -> Bool {
+        let own = (planned ? plannedSelections : selections).baseAddress! + Int(selectionStarts[rule])
+        return holds(Int(roots[rule]), own, event)
+    }
+
+    private func holds(_ index: Int, _ own: UnsafeMutablePointer<Unmanaged<Selection>>, _ event: SigmaEvent) -> Bool {
+        func selection(_ number: Int32) -> Bool {
+            own[Int(number)]._withUnsafeGuaranteedRef { $0.matches(event) }
+        }
+        let node = nodes[index]
+        let members = Int(node.first)..<Int(node.first + node.count)
+        switch node.kind {
+        case .selection: return selection(node.value)
+        case .and:
+            for m in members where !holds(Int(children[m]), own, event) { return false }
+            return true
+        case .or:
+            for m in members where holds(Int(children[m]), own, event) { return true }
+            return false
+        case .not: return !holds(Int(children[members.lowerBound]), own, event)
+        case .count:
+            var hits: Int32 = 0
+            for m in members where selection(children[m]) {
+                hits += 1
+                if hits >= node.value { return true }
+            }
+            return false
+        case .all:
+            for m in members where !selection(children[m]) { return false }
+            return true
         }
     }
 }
