@@ -140,7 +140,25 @@ extension JSONObject {
     /// looked up in one pass over the top level.
     public func values(at paths: KeyPathSet) -> [JSONValue?] {
         let roots = firstValues(of: paths.roots)
-        return paths.below.map { below in roots[below.root].flatMap { $0.value(atKeys: below.keys) } }
+        // Through the buffers, the keys below each root in one flat array: a set's tables are
+        // shared by every thread that reads documents, and a per-path array of keys was
+        // retained and released for every document (an atomic write to shared memory).
+        return paths.below.withUnsafeBufferPointer { below in
+            paths.belowKeys.withUnsafeBufferPointer { keys in
+                var values: [JSONValue?] = []
+                values.reserveCapacity(below.count)
+                for path in 0..<below.count {
+                    // As `value(atKeys:)` from the root's value.
+                    var current = roots[Int(below[path].root)]
+                    for k in Int(below[path].start)..<Int(below[path].end) {
+                        guard case .object(let object)? = current else { current = nil; break }
+                        current = object.members.first(where: { $0.key == keys[k] })?.value
+                    }
+                    values.append(current)
+                }
+                return values
+            }
+        }
     }
 
     func member(_ key: Substring) -> JSONValue? {
@@ -154,7 +172,9 @@ extension JSONObject {
 public struct KeyPathSet: Sendable {
     public let paths: [[String]]
     let roots: [String]
-    let below: [(root: Int, keys: [String])]
+    /// Per path, its first key's index in `roots` and its other keys, `belowKeys[start..<end]`.
+    let below: [(root: Int32, start: Int32, end: Int32)]
+    let belowKeys: [String]
 
     public init(_ paths: [[String]]) {
         self.paths = paths
@@ -162,7 +182,15 @@ public struct KeyPathSet: Sendable {
         for keys in paths where !roots.contains(keys[0]) { roots.append(keys[0]) }
         precondition(roots.allSatisfy(JSONObject.lengthDecides), "a first key that another text of another length can equal")
         self.roots = roots
-        below = paths.map { keys in (roots.firstIndex(of: keys[0])!, Array(keys.dropFirst())) }
+        var below: [(root: Int32, start: Int32, end: Int32)] = []
+        var belowKeys: [String] = []
+        for keys in paths {
+            let start = Int32(belowKeys.count)
+            belowKeys += keys.dropFirst()
+            below.append((Int32(roots.firstIndex(of: keys[0])!), start, Int32(belowKeys.count)))
+        }
+        self.below = below
+        self.belowKeys = belowKeys
     }
 }
 
