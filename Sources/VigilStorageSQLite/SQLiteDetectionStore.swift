@@ -124,17 +124,31 @@ public final class SQLiteDetectionStore: DetectionStore {
     /// Inserts an alert unless its key exists (with its notification when webhooks are on);
     /// true when it was new.
     static func insert(_ alert: AlertRecord, notify: Bool, _ db: Database) throws -> Bool {
-        // Cached statements here and in `apply`: a thousand rules commit a window every tick,
-        // and preparing each statement anew was a twentieth of a busy server's time.
-        try db.cachedStatement(sql: """
+        // Cached statements bound through the C API, here and in `apply`: a thousand rules
+        // commit a window every tick, and a busy pipeline inserts an alert for one event in
+        // five of the detect bench's.
+        let add = RawStatement(try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO alert (tenant, rule_id, severity, key, event_ids, grp, first_seen, last_seen, status, created, updated)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [alert.tenant.rawValue, alert.ruleID, alert.severity, Data(alert.key.bytes),
-                             JSONWriter.string(.array(alert.eventIDs.map(JSONValue.string))), JSONWriter.string(.object(alert.group)),
-                             alert.firstSeen, alert.lastSeen, alert.status.rawValue, alert.created, alert.created])
+            """))
+        add.bind(1, alert.tenant.rawValue)
+        add.bind(2, alert.ruleID)
+        add.bind(3, alert.severity)
+        add.bind(4, alert.key)
+        add.bind(5, JSONWriter.string(.array(alert.eventIDs.map(JSONValue.string))))
+        add.bind(6, JSONWriter.string(.object(alert.group)))
+        add.bind(7, alert.firstSeen)
+        add.bind(8, alert.lastSeen)
+        add.bind(9, alert.status.rawValue)
+        add.bind(10, alert.created)
+        add.bind(11, alert.created)
+        try add.run(db)
         guard db.changesCount > 0 else { return false }
         if notify {
-            try db.cachedStatement(sql: "INSERT INTO outbox (alert_id, due) VALUES (?, ?)").execute(arguments: [db.lastInsertedRowID, alert.created])
+            let queue = RawStatement(try db.cachedStatement(sql: "INSERT INTO outbox (alert_id, due) VALUES (?, ?)"))
+            queue.bind(1, db.lastInsertedRowID)
+            queue.bind(2, alert.created)
+            try queue.run(db)
         }
         return true
     }
