@@ -137,6 +137,8 @@ public final class IntakeService: Sendable {
         // Events are kept in one array and referred to by position from here on: each copy of
         // an event (into a tuple, a second array, a record) retains a dozen strings.
         var records: [[UInt8]] = []
+        // Each record as it was encoded, for the queue to hand to the pipeline as it is.
+        var decoded: [IntakeRecord] = []
         var events: [StoredEvent] = []
         var itemOfEvent: [Int] = []
         var ordinals: [EventKey: Int] = [:]
@@ -148,7 +150,10 @@ public final class IntakeService: Sendable {
             case .quarantine(let rejection):
                 statuses[index] = .quarantined(rejection.reason, detail: rejection.detail)
                 // A replay leaves what still fails where it is instead of quarantining it twice.
-                if quarantineFailures { records.append(IntakeRecord.quarantine(rejection).encoded()) }
+                if quarantineFailures {
+                    records.append(IntakeRecord.quarantine(rejection).encoded())
+                    decoded.append(.quarantine(rejection))
+                }
             }
         }
 
@@ -181,13 +186,14 @@ public final class IntakeService: Sendable {
             } else {
                 admitted.append(key)
                 records.append(IntakeRecord.encoded(events[position]))
+                decoded.append(.event(events[position]))
             }
         }
         release(tenant, alreadyStored)
         // Counted before the append: the pipeline may store them before append returns.
         if !admitted.isEmpty { unstoredByIngest.withLock { $0[received, default: 0] += admitted.count } }
         do {
-            try await queue.append(records)
+            try await queue.append(records, decoded: decoded)
         } catch {
             release(tenant, admitted)
             removeUnstored(received, count: admitted.count)

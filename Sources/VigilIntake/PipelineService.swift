@@ -161,7 +161,9 @@ public struct PipelineService: Service {
         var quarantined: [QuarantineItem] = []
         for (index, bytes) in batch.records.enumerated() {
             let sequence = index < batch.sequences.count ? batch.sequences[index] : nil
-            switch IntakeRecord.decode(bytes) {
+            // As appended, when the queue still had it: the bytes are its encoding.
+            let record = (index < batch.decoded.count ? batch.decoded[index] : nil) ?? IntakeRecord.decode(bytes)
+            switch record {
             case .event(var event)?:
                 event.sequence = sequence
                 events.append(event)

@@ -27,11 +27,15 @@ public struct IntakeBatch: Sendable {
     /// Where each record is in the queue, the same every time it is read (store writes use it
     /// to recognise a replayed record). Empty for queues that cannot say.
     public var sequences: [IntakeSequence] = []
+    /// The records decoded, when the queue still had them as appended (empty otherwise; nil
+    /// for one it has only as bytes): they are `IntakeRecord.decode(records[i])`.
+    public var decoded: [IntakeRecord?] = []
 
-    public init(records: [[UInt8]], end: SpoolPosition, sequences: [IntakeSequence] = []) {
+    public init(records: [[UInt8]], end: SpoolPosition, sequences: [IntakeSequence] = [], decoded: [IntakeRecord?] = []) {
         self.records = records
         self.end = end
         self.sequences = sequences
+        self.decoded = decoded
     }
 }
 
@@ -39,12 +43,21 @@ public struct IntakeBatch: Sendable {
 /// records are durable; the consumer reads batches and commits them after storing them.
 public protocol IntakeQueue: Sendable {
     func append(_ records: [[UInt8]]) async throws
+    /// `append(records)`, with each record as it was before it was encoded (`decoded[i]`
+    /// encodes to `records[i]`), which a queue may hand to its consumer instead of the bytes.
+    func append(_ records: [[UInt8]], decoded: [IntakeRecord]) async throws
     /// The next records after the read cursor, waiting until some arrive. Returns nil when
     /// `drainOnly` is set and nothing is left.
     func nextBatch(maxRecords: Int, drainOnly: Bool) async throws -> IntakeBatch?
     func commit(_ batch: IntakeBatch) throws
     /// Durable bytes not yet committed by the consumer.
     var backlogBytes: Int64 { get }
+}
+
+extension IntakeQueue {
+    public func append(_ records: [[UInt8]], decoded: [IntakeRecord]) async throws {
+        try await append(records)
+    }
 }
 
 /// An error from the intake queue, with a code fit for a metric label.
@@ -75,6 +88,8 @@ public struct SpoolConfiguration: Sendable {
     public var maxBytes: Int64 = 1 << 30
     /// A segment file is closed and a new one started past this size (`spool_segment_bytes`).
     public var segmentBytes: Int64 = 64 << 20
+    /// Bytes of recently appended records kept in memory for the consumer (`Spool.Tail`).
+    public var tailBytes: Int = 32 << 20
 
     public init(directory: URL) { self.directory = directory }
 }
@@ -92,7 +107,51 @@ public final class Spool: IntakeQueue {
 
     struct Pending {
         var frames: [UInt8]
+        var records: [[UInt8]]
+        var decoded: [IntakeRecord]?
         var continuation: CheckedContinuation<Void, any Error>
+    }
+
+    /// A durable record still in memory as it was appended, at its frame's position.
+    struct TailEntry {
+        var position: SpoolPosition
+        var bytes: [UInt8]
+        var record: IntakeRecord
+    }
+
+    /// Records made durable recently, in order, for the consumer to take without reading them
+    /// back, checking their checksums and decoding them: the pipeline usually reads what was
+    /// appended a moment ago. Bounded by `SpoolConfiguration.tailBytes`; what is not here is
+    /// read from disk.
+    struct Tail {
+        var entries: [TailEntry] = []
+        /// Entries before `head` are taken.
+        var head = 0
+        var bytes = 0
+
+        mutating func drop(before position: SpoolPosition) {
+            while head < entries.count, entries[head].position < position { take() }
+            compact()
+        }
+
+        @discardableResult
+        mutating func take() -> TailEntry {
+            let entry = entries[head]
+            entries[head].bytes = []
+            bytes -= entry.bytes.count
+            head += 1
+            return entry
+        }
+
+        mutating func compact() {
+            if head == entries.count {
+                entries.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head > 1024, head * 2 > entries.count {
+                entries.removeFirst(head)
+                head = 0
+            }
+        }
     }
 
     struct State {
@@ -106,6 +165,7 @@ public final class Spool: IntakeQueue {
         var readPosition: SpoolPosition
         var checkpoint: SpoolPosition
         var closed = false
+        var tail = Tail()
     }
 
     private let state: Mutex<State>
@@ -250,7 +310,16 @@ public final class Spool: IntakeQueue {
     /// - Throws: `IntakeError.full` when the spool is at its size limit, `.diskFull`/`.io`
     ///   when the file system refuses the write. Nothing of a refused append is kept.
     public func append(_ records: [[UInt8]]) async throws {
+        try await append(records, decoded: nil)
+    }
+
+    public func append(_ records: [[UInt8]], decoded: [IntakeRecord]) async throws {
+        try await append(records, decoded: Optional(decoded))
+    }
+
+    private func append(_ records: [[UInt8]], decoded: [IntakeRecord]?) async throws {
         guard !records.isEmpty else { return }
+        precondition(decoded.map { $0.count == records.count } ?? true, "one decoded record per record")
         var frames: [UInt8] = []
         frames.reserveCapacity(records.reduce(0) { $0 + $1.count + 8 })
         for record in records { Self.appendFrame(record, to: &frames) }
@@ -261,7 +330,7 @@ public final class Spool: IntakeQueue {
                 if Self.backlog(s) + Int64(frames.count) > configuration.maxBytes {
                     return .refuse(IntakeError(.full, "the intake spool holds its maximum of \(configuration.maxBytes) bytes"))
                 }
-                s.pending.append(Pending(frames: frames, continuation: continuation))
+                s.pending.append(Pending(frames: frames, records: records, decoded: decoded, continuation: continuation))
                 s.pendingBytes += Int64(frames.count)
                 if s.flushing { return .queued(startWriter: false) }
                 s.flushing = true
@@ -299,6 +368,18 @@ public final class Spool: IntakeQueue {
                 if case .success = result {
                     s.sizes[work.segment] = work.offset + UInt64(buffer.count)
                     rollover = Int64(work.offset) + batchBytes >= configuration.segmentBytes
+                    // Durable now: the consumer may take them from memory, at their positions.
+                    var offset = work.offset
+                    for item in work.batch {
+                        for (index, record) in item.records.enumerated() {
+                            if let decoded = item.decoded, s.tail.bytes + record.count <= configuration.tailBytes {
+                                s.tail.entries.append(TailEntry(position: SpoolPosition(segment: work.segment, offset: offset),
+                                                                bytes: record, record: decoded[index]))
+                                s.tail.bytes += record.count
+                            }
+                            offset += 8 + UInt64(record.count)
+                        }
+                    }
                 }
             }
             switch result {
@@ -355,9 +436,10 @@ public final class Spool: IntakeQueue {
     public func nextBatch(maxRecords: Int, drainOnly: Bool) async throws -> IntakeBatch? {
         while true {
             try Task.checkCancellation()
-            if let batch = try readAvailable(maxRecords: maxRecords) { return batch }
+            if let batch = takeFromTail(maxRecords: maxRecords) { return batch }
+            if let batch = try readAvailable(maxRecords: maxRecords, consuming: true) { return batch }
             if drainOnly { return nil }
-            if state.withLock({ $0.closed }) { return try readAvailable(maxRecords: maxRecords) }
+            if state.withLock({ $0.closed }) { return try readAvailable(maxRecords: maxRecords, consuming: true) }
             await waitForWakeup()
         }
     }
@@ -392,7 +474,34 @@ public final class Spool: IntakeQueue {
         }
     }
 
-    func readAvailable(maxRecords: Int) throws -> IntakeBatch? {
+    /// The next records from the tail when it holds the read position's record: the same
+    /// records, positions and sequences `readAvailable` would read from disk.
+    func takeFromTail(maxRecords: Int) -> IntakeBatch? {
+        state.withLock { s -> IntakeBatch? in
+            var position = s.readPosition
+            // Past the end of a finished segment, the next one starts (as `readAvailable` moves on).
+            if position.offset >= s.sizes[position.segment] ?? 0, let next = s.sizes.keys.filter({ $0 > position.segment }).min() {
+                position = SpoolPosition(segment: next, offset: 0)
+            }
+            s.tail.drop(before: position)
+            guard s.tail.head < s.tail.entries.count, s.tail.entries[s.tail.head].position == position else { return nil }
+            var records: [[UInt8]] = [], decoded: [IntakeRecord?] = [], sequences: [IntakeSequence] = []
+            while records.count < maxRecords, s.tail.head < s.tail.entries.count, s.tail.entries[s.tail.head].position == position {
+                let entry = s.tail.take()
+                records.append(entry.bytes)
+                decoded.append(entry.record)
+                sequences.append(IntakeSequence(generation: generation, position: Int64(position.segment << 40 | position.offset)))
+                position.offset += 8 + UInt64(entry.bytes.count)
+            }
+            s.tail.compact()
+            s.readPosition = position
+            return IntakeBatch(records: records, end: position, sequences: sequences, decoded: decoded)
+        }
+    }
+
+    /// Reads the next records from disk. `consuming`: for the consumer, which also lets go of
+    /// tail entries it has read past.
+    func readAvailable(maxRecords: Int, consuming: Bool = false) throws -> IntakeBatch? {
         var (position, sizes) = state.withLock { ($0.readPosition, $0.sizes) }
         var records: [[UInt8]] = []
         var sequences: [IntakeSequence] = []
@@ -445,7 +554,10 @@ public final class Spool: IntakeQueue {
             }
             if offset == 0, !corrupt { break }
         }
-        state.withLock { $0.readPosition = position }
+        state.withLock { s in
+            s.readPosition = position
+            if consuming { s.tail.drop(before: position) }
+        }
         return records.isEmpty ? nil : IntakeBatch(records: records, end: position, sequences: sequences)
     }
 

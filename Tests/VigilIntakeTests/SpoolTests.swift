@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import VigilIntake
+import VigilCore
+import VigilStorage
 
 struct SpoolTests {
     func temporaryDirectory() -> URL {
@@ -30,6 +32,51 @@ struct SpoolTests {
         try spool.commit(batch)
         #expect(spool.backlogBytes == 0)
         #expect(try await spool.nextBatch(maxRecords: 100, drainOnly: true) == nil)
+    }
+
+    /// Records appended with their decoded form are handed to the consumer from memory, with
+    /// the positions and sequences a reader of the files gets, across segments, with and
+    /// without room in the tail, and mixed with records appended as bytes only.
+    @Test(arguments: [64 << 20, 300, 0])
+    func recentRecordsComeFromMemoryExactlyAsTheDiskHasThem(tailBytes: Int) async throws {
+        let dir = temporaryDirectory()
+        var configuration = SpoolConfiguration(directory: dir)
+        configuration.segmentBytes = 500
+        configuration.tailBytes = tailBytes
+        let spool = try Spool(configuration: configuration)
+        func item(_ n: Int) -> IntakeRecord {
+            .quarantine(QuarantineItem(tenant: TenantName("acme")!, reason: .malformedJSON, detail: "item \(n)", source: "test",
+                                       received: Int64(n), raw: Array(repeating: UInt8(n), count: n % 40)))
+        }
+        var fromMemory: [IntakeBatch] = []
+        var n = 0
+        for round in 0..<12 {
+            let items = (0..<(round % 4 + 1)).map { _ in defer { n += 1 }; return item(n) }
+            if round % 5 == 2 {
+                try await spool.append(items.map { $0.encoded() })
+            } else {
+                try await spool.append(items.map { $0.encoded() }, decoded: items)
+            }
+            if round % 3 == 0, let batch = try await spool.nextBatch(maxRecords: 3, drainOnly: true) { fromMemory.append(batch) }
+        }
+        while let batch = try await spool.nextBatch(maxRecords: 3, drainOnly: true) { fromMemory.append(batch) }
+        // Another spool on the same files reads them from disk.
+        let reader = try Spool(configuration: SpoolConfiguration(directory: dir))
+        var fromDisk: [IntakeBatch] = []
+        while let batch = try await reader.nextBatch(maxRecords: 1000, drainOnly: true) { fromDisk.append(batch) }
+        #expect(fromMemory.flatMap(\.records) == fromDisk.flatMap(\.records))
+        #expect(fromMemory.flatMap(\.records).count == n)
+        #expect(fromMemory.flatMap(\.sequences) == fromDisk.flatMap(\.sequences))
+        #expect(fromMemory.last?.end == fromDisk.last?.end)
+        var handedOver = 0
+        for batch in fromMemory {
+            for (bytes, record) in zip(batch.records, batch.decoded) {
+                guard let record else { continue }
+                handedOver += 1
+                #expect(record == IntakeRecord.decode(bytes))
+            }
+        }
+        if tailBytes == 0 { #expect(handedOver == 0) } else { #expect(handedOver > 0) }
     }
 
     @Test func concurrentAppendsAreAllDurable() async throws {
