@@ -116,7 +116,8 @@ public final class Spool: IntakeQueue {
     struct TailEntry {
         var position: SpoolPosition
         var bytes: [UInt8]
-        var record: IntakeRecord
+        /// Nil once taken.
+        var record: IntakeRecord?
     }
 
     /// Records made durable recently, in order, for the consumer to take without reading them
@@ -134,10 +135,11 @@ public final class Spool: IntakeQueue {
             compact()
         }
 
+        /// The next entry, moved out of the array (a copy would retain all it holds).
         @discardableResult
         mutating func take() -> TailEntry {
-            let entry = entries[head]
-            entries[head].bytes = []
+            var entry = TailEntry(position: entries[head].position, bytes: [], record: nil)
+            swap(&entry, &entries[head])
             bytes -= entry.bytes.count
             head += 1
             return entry
