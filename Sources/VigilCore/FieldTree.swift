@@ -86,6 +86,13 @@ public struct FieldTree: Sendable {
                 part = following
                 continue
             }
+            // An object made of nodes, the usual case: looked at without copying (and
+            // retaining) the value to switch over it.
+            if nodes.withUnsafeBufferPointer({ $0[existing].value == nil }) {
+                node = existing
+                part = following
+                continue
+            }
             switch nodes[existing].value {
             case nil:
                 node = existing
