@@ -239,6 +239,8 @@ final class RulePrograms: @unchecked Sendable {
     private let held: [[Selection]]
 
     init(conditions: [ConditionNode], selections: [[Selection]], plannedSelections: [[Selection]]) {
+        // One start per rule serves both tables: numbering keeps each selection in its place.
+        precondition(selections.map(\.count) == plannedSelections.map(\.count), "a rule's numbered selections are its selections")
         var nodes: [Node] = []
         var children: [Int32] = []
         func add(_ condition: ConditionNode) -> Int32 {
