@@ -148,13 +148,8 @@ extension JSONObject {
                 var values: [JSONValue?] = []
                 values.reserveCapacity(below.count)
                 for path in 0..<below.count {
-                    // As `value(atKeys:)` from the root's value.
-                    var current = roots[Int(below[path].root)]
-                    for k in Int(below[path].start)..<Int(below[path].end) {
-                        guard case .object(let object)? = current else { current = nil; break }
-                        current = object.members.first(where: { $0.key == keys[k] })?.value
-                    }
-                    values.append(current)
+                    let rest = UnsafeBufferPointer(rebasing: keys[Int(below[path].start)..<Int(below[path].end)])
+                    values.append(roots[Int(below[path].root)].flatMap { $0.value(atKeys: rest) })
                 }
                 return values
             }
@@ -198,6 +193,10 @@ extension JSONValue {
     /// Follows nested objects by key (no literal dotted keys): the fast, common case, used
     /// with key lists split once (`["host", "name"]`).
     public func value(atKeys keys: [String]) -> JSONValue? {
+        keys.withUnsafeBufferPointer { value(atKeys: $0) }
+    }
+
+    func value(atKeys keys: UnsafeBufferPointer<String>) -> JSONValue? {
         var current = self
         for key in keys {
             guard case .object(let object) = current else { return nil }

@@ -476,13 +476,18 @@ public final class Spool: IntakeQueue {
         }
     }
 
+    /// The first segment on disk after `segment`: where reading goes on past its end.
+    static func segment(after segment: UInt64, in sizes: [UInt64: UInt64]) -> UInt64? {
+        sizes.keys.filter { $0 > segment }.min()
+    }
+
     /// The next records from the tail when it holds the read position's record: the same
     /// records, positions and sequences `readAvailable` would read from disk.
     func takeFromTail(maxRecords: Int) -> IntakeBatch? {
         state.withLock { s -> IntakeBatch? in
             var position = s.readPosition
             // Past the end of a finished segment, the next one starts (as `readAvailable` moves on).
-            if position.offset >= s.sizes[position.segment] ?? 0, let next = s.sizes.keys.filter({ $0 > position.segment }).min() {
+            if position.offset >= s.sizes[position.segment] ?? 0, let next = Self.segment(after: position.segment, in: s.sizes) {
                 position = SpoolPosition(segment: next, offset: 0)
             }
             s.tail.drop(before: position)
@@ -511,7 +516,7 @@ public final class Spool: IntakeQueue {
             let end = sizes[position.segment] ?? 0
             if position.offset >= end {
                 // Move on when a later segment exists.
-                guard let next = sizes.keys.filter({ $0 > position.segment }).min() else { break }
+                guard let next = Self.segment(after: position.segment, in: sizes) else { break }
                 position = SpoolPosition(segment: next, offset: 0)
                 continue
             }

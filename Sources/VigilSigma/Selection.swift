@@ -29,7 +29,7 @@ final class Selection: @unchecked Sendable {
     init(kind: Kind) {
         self.kind = kind
         if case .maps(let maps) = kind { self.maps = maps } else { maps = [] }
-        isKeywords = maps.isEmpty && { if case .keywords = kind { true } else { false } }()
+        if case .keywords = kind { isKeywords = true } else { isKeywords = false }
         conditions = .frozen(maps.joined().map { Unmanaged.passUnretained($0) })
         var ends: [Int32] = []
         for map in maps { ends.append((ends.last ?? 0) + Int32(map.count)) }
