@@ -138,8 +138,9 @@ public final class IntakeService: Sendable {
         // an event (into a tuple, a second array, a record) retains a dozen strings.
         var records: [[UInt8]] = []
         // Each record as it was encoded, for the queue to hand to the pipeline as it is.
-        var decoded: [IntakeRecord] = []
-        var events: [StoredEvent] = []
+        var decoded: [IntakeRecord?] = []
+        // Optional so that an admitted event can be moved into its record instead of copied.
+        var events: [StoredEvent?] = []
         var itemOfEvent: [Int] = []
         var ordinals: [EventKey: Int] = [:]
         for (index, item) in items.enumerated() {
@@ -162,7 +163,7 @@ public final class IntakeService: Sendable {
         pending.withLock { pending in
             // Mutated in place: copying the set out of the dictionary would copy every key.
             for position in events.indices {
-                if pending[tenant, default: []].insert(events[position].key).inserted {
+                if pending[tenant, default: []].insert(events[position]!.key).inserted {
                     reserved.append(position)
                 } else {
                     statuses[itemOfEvent[position]] = .duplicate
@@ -171,22 +172,24 @@ public final class IntakeService: Sendable {
         }
         let stored: Set<EventKey>
         do {
-            stored = try await store.existingKeys(tenant: tenant, keys: reserved.map { events[$0].key })
+            stored = try await store.existingKeys(tenant: tenant, keys: reserved.map { events[$0]!.key })
         } catch {
-            release(tenant, reserved.map { events[$0].key })
+            release(tenant, reserved.map { events[$0]!.key })
             throw error
         }
         var admitted: [EventKey] = []
         var alreadyStored: [EventKey] = []
         for position in reserved {
-            let key = events[position].key
+            let key = events[position]!.key
             if stored.contains(key) {
                 statuses[itemOfEvent[position]] = .duplicate
                 alreadyStored.append(key)
             } else {
                 admitted.append(key)
-                records.append(IntakeRecord.encoded(events[position]))
-                decoded.append(.event(events[position]))
+                var event: StoredEvent?
+                swap(&event, &events[position])
+                records.append(IntakeRecord.encoded(event!))
+                decoded.append(.event(event.take()!))
             }
         }
         release(tenant, alreadyStored)

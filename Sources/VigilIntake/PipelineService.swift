@@ -81,8 +81,8 @@ public struct PipelineService: Service {
                             current = try await queue.nextBatch(maxRecords: batchRecords, drainOnly: false)
                         }
                     }
-                    guard let batch = current else { continue }
-                    let claimed = try await claim(batch)
+                    guard current != nil else { continue }
+                    let claimed = try await claim(&current!)
                     if let last = flights.last { _ = try await last.insert.value }
                     flights.append(start(claimed, stored: storedCounter, writeTimer: writeTimer))
                     current = nil
@@ -152,17 +152,24 @@ public struct PipelineService: Service {
 
     /// Writes a batch from start to end (claim, insert, observer) and commits it.
     func process(_ batch: IntakeBatch, stored: Counter, writeTimer: Timer? = nil) async throws {
-        try await finish(start(try await claim(batch), stored: stored, writeTimer: writeTimer))
+        var batch = batch
+        try await finish(start(try await claim(&batch), stored: stored, writeTimer: writeTimer))
     }
 
-    /// Stage one: decodes a batch's records and claims their keys.
-    func claim(_ batch: IntakeBatch) async throws -> Claimed {
+    /// Stage one: decodes a batch's records and claims their keys. The records the queue
+    /// handed over decoded are moved out of the batch (a copy would retain all an event
+    /// holds); were it processed again, its bytes decode to the same records.
+    func claim(_ batch: inout IntakeBatch) async throws -> Claimed {
         var events: [StoredEvent] = []
         var quarantined: [QuarantineItem] = []
+        var decoded: [IntakeRecord?] = []
+        swap(&decoded, &batch.decoded)
         for (index, bytes) in batch.records.enumerated() {
             let sequence = index < batch.sequences.count ? batch.sequences[index] : nil
             // As appended, when the queue still had it: the bytes are its encoding.
-            let record = (index < batch.decoded.count ? batch.decoded[index] : nil) ?? IntakeRecord.decode(bytes)
+            var record: IntakeRecord?
+            if index < decoded.count { swap(&record, &decoded[index]) }
+            if record == nil { record = IntakeRecord.decode(bytes) }
             switch record {
             case .event(var event)?:
                 event.sequence = sequence

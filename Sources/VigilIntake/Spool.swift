@@ -44,8 +44,9 @@ public struct IntakeBatch: Sendable {
 public protocol IntakeQueue: Sendable {
     func append(_ records: [[UInt8]]) async throws
     /// `append(records)`, with each record as it was before it was encoded (`decoded[i]`
-    /// encodes to `records[i]`), which a queue may hand to its consumer instead of the bytes.
-    func append(_ records: [[UInt8]], decoded: [IntakeRecord]) async throws
+    /// encodes to `records[i]`; nil: not given), which a queue may hand to its consumer
+    /// instead of the bytes.
+    func append(_ records: [[UInt8]], decoded: [IntakeRecord?]) async throws
     /// The next records after the read cursor, waiting until some arrive. Returns nil when
     /// `drainOnly` is set and nothing is left.
     func nextBatch(maxRecords: Int, drainOnly: Bool) async throws -> IntakeBatch?
@@ -55,7 +56,7 @@ public protocol IntakeQueue: Sendable {
 }
 
 extension IntakeQueue {
-    public func append(_ records: [[UInt8]], decoded: [IntakeRecord]) async throws {
+    public func append(_ records: [[UInt8]], decoded: [IntakeRecord?]) async throws {
         try await append(records)
     }
 }
@@ -108,7 +109,7 @@ public final class Spool: IntakeQueue {
     struct Pending {
         var frames: [UInt8]
         var records: [[UInt8]]
-        var decoded: [IntakeRecord]?
+        var decoded: [IntakeRecord?]?
         var continuation: CheckedContinuation<Void, any Error>
     }
 
@@ -315,11 +316,11 @@ public final class Spool: IntakeQueue {
         try await append(records, decoded: nil)
     }
 
-    public func append(_ records: [[UInt8]], decoded: [IntakeRecord]) async throws {
+    public func append(_ records: [[UInt8]], decoded: [IntakeRecord?]) async throws {
         try await append(records, decoded: Optional(decoded))
     }
 
-    private func append(_ records: [[UInt8]], decoded: [IntakeRecord]?) async throws {
+    private func append(_ records: [[UInt8]], decoded: [IntakeRecord?]?) async throws {
         guard !records.isEmpty else { return }
         precondition(decoded.map { $0.count == records.count } ?? true, "one decoded record per record")
         var frames: [UInt8] = []
@@ -358,7 +359,7 @@ public final class Spool: IntakeQueue {
                 s.pending = []
                 return (batch, s.fd, s.segment, s.sizes[s.segment] ?? 0)
             }
-            guard let work else { return }
+            guard var work else { return }
             var buffer: [UInt8] = []
             buffer.reserveCapacity(work.batch.reduce(0) { $0 + $1.frames.count })
             for item in work.batch { buffer.append(contentsOf: item.frames) }
@@ -371,12 +372,16 @@ public final class Spool: IntakeQueue {
                     s.sizes[work.segment] = work.offset + UInt64(buffer.count)
                     rollover = Int64(work.offset) + batchBytes >= configuration.segmentBytes
                     // Durable now: the consumer may take them from memory, at their positions.
+                    // The decoded records are moved into the tail (a copy would retain all they hold).
                     var offset = work.offset
-                    for item in work.batch {
-                        for (index, record) in item.records.enumerated() {
-                            if let decoded = item.decoded, s.tail.bytes + record.count <= configuration.tailBytes {
-                                s.tail.entries.append(TailEntry(position: SpoolPosition(segment: work.segment, offset: offset),
-                                                                bytes: record, record: decoded[index]))
+                    for item in work.batch.indices {
+                        var decoded: [IntakeRecord?]?
+                        swap(&decoded, &work.batch[item].decoded)
+                        for (index, record) in work.batch[item].records.enumerated() {
+                            if decoded?[index] != nil, s.tail.bytes + record.count <= configuration.tailBytes {
+                                var entry = TailEntry(position: SpoolPosition(segment: work.segment, offset: offset), bytes: record, record: nil)
+                                swap(&entry.record, &decoded![index])
+                                s.tail.entries.append(entry)
                                 s.tail.bytes += record.count
                             }
                             offset += 8 + UInt64(record.count)
@@ -494,11 +499,14 @@ public final class Spool: IntakeQueue {
             guard s.tail.head < s.tail.entries.count, s.tail.entries[s.tail.head].position == position else { return nil }
             var records: [[UInt8]] = [], decoded: [IntakeRecord?] = [], sequences: [IntakeSequence] = []
             while records.count < maxRecords, s.tail.head < s.tail.entries.count, s.tail.entries[s.tail.head].position == position {
-                let entry = s.tail.take()
-                records.append(entry.bytes)
-                decoded.append(entry.record)
+                var entry = s.tail.take()
                 sequences.append(IntakeSequence(generation: generation, position: Int64(position.segment << 40 | position.offset)))
                 position.offset += 8 + UInt64(entry.bytes.count)
+                // Moved, not copied: a copy would retain all the record holds.
+                var record: IntakeRecord?
+                swap(&record, &entry.record)
+                decoded.append(record)
+                records.append(entry.bytes)
             }
             s.tail.compact()
             s.readPosition = position
