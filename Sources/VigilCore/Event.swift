@@ -48,23 +48,29 @@ public struct EventKey: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     /// The 16 bytes, big endian: the form stored in databases.
     public var bytes: [UInt8] {
-        var out = [UInt8](repeating: 0, count: 16)
-        for i in 0..<8 {
-            out[i] = UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64(i)))
-            out[8 + i] = UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64(i)))
-        }
-        return out
+        withUnsafeBytes { Array($0) }
+    }
+
+    /// The 16 bytes of `bytes`, without making an array: this runs several times for every
+    /// ingested event, and an array is an allocation (`Array(repeating:count:)` also looked
+    /// its storage type up in the runtime's metadata cache on every call).
+    @inlinable
+    public func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        var bigEndian = (high.bigEndian, low.bigEndian)
+        return try Swift.withUnsafeBytes(of: &bigEndian) { try body($0) }
     }
 
     public var description: String {
-        let hex = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(32)
-        for b in bytes {
-            out.append(hex[Int(b >> 4)])
-            out.append(hex[Int(b & 0xF)])
+        let hex: StaticString = "0123456789abcdef"
+        return withUnsafeBytes { bytes in
+            String(unsafeUninitializedCapacity: 32) { out in
+                for (i, b) in bytes.enumerated() {
+                    out[2 * i] = hex.utf8Start[Int(b >> 4)]
+                    out[2 * i + 1] = hex.utf8Start[Int(b & 0xF)]
+                }
+                return 32
+            }
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     public static func < (lhs: EventKey, rhs: EventKey) -> Bool {

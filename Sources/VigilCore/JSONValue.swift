@@ -124,7 +124,15 @@ extension JSONObject {
     /// pass over the members. Each key must pass `lengthDecides` (lower-case ECS names do), so
     /// a member of another length is ruled out without comparing.
     public func firstValues(of keys: [String]) -> [JSONValue?] {
-        var values = [JSONValue?](repeating: nil, count: keys.count)
+        var values: [JSONValue?] = []
+        values.reserveCapacity(keys.count)
+        for _ in 0..<keys.count { values.append(nil) }
+        values.withUnsafeMutableBufferPointer { firstValues(of: keys, into: $0) }
+        return values
+    }
+
+    /// `firstValues(of:)` into `values` (one per key, nil on entry).
+    func firstValues(of keys: [String], into values: UnsafeMutableBufferPointer<JSONValue?>) {
         members.withUnsafeBufferPointer { members in
             for m in 0..<members.count {
                 let count = members[m].key.utf8.count
@@ -133,25 +141,30 @@ extension JSONObject {
                 }
             }
         }
-        return values
     }
 
     /// The value at each of `paths`, as `JSONValue.value(atKeys:)` finds it, with the roots
     /// looked up in one pass over the top level.
     public func values(at paths: KeyPathSet) -> [JSONValue?] {
-        let roots = firstValues(of: paths.roots)
-        // Through the buffers, the keys below each root in one flat array: a set's tables are
-        // shared by every thread that reads documents, and a per-path array of keys was
-        // retained and released for every document (an atomic write to shared memory).
-        return paths.below.withUnsafeBufferPointer { below in
-            paths.belowKeys.withUnsafeBufferPointer { keys in
-                var values: [JSONValue?] = []
-                values.reserveCapacity(below.count)
-                for path in 0..<below.count {
-                    let rest = UnsafeBufferPointer(rebasing: keys[Int(below[path].start)..<Int(below[path].end)])
-                    values.append(roots[Int(below[path].root)].flatMap { $0.value(atKeys: rest) })
+        // The roots on the stack: `Array(repeating:count:)` looked its storage type up in the
+        // runtime's metadata cache on every call, and this runs for every ingested event.
+        withUnsafeTemporaryAllocation(of: JSONValue?.self, capacity: paths.roots.count) { roots in
+            roots.initialize(repeating: nil)
+            defer { roots.deinitialize() }
+            firstValues(of: paths.roots, into: roots)
+            // Through the buffers, the keys below each root in one flat array: a set's tables
+            // are shared by every thread that reads documents, and a per-path array of keys was
+            // retained and released for every document (an atomic write to shared memory).
+            return paths.below.withUnsafeBufferPointer { below in
+                paths.belowKeys.withUnsafeBufferPointer { keys in
+                    var values: [JSONValue?] = []
+                    values.reserveCapacity(below.count)
+                    for path in 0..<below.count {
+                        let rest = UnsafeBufferPointer(rebasing: keys[Int(below[path].start)..<Int(below[path].end)])
+                        values.append(roots[Int(below[path].root)].flatMap { $0.value(atKeys: rest) })
+                    }
+                    return values
                 }
-                return values
             }
         }
     }

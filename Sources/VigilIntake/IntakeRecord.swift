@@ -37,13 +37,11 @@ public enum IntakeRecord: Sendable, Equatable {
         var out: [UInt8] = [event.matched.isEmpty ? eventKind : matchedEventKind]
         out.reserveCapacity(event.document.count + (event.message?.utf8.count ?? 0) + 168 + 8 * event.matched.count)
         event.encode(into: &out)
-        if !event.matched.isEmpty {
-            var writer = BinaryWriter(out: out)
-            writer.int64(Int64(event.matched.count))
-            for tag in event.matched { writer.int64(Int64(bitPattern: tag)) }
-            out = writer.out
-        }
-        return out
+        guard !event.matched.isEmpty else { return out }
+        var writer = BinaryWriter(out: consume out)
+        writer.int64(Int64(event.matched.count))
+        for tag in event.matched { writer.int64(Int64(bitPattern: tag)) }
+        return writer.out
     }
 
     /// Decodes a record; nil when the bytes are not a record this version wrote.

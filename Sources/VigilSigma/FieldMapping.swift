@@ -9,16 +9,17 @@ struct Text {
         self.string = string
         // Most values are ASCII: lower-cased by byte, without a lower-cased String, over the
         // contiguous bytes (stepping the UTF-8 view costs several times more per byte).
-        var ascii = true
+        // Copied from the buffer, then lowered in place: `Array(unsafeUninitializedCapacity:)`
+        // looks its storage type up in the runtime's metadata cache on every call.
         var contiguous = string
-        let bytes = contiguous.withUTF8 { utf8 in
-            [UInt8](unsafeUninitializedCapacity: utf8.count) { buffer, initialized in
-                for i in 0..<utf8.count {
-                    if utf8[i] >= 0x80 { ascii = false }
-                    buffer[i] = ValueMatcher.asciiLowercased(utf8[i])
-                }
-                initialized = utf8.count
+        var bytes = contiguous.withUTF8 { Array($0) }
+        let ascii = bytes.withUnsafeMutableBufferPointer { buffer in
+            var ascii = true
+            for i in 0..<buffer.count {
+                if buffer[i] >= 0x80 { ascii = false }
+                buffer[i] = ValueMatcher.asciiLowercased(buffer[i])
             }
+            return ascii
         }
         lower = ascii ? bytes : Array(string.lowercased().utf8)
     }

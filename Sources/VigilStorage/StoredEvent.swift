@@ -157,9 +157,13 @@ public struct StoredEvent: Sendable, Equatable {
     /// Appends the binary form: `str tenant, 16 key bytes, i64 timestamp, i64 ingested,
     /// 11 columns (u8 present + str, or + i64 for ports), u8 present + str message, bytes document`.
     public func encode(into out: inout [UInt8]) {
-        var writer = BinaryWriter(out: out)
+        // The bytes are moved into the writer and back: a writer made from a copy of `out`
+        // would copy them on its first write, `out` still referring to them.
+        var writer = BinaryWriter()
+        swap(&writer.out, &out)
+        defer { swap(&out, &writer.out) }
         writer.string(tenant.rawValue)
-        writer.raw(key.bytes)
+        key.withUnsafeBytes { writer.raw($0) }
         writer.int64(timestamp)
         writer.int64(ingested)
         let c = columns
@@ -176,7 +180,6 @@ public struct StoredEvent: Sendable, Equatable {
         writer.optionalString(c.observerVendor)
         writer.optionalString(message)
         writer.bytes(document)
-        out = writer.out
     }
 
     public static func decode(_ reader: inout BinaryReader) -> StoredEvent? {
@@ -205,6 +208,7 @@ public struct BinaryWriter {
     public init(out: [UInt8] = []) { self.out = out }
 
     public mutating func raw(_ bytes: [UInt8]) { out.append(contentsOf: bytes) }
+    public mutating func raw(_ bytes: UnsafeRawBufferPointer) { out.append(contentsOf: bytes) }
 
     public mutating func int64(_ value: Int64) {
         let bits = UInt64(bitPattern: value)

@@ -38,7 +38,7 @@ struct RawStatement {
     }
 
     func bind(_ index: Int32, _ key: EventKey) {
-        key.bytes.withUnsafeBytes { raw in
+        key.withUnsafeBytes { raw in
             _ = sqlite3_bind_blob(handle, index, raw.baseAddress, Int32(raw.count), Self.transient)
         }
     }
