@@ -84,9 +84,14 @@ public final class DetectionScheduler: Service, Sendable {
     }
 
     public func run() async throws {
+        // A tick every interval, from start to start: a tick that takes a while (a thousand
+        // rules' commits) does not push the next one back by its own length.
+        var next = ContinuousClock.now
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             _ = await tick()
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(self.intervalMillis)) }
+            next = max(next + .milliseconds(intervalMillis), ContinuousClock.now)
+            let deadline = next
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(until: deadline, clock: .continuous) }
         }
     }
 

@@ -160,7 +160,7 @@ public struct WindowsEventPack: ProtocolPack {
                 e.addData(key, String(line[colon.upperBound...]).trimmingSuffix("\r"))
             }
         }
-        var result = map(e, base: FieldNesting.nest(doc), parseFailure: false)
+        var result = map(e, base: FieldNesting.nest(doc), parseFailure: false, eventData: winlog["event_data"]?.objectValue)
         result.buildsOnDocument = true
         return result
     }
@@ -188,18 +188,25 @@ public struct WindowsEventPack: ProtocolPack {
         "26": "File Delete logged",
     ]
 
-    private func map(_ e: WinEvent, base: JSONObject, parseFailure: Bool) -> PackResult {
+    /// `original`: the EventData object the items were read from, if any.
+    private func map(_ e: WinEvent, base: JSONObject, parseFailure: Bool, eventData original: JSONObject? = nil) -> PackResult {
         var b = ECSBuilder(base)
         let dataset = Self.dataset(channel: e.channel)
         // As `eventData[k] = .string(v)` for each item (a repeated name keeps its first place
-        // and its last value), comparing names as the subscript does.
-        var eventData = JSONObject()
-        eventData.members.reserveCapacity(e.data.count)
-        for (k, v) in e.data {
-            if let i = eventData.members.firstIndex(where: { e.sameName($0.key, k) }) {
-                eventData.members[i].value = .string(v)
-            } else {
-                eventData.members.append((k, .string(v)))
+        // and its last value), comparing names as the subscript does. When the items are the
+        // original object's members, all strings, each name once, that is the object itself.
+        var eventData: JSONObject
+        if let original, Self.isItems(original, of: e) {
+            eventData = original
+        } else {
+            eventData = JSONObject()
+            eventData.members.reserveCapacity(e.data.count)
+            for (k, v) in e.data {
+                if let i = eventData.members.firstIndex(where: { e.sameName($0.key, k) }) {
+                    eventData.members[i].value = .string(v)
+                } else {
+                    eventData.members.append((k, .string(v)))
+                }
             }
         }
         // `winlog.*` is assembled apart and set once: the same as setting each path into the
@@ -248,6 +255,19 @@ public struct WindowsEventPack: ProtocolPack {
         b.append("related.ip", b.string("destination.ip"))
         if let u = b.string("user.name") { b.append("related.user", u) }
         return PackResult(dataset: dataset, fields: b.object, timestamp: ts, parseFailure: parseFailure)
+    }
+
+    /// Whether `object`'s members are the event's items exactly: as many, all strings (which
+    /// `verbatim` keeps as they are), each name once.
+    static func isItems(_ object: JSONObject, of e: WinEvent) -> Bool {
+        guard object.count == e.data.count else { return false }
+        return object.members.withUnsafeBufferPointer { members in
+            for i in 0..<members.count {
+                guard case .string = members[i].value else { return false }
+                for j in 0..<i where e.sameName(members[j].key, members[i].key) { return false }
+            }
+            return true
+        }
     }
 
     private func setUser(_ user: String, _ b: inout ECSBuilder) {
@@ -339,14 +359,41 @@ public struct WindowsEventPack: ProtocolPack {
         if let dot = name.utf8.lastIndex(of: UInt8(ascii: ".")), dot != name.startIndex { b.set("file.extension", string: name[name.utf8.index(after: dot)...].lowercased()) }
     }
 
+    /// A Sysmon event id's `event.category` and `event.type`.
+    static func sysmonCategoryAndType(_ id: String) -> (category: [String], type: [String]) {
+        switch id {
+        case "1": (["process"], ["start"])
+        case "3": (["network"], ["connection", "start", "protocol"])
+        case "5": (["process"], ["end"])
+        case "6": (["driver"], ["change", "start"])
+        case "7": (["process", "library"], ["change", "start"])
+        case "8": (["process"], ["change"])
+        case "10": (["process"], ["access"])
+        case "2", "11", "15", "23", "26": (["file"], id == "11" ? ["creation"] : id == "23" || id == "26" ? ["deletion"] : id == "2" ? ["change"] : ["access"])
+        case "12", "13", "14": (["configuration", "registry"], ["change"])
+        case "17", "18": (["file"], [id == "17" ? "creation" : "access"])
+        case "22": (["network"], ["connection", "protocol", "info"])
+        default: (["process"], ["info"])
+        }
+    }
+
+    /// Per known Sysmon event id, its `event.category`, `event.type` and `event.action`
+    /// values, made once: as arrays made for every event they were a dozen allocations.
+    static let sysmonShapes: [String: (category: JSONValue, type: JSONValue, action: JSONValue)] = {
+        func array(_ items: [String]) -> JSONValue { .array(items.map { .string($0) }) }
+        var shapes: [String: (category: JSONValue, type: JSONValue, action: JSONValue)] = [:]
+        for (id, name) in sysmonActions {
+            let (category, type) = sysmonCategoryAndType(id)
+            shapes[id] = (array(category), array(type), array(id == "7" ? [name, "load"] : [name]))
+        }
+        return shapes
+    }()
+
     private func sysmon(_ e: WinEvent, _ b: inout ECSBuilder) {
         let id = e.eventID
-        var action = [Self.sysmonActions[id] ?? e.task ?? "Sysmon event \(id)"]
         setProcess(.process, image: e["Image"], pid: e["ProcessId"], guid: e["ProcessGuid"], &b)
-        var category: [String] = ["process"], type: [String] = ["info"]
         switch id {
         case "1":
-            type = ["start"]
             b.set("process.command_line", string: e["CommandLine"])
             b.set("process.working_directory", string: e["CurrentDirectory"])
             b.set("process.pe.original_file_name", string: e["OriginalFileName"])
@@ -356,8 +403,6 @@ public struct WindowsEventPack: ProtocolPack {
             b.set("process.parent.command_line", string: e["ParentCommandLine"])
             setHashes(e["Hashes"], prefixes: ["process"], &b)
         case "3":
-            category = ["network"]
-            type = ["connection", "start", "protocol"]
             b.set("source.ip", ip: e["SourceIp"])
             b.set("source.port", int: e["SourcePort"])
             b.set("source.domain", string: e["SourceHostname"])
@@ -367,12 +412,7 @@ public struct WindowsEventPack: ProtocolPack {
             b.set("network.transport", string: e["Protocol"]?.lowercased())
             b.set("network.protocol", string: e["DestinationPortName"])
             if let initiated = e["Initiated"] { b.set("network.direction", string: initiated == "true" ? "egress" : "ingress") }
-        case "5":
-            type = ["end"]
         case "6", "7":
-            category = id == "6" ? ["driver"] : ["process", "library"]
-            type = ["change", "start"]
-            if id == "7" { action.append("load") }
             let loaded = e["ImageLoaded"]
             setFile(loaded, &b)
             b.set("dll.path", string: id == "7" ? loaded : nil)
@@ -382,19 +422,13 @@ public struct WindowsEventPack: ProtocolPack {
             b.set("file.pe.original_file_name", string: e["OriginalFileName"])
             setHashes(e["Hashes"], prefixes: id == "7" ? ["file", "dll"] : ["file"], &b)
         case "8", "10":
-            type = ["change"]
-            if id == "10" { type = ["access"] }
             setProcess(.process, image: e["SourceImage"], pid: e["SourceProcessId"], guid: e["SourceProcessGUID"] ?? e["SourceProcessGuid"], &b)
             b.set("winlog.event_data.TargetImage", string: e["TargetImage"])
             setProcess(.target, image: e["TargetImage"], pid: e["TargetProcessId"], guid: e["TargetProcessGUID"] ?? e["TargetProcessGuid"], &b)
         case "2", "11", "15", "23", "26":
-            category = ["file"]
-            type = id == "11" ? ["creation"] : id == "23" || id == "26" ? ["deletion"] : id == "2" ? ["change"] : ["access"]
             setFile(e["TargetFilename"], &b)
             setHashes(e["Hashes"] ?? e["Hash"], prefixes: ["file"], &b)
         case "12", "13", "14":
-            category = ["configuration", "registry"]
-            type = ["change"]
             if let target = e["TargetObject"] {
                 b.set("registry.path", string: target)
                 if let (hive, key) = Self.registryHiveAndKey(target) {
@@ -405,12 +439,8 @@ public struct WindowsEventPack: ProtocolPack {
             }
             if let details = e["Details"] { b.set("registry.data.strings", strings: [details]) }
         case "17", "18":
-            category = ["file"]
-            type = [id == "17" ? "creation" : "access"]
             b.set("file.name", string: e["PipeName"])
         case "22":
-            category = ["network"]
-            type = ["connection", "protocol", "info"]
             b.set("dns.question.name", string: e["QueryName"])
             b.set("network.protocol", string: "dns")
             if let results = e["QueryResults"] {
@@ -423,9 +453,16 @@ public struct WindowsEventPack: ProtocolPack {
         default:
             break
         }
-        b.set("event.category", strings: category)
-        b.set("event.type", strings: type)
-        b.set("event.action", .array(action.map { .string($0) }))
+        if let shape = Self.sysmonShapes[id] {
+            b.set("event.category", shape.category)
+            b.set("event.type", shape.type)
+            b.set("event.action", shape.action)
+        } else {
+            let (category, type) = Self.sysmonCategoryAndType(id)
+            b.set("event.category", strings: category)
+            b.set("event.type", strings: type)
+            b.set("event.action", strings: [e.task ?? "Sysmon event \(id)"])
+        }
         b.set("event.module", string: "sysmon")
         b.set("rule.name", string: e["RuleName"])
     }

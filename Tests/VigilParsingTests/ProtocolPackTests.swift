@@ -54,4 +54,36 @@ struct ProtocolPackTests {
         guard case .object(let document) = try JSONParser.parse(evtx) else { Issue.record("not an object"); return }
         #expect(normalizer.normalize(document: document, receivedAt: Self.now)?.buildsOnDocument == false)
     }
+
+    /// Sysmon events' `event.category`, `event.type` and `event.action` by event id (made
+    /// once per id and shared), and the fallbacks for ids the pack does not name; EventData
+    /// given as numbers or with a repeated name is kept as text, the last value winning.
+    @Test(arguments: [
+        ("1", ["process"], ["start"], ["Process Create"]),
+        ("3", ["network"], ["connection", "start", "protocol"], ["Network connection detected"]),
+        ("5", ["process"], ["end"], ["Process terminated"]),
+        ("6", ["driver"], ["change", "start"], ["Driver loaded"]),
+        ("7", ["process", "library"], ["change", "start"], ["Image loaded", "load"]),
+        ("10", ["process"], ["access"], ["Process accessed"]),
+        ("11", ["file"], ["creation"], ["File created"]),
+        ("13", ["configuration", "registry"], ["change"], ["Registry value set"]),
+        ("17", ["file"], ["creation"], ["Pipe Created"]),
+        ("22", ["network"], ["connection", "protocol", "info"], ["Dns query"]),
+        ("23", ["file"], ["deletion"], ["File Delete archived"]),
+        ("4", ["process"], ["info"], ["Sysmon service state changed"]),
+        ("99", ["process"], ["info"], ["Sysmon event 99"]),
+    ])
+    func sysmonEventsAreCategorizedByID(_ id: String, _ category: [String], _ type: [String], _ action: [String]) throws {
+        let text = ##"{"winlog":{"channel":"Microsoft-Windows-Sysmon/Operational","event_id":"ID","event_data":{"Image":"C:\\a.exe","ProcessId":42,"RuleName":"r","RuleName":"s"}}}"##
+        guard case .object(let document) = try JSONParser.parse(text.replacingOccurrences(of: "ID", with: id)) else { Issue.record("not an object"); return }
+        let event = try #require(Normalizer().normalize(document: document, receivedAt: Self.now))
+        let fields = JSONValue.object(event.fields)
+        #expect(fields.value(atPath: "event.category") == .array(category.map { .string($0) }))
+        #expect(fields.value(atPath: "event.type") == .array(type.map { .string($0) }))
+        #expect(fields.value(atPath: "event.action") == .array(action.map { .string($0) }))
+        #expect(fields.value(atPath: "winlog.event_data.ProcessId") == .string("42"))
+        #expect(fields.value(atPath: "winlog.event_data.RuleName") == .string("s"))
+        #expect(fields.value(atPath: "winlog.event_data")?.objectValue?.count == 3)
+        #expect(fields.value(atPath: "rule.name") == .string("r"))
+    }
 }
