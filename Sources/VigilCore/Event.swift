@@ -26,6 +26,12 @@ public struct EventKey: Hashable, Sendable, Comparable, CustomStringConvertible 
     /// Takes an array, not any sequence: this runs for every ingested event, and a generic
     /// sequence (a digest type) iterated across modules cost more than the hash itself.
     public init(second: Int64, digest: [UInt8]) {
+        self = digest.withUnsafeBytes { EventKey(second: second, digest: $0) }
+    }
+
+    /// `init(second:digest:)` over the digest's bytes where they are (a digest type's
+    /// `withUnsafeBytes`), without copying them into an array first.
+    public init(second: Int64, digest: UnsafeRawBufferPointer) {
         let seconds = UInt64(clamping: max(0, second)) & 0xFF_FFFF_FFFF
         var high = seconds << 24, low: UInt64 = 0
         for i in 0..<11 {

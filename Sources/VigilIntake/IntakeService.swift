@@ -143,6 +143,7 @@ public final class IntakeService: Sendable {
         var events: [StoredEvent?] = []
         var itemOfEvent: [Int] = []
         var ordinals: [EventKey: Int] = [:]
+        ordinals.reserveCapacity(items.count)
         for (index, item) in items.enumerated() {
             switch normalize(item, tenant: tenant, source: source, received: received, rules: rules, ordinals: &ordinals) {
             case .event(let event):
@@ -309,12 +310,15 @@ public final class IntakeService: Sendable {
             // The key starts with the event's second (`EventKey(second:digest:)`): the digest
             // covers the timestamp, so a copy of the event has the same second.
             var hasher = SHA256()
-            hasher.update(data: Array("h\u{0}\(tenant.rawValue)\u{0}\(timestamp)\u{0}".utf8))
+            Self.withContentKeyPrefix(tenant: tenant.rawValue, timestamp: timestamp) { hasher.update(bufferPointer: $0) }
             hasher.update(data: candidate.raw)
             let second = timestamp / 1000  // before 1970: EventKey counts it as second 0
-            key = EventKey(second: second, digest: Array(hasher.finalize()))
-            let ordinal = ordinals[key, default: 0]
-            ordinals[key] = ordinal + 1
+            key = hasher.finalize().withUnsafeBytes { EventKey(second: second, digest: $0) }
+            // One lookup: read the count and add one to it in place.
+            let ordinal = { (count: inout Int) -> Int in
+                defer { count += 1 }
+                return count
+            }(&ordinals[key, default: 0])
             if ordinal > 0 {
                 key = EventKey(second: second, digest: Self.key(["o", tenant.rawValue, key.description, String(ordinal)]).bytes)
             }
@@ -360,6 +364,40 @@ public final class IntakeService: Sendable {
     enum Admission {
         case event(StoredEvent)
         case quarantine(QuarantineItem)
+    }
+
+    /// The bytes a content key's digest starts with, `h\0<tenant>\0<timestamp>\0`, made on
+    /// the stack: as a string turned into an array they were two allocations per event.
+    static func withContentKeyPrefix<Result>(tenant: String, timestamp: Int64, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        var tenant = tenant
+        return tenant.withUTF8 { name in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: name.count + 24) { out in
+                var n = 0
+                func put(_ byte: UInt8) {
+                    out[n] = byte
+                    n += 1
+                }
+                put(UInt8(ascii: "h"))
+                put(0)
+                for byte in name { put(byte) }
+                put(0)
+                if timestamp < 0 { put(UInt8(ascii: "-")) }
+                // The digits of the magnitude (Int64.min has no positive counterpart), in order.
+                var magnitude = timestamp.magnitude, digits = 0
+                repeat {
+                    digits += 1
+                    magnitude /= 10
+                } while magnitude > 0
+                magnitude = timestamp.magnitude
+                for i in stride(from: n + digits - 1, through: n, by: -1) {
+                    out[i] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                    magnitude /= 10
+                }
+                n += digits
+                put(0)
+                return body(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(out)[..<n]))
+            }
+        }
     }
 
     static func key(_ parts: [String]) -> EventKey {

@@ -170,7 +170,7 @@ public struct PipelineService: Service {
             var record: IntakeRecord?
             if index < decoded.count { swap(&record, &decoded[index]) }
             if record == nil { record = IntakeRecord.decode(bytes) }
-            switch record {
+            switch consume record {
             case .event(var event)?:
                 event.sequence = sequence
                 events.append(event)

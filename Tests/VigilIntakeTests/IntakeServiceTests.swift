@@ -163,6 +163,16 @@ struct IntakeServiceTests {
         #expect(stored.first.map { String(decoding: $0.document, as: UTF8.self).contains("stepped") } == true)
     }
 
+    /// A content key's digest starts with the bytes it always had (`h\0<tenant>\0<ms>\0`):
+    /// a key that changed would let a replay after an upgrade store an event twice.
+    @Test(arguments: [Int64(0), 7, 999, 1_795_478_400_123, -1, -86_400_000, .max, .min])
+    func contentKeyPrefixIsTheBytesItWas(_ timestamp: Int64) {
+        for tenant in ["default", "acme", String(repeating: "t", count: 64)] {
+            let bytes = IntakeService.withContentKeyPrefix(tenant: tenant, timestamp: timestamp) { Array($0) }
+            #expect(bytes == Array("h\u{0}\(tenant)\u{0}\(timestamp)\u{0}".utf8))
+        }
+    }
+
     @Test func countsAcceptedDuplicatesAndQuarantined() async throws {
         let (service, spool, store) = try makeService()
         let outcome = try await service.submit(tenant: tenant, source: "test", items: lines("""
