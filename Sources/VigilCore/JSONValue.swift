@@ -803,10 +803,21 @@ public enum JSONWriter {
     /// with the run it belongs to, and a word that is not names its first byte to escape, so
     /// no byte is looked at twice.
     static func writeEscaped(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout ByteSink) {
-        out.reserve(bytes.count + 2)
-        out.append(UInt8(ascii: "\""))
         let raw = UnsafeRawBufferPointer(bytes)
         let count = bytes.count
+        // Most keys and many values are short and clean: up to sixteen bytes are tested as two
+        // words and stored as they are, between quotes, without the run-by-run copying below.
+        if count <= 16, count > 0 {
+            let first = count >= 8 ? UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self)) : JSONBytes.tail(raw, from: 0)
+            let second = count == 16 ? UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+                : count > 8 ? JSONBytes.tail(raw, from: 8) : JSONBytes.spaces
+            if JSONBytes.escapeMask(first) | JSONBytes.escapeMask(second) == 0 {
+                out.appendQuoted(first, second, count: count)
+                return
+            }
+        }
+        out.reserve(count + 2)
+        out.append(UInt8(ascii: "\""))
         var start = 0, i = 0
         while i < count {
             let word = count - i >= 8 ? UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) : JSONBytes.tail(raw, from: i)
@@ -862,6 +873,9 @@ enum JSONBytes {
 
     /// `count` bytes (fewer than eight) as a word, the first lowest and zeros above them, in
     /// at most three loads.
+    /// Eight spaces: nothing escapes them.
+    static let spaces: UInt64 = 0x2020_2020_2020_2020
+
     @inline(__always) static func partialWord(_ bytes: UnsafeRawPointer, count: Int) -> UInt64 {
         var value: UInt64 = 0
         var filled = 0
@@ -926,6 +940,18 @@ struct ByteSink: ~Copyable {
         reserve(bytes.count)
         (base + count).update(from: source.assumingMemoryBound(to: UInt8.self), count: bytes.count)
         count += bytes.count
+    }
+
+    /// `"`, the first `count` (1 to 16) bytes of two words (the first byte lowest), `"`: the
+    /// words are stored whole, and what lies past the closing quote is left for later writes.
+    @inline(__always) mutating func appendQuoted(_ first: UInt64, _ second: UInt64, count bytes: Int) {
+        reserve(18)
+        let at = UnsafeMutableRawPointer(base + count)
+        at.storeBytes(of: UInt8(ascii: "\""), as: UInt8.self)
+        at.storeBytes(of: first.littleEndian, toByteOffset: 1, as: UInt64.self)
+        at.storeBytes(of: second.littleEndian, toByteOffset: 9, as: UInt64.self)
+        at.storeBytes(of: UInt8(ascii: "\""), toByteOffset: 1 + bytes, as: UInt8.self)
+        count += bytes + 2
     }
 
     @inline(__always) mutating func append(_ literal: StaticString) {

@@ -157,6 +157,24 @@ struct JSONWriterStringTests {
             let text = (0..<Int.random(in: 0..<60, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
             #expect(JSONWriter.bytes(.string(text)) == reference(text), "\(text.debugDescription)")
         }
+        // Every length around the two-word path for short strings, clean and with one byte to
+        // escape at each offset, alone and as a key among other members.
+        for length in 0...40 {
+            let clean = String((0..<length).map { Character(Unicode.Scalar(UInt8(0x61 + $0 % 26))) })
+            var texts = [clean]
+            for offset in 0..<length {
+                for special in ["\"", "\\", "\u{1}", "\u{1F}"] {
+                    var characters = Array(clean)
+                    characters[offset] = Character(special)
+                    texts.append(String(characters))
+                }
+            }
+            for text in texts {
+                #expect(JSONWriter.bytes(.string(text)) == reference(text), "\(text.debugDescription)")
+                let object = JSONValue.object(JSONObject([(text, .string(text)), ("k", .int(1))]))
+                #expect(JSONWriter.bytes(object) == [0x7B] + reference(text) + [0x3A] + reference(text) + Array(#","k":1}"#.utf8))
+            }
+        }
     }
 
     @Test func integersAreWrittenAsTheirDecimalSpelling() {
