@@ -818,19 +818,22 @@ public enum JSONWriter {
         }
         out.reserve(count + 2)
         out.append(UInt8(ascii: "\""))
-        var start = 0, i = 0
+        var i = 0
         while i < count {
             let word = count - i >= 8 ? UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) : JSONBytes.tail(raw, from: i)
             let flagged = JSONBytes.escapeMask(word)
+            // Clean bytes go out a word at a time: the word is stored whole and the count moves
+            // past the bytes that belong to the string (what lies beyond is written over next).
             guard flagged != 0 else {
-                i += 8
+                let clean = min(8, count - i)
+                out.appendWord(word, count: clean)
+                i += clean
                 continue
             }
-            let at = i + flagged.trailingZeroBitCount / 8
-            let byte = bytes[at]
-            out.append(UnsafeRawBufferPointer(rebasing: raw[start..<at]))
-            start = at + 1
-            i = at + 1
+            let before = flagged.trailingZeroBitCount / 8
+            if before > 0 { out.appendWord(word, count: before) }
+            let byte = bytes[i + before]
+            i += before + 1
             switch byte {
             case 0x22: out.append(0x5C); out.append(0x22)
             case 0x5C: out.append(0x5C); out.append(0x5C)
@@ -843,7 +846,6 @@ public enum JSONWriter {
                 out.append(hexDigits.utf8Start[Int(byte & 0xF)])
             }
         }
-        out.append(UnsafeRawBufferPointer(rebasing: raw[start..<count]))
         out.append(UInt8(ascii: "\""))
     }
 
@@ -952,6 +954,14 @@ struct ByteSink: ~Copyable {
         at.storeBytes(of: second.littleEndian, toByteOffset: 9, as: UInt64.self)
         at.storeBytes(of: UInt8(ascii: "\""), toByteOffset: 1 + bytes, as: UInt8.self)
         count += bytes + 2
+    }
+
+    /// The first `bytes` (1 to 8) bytes of a word, the first byte lowest: the word is stored
+    /// whole, and what lies past those bytes is left for later writes.
+    @inline(__always) mutating func appendWord(_ word: UInt64, count bytes: Int) {
+        reserve(8)
+        UnsafeMutableRawPointer(base + count).storeBytes(of: word.littleEndian, as: UInt64.self)
+        count += bytes
     }
 
     @inline(__always) mutating func append(_ literal: StaticString) {
