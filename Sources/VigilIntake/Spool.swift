@@ -378,11 +378,13 @@ public final class Spool: IntakeQueue {
                         var decoded: [IntakeRecord?]?
                         swap(&decoded, &work.batch[item].decoded)
                         for (index, record) in work.batch[item].records.enumerated() {
-                            if decoded?[index] != nil, s.tail.bytes + record.count <= configuration.tailBytes {
+                            if decoded != nil, s.tail.bytes + record.count <= configuration.tailBytes {
                                 var entry = TailEntry(position: SpoolPosition(segment: work.segment, offset: offset), bytes: record, record: nil)
                                 swap(&entry.record, &decoded![index])
-                                s.tail.entries.append(entry)
-                                s.tail.bytes += record.count
+                                if entry.record != nil {
+                                    s.tail.bytes += record.count
+                                    s.tail.entries.append(consume entry)
+                                }
                             }
                             offset += 8 + UInt64(record.count)
                         }
