@@ -197,7 +197,7 @@ public final class IntakeService: Sendable {
         // Counted before the append: the pipeline may store them before append returns.
         if !admitted.isEmpty { unstoredByIngest.withLock { $0[received, default: 0] += admitted.count } }
         do {
-            try await queue.append(records, decoded: decoded)
+            try await queue.append(records, decoded: consume decoded)
         } catch {
             release(tenant, admitted)
             removeUnstored(received, count: admitted.count)

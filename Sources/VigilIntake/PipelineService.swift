@@ -167,17 +167,8 @@ public struct PipelineService: Service {
         for (index, bytes) in batch.records.enumerated() {
             let sequence = index < batch.sequences.count ? batch.sequences[index] : nil
             // As appended, when the queue still had it: the bytes are its encoding.
-            var record: IntakeRecord?
-            if index < decoded.count { swap(&record, &decoded[index]) }
-            if record == nil { record = IntakeRecord.decode(bytes) }
-            switch consume record {
-            case .event(var event)?:
-                event.sequence = sequence
-                events.append(event)
-            case .quarantine(var item)?:
-                item.sequence = sequence
-                quarantined.append(item)
-            case nil:
+            let sorted = index < decoded.count && Self.sort(decoded[index].take(), sequence: sequence, into: &events, &quarantined)
+            if !sorted, !Self.sort(IntakeRecord.decode(bytes), sequence: sequence, into: &events, &quarantined) {
                 Counter(label: "vigil_events_dropped_total", dimensions: [("stage", "pipeline"), ("reason", "undecodable_record"), ("intentional", "false")]).increment()
                 logger.error("Undecodable intake record skipped")
             }
@@ -186,6 +177,24 @@ public struct PipelineService: Service {
         let rows = try await store.claim(events: events, quarantined: quarantined)
         Timer(label: "vigil_store_claim_seconds").recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
         return Claimed(batch: batch, events: events, rows: rows)
+    }
+
+    /// Appends a record's event or quarantined item, with its sequence; false for nil. Taken
+    /// (`consuming`) and switched over where it is: in `claim`, an optional record tested
+    /// against nil was copied, which retained everything an event holds.
+    static func sort(_ record: consuming IntakeRecord?, sequence: IntakeSequence?, into events: inout [StoredEvent], _ quarantined: inout [QuarantineItem]) -> Bool {
+        switch consume record {
+        case .event(var event)?:
+            event.sequence = sequence
+            events.append(event)
+            return true
+        case .quarantine(var item)?:
+            item.sequence = sequence
+            quarantined.append(item)
+            return true
+        case nil:
+            return false
+        }
     }
 
     /// Stage two: starts the insert of a claimed batch, and the observer's work once it is in.

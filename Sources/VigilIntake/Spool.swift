@@ -46,7 +46,7 @@ public protocol IntakeQueue: Sendable {
     /// `append(records)`, with each record as it was before it was encoded (`decoded[i]`
     /// encodes to `records[i]`; nil: not given), which a queue may hand to its consumer
     /// instead of the bytes.
-    func append(_ records: [[UInt8]], decoded: [IntakeRecord?]) async throws
+    func append(_ records: [[UInt8]], decoded: consuming [IntakeRecord?]) async throws
     /// The next records after the read cursor, waiting until some arrive. Returns nil when
     /// `drainOnly` is set and nothing is left.
     func nextBatch(maxRecords: Int, drainOnly: Bool) async throws -> IntakeBatch?
@@ -56,7 +56,7 @@ public protocol IntakeQueue: Sendable {
 }
 
 extension IntakeQueue {
-    public func append(_ records: [[UInt8]], decoded: [IntakeRecord?]) async throws {
+    public func append(_ records: [[UInt8]], decoded: consuming [IntakeRecord?]) async throws {
         try await append(records)
     }
 }
@@ -109,8 +109,16 @@ public final class Spool: IntakeQueue {
     struct Pending {
         var frames: [UInt8]
         var records: [[UInt8]]
-        var decoded: [IntakeRecord?]?
+        var decoded: DecodedRecords?
         var continuation: CheckedContinuation<Void, any Error>
+    }
+
+    /// The decoded records of an append, held only here: the appending caller, its frames and
+    /// the closures the append goes through refer to this box, not to the array, so the
+    /// writer can move the records out of the array without copying it first.
+    final class DecodedRecords: @unchecked Sendable {
+        var records: [IntakeRecord?]
+        init(_ records: consuming [IntakeRecord?]) { self.records = records }
     }
 
     /// A durable record still in memory as it was appended, at its frame's position.
@@ -313,16 +321,16 @@ public final class Spool: IntakeQueue {
     /// - Throws: `IntakeError.full` when the spool is at its size limit, `.diskFull`/`.io`
     ///   when the file system refuses the write. Nothing of a refused append is kept.
     public func append(_ records: [[UInt8]]) async throws {
-        try await append(records, decoded: nil)
+        try await append(records, decoded: DecodedRecords?.none)
     }
 
-    public func append(_ records: [[UInt8]], decoded: [IntakeRecord?]) async throws {
-        try await append(records, decoded: Optional(decoded))
+    public func append(_ records: [[UInt8]], decoded: consuming [IntakeRecord?]) async throws {
+        try await append(records, decoded: DecodedRecords(decoded))
     }
 
-    private func append(_ records: [[UInt8]], decoded: [IntakeRecord?]?) async throws {
+    private func append(_ records: [[UInt8]], decoded: DecodedRecords?) async throws {
         guard !records.isEmpty else { return }
-        precondition(decoded.map { $0.count == records.count } ?? true, "one decoded record per record")
+        precondition(decoded.map { $0.records.count == records.count } ?? true, "one decoded record per record")
         var frames: [UInt8] = []
         frames.reserveCapacity(records.reduce(0) { $0 + $1.count + 8 })
         for record in records { Self.appendFrame(record, to: &frames) }
@@ -359,7 +367,7 @@ public final class Spool: IntakeQueue {
                 s.pending = []
                 return (batch, s.fd, s.segment, s.sizes[s.segment] ?? 0)
             }
-            guard var work else { return }
+            guard let work else { return }
             var buffer: [UInt8] = []
             buffer.reserveCapacity(work.batch.reduce(0) { $0 + $1.frames.count })
             for item in work.batch { buffer.append(contentsOf: item.frames) }
@@ -375,16 +383,13 @@ public final class Spool: IntakeQueue {
                     // The decoded records are moved into the tail (a copy would retain all they hold).
                     var offset = work.offset
                     for item in work.batch.indices {
-                        var decoded: [IntakeRecord?]?
-                        swap(&decoded, &work.batch[item].decoded)
+                        var decoded: [IntakeRecord?] = []
+                        if let box = work.batch[item].decoded { swap(&decoded, &box.records) }
                         for (index, record) in work.batch[item].records.enumerated() {
-                            if decoded != nil, s.tail.bytes + record.count <= configuration.tailBytes {
-                                var entry = TailEntry(position: SpoolPosition(segment: work.segment, offset: offset), bytes: record, record: nil)
-                                swap(&entry.record, &decoded![index])
-                                if entry.record != nil {
-                                    s.tail.bytes += record.count
-                                    s.tail.entries.append(consume entry)
-                                }
+                            if index < decoded.count, s.tail.bytes + record.count <= configuration.tailBytes,
+                               let taken = decoded[index].take() {
+                                s.tail.bytes += record.count
+                                s.tail.entries.append(TailEntry(position: SpoolPosition(segment: work.segment, offset: offset), bytes: record, record: consume taken))
                             }
                             offset += 8 + UInt64(record.count)
                         }
@@ -507,7 +512,7 @@ public final class Spool: IntakeQueue {
                 // Moved, not copied: a copy would retain all the record holds.
                 var record: IntakeRecord?
                 swap(&record, &entry.record)
-                decoded.append(record)
+                decoded.append(consume record)
                 records.append(entry.bytes)
             }
             s.tail.compact()
