@@ -144,8 +144,9 @@ public final class IntakeService: Sendable {
         var itemOfEvent: [Int] = []
         var ordinals: [EventKey: Int] = [:]
         ordinals.reserveCapacity(items.count)
-        for (index, item) in items.enumerated() {
-            switch normalize(item, tenant: tenant, source: source, received: received, rules: rules, ordinals: &ordinals) {
+        // By index: the items are read where they are (an enumerated copy retained each document).
+        for index in items.indices {
+            switch normalize(items[index], tenant: tenant, source: source, received: received, rules: rules, ordinals: &ordinals) {
             case .event(let event):
                 events.append(event)
                 itemOfEvent.append(index)
@@ -162,14 +163,17 @@ public final class IntakeService: Sendable {
         // Reserve keys: a key already pending, or twice in this request, is a duplicate.
         var reserved: [Int] = []
         pending.withLock { pending in
-            // Mutated in place: copying the set out of the dictionary would copy every key.
+            // The tenant's set is moved out and back (not copied: it would copy every key), so
+            // the tenant is looked up twice per request instead of once per event.
+            var keys = pending.removeValue(forKey: tenant) ?? []
             for position in events.indices {
-                if pending[tenant, default: []].insert(events[position]!.key).inserted {
+                if keys.insert(events[position]!.key).inserted {
                     reserved.append(position)
                 } else {
                     statuses[itemOfEvent[position]] = .duplicate
                 }
             }
+            if !keys.isEmpty { pending[tenant] = consume keys }
         }
         let stored: Set<EventKey>
         do {
