@@ -115,7 +115,8 @@ public final class Spool: IntakeQueue {
 
     /// The decoded records of an append, held only here: the appending caller, its frames and
     /// the closures the append goes through refer to this box, not to the array, so the
-    /// writer can move the records out of the array without copying it first.
+    /// writer can move the records out of the array without copying it first. Unchecked
+    /// Sendable: after `append` makes it, only the writer changes it, under the state lock.
     final class DecodedRecords: @unchecked Sendable {
         var records: [IntakeRecord?]
         init(_ records: consuming [IntakeRecord?]) { self.records = records }
