@@ -151,14 +151,16 @@ public final class DetectionScheduler: Service, Sendable {
         let set = ruleSet(tenant: tenant, members: members)
         var watermarks = members.map(\.record.watermark)
         var stopped = [Bool](repeating: false, count: members.count)  // lease held elsewhere or commit refused
-        // Where this tick's windows end, read once: the rounds below catch up to it in windows
-        // of at most the maximum size. Read again each round, `now` had moved on a little, so
-        // every round found one more window of a few milliseconds and a thousand rules made
-        // all their rounds' commits on every tick.
+        // Where this tick's windows end at the latest, read once: the rounds below catch up to
+        // it in windows of at most the maximum size. Read again each round, `now` had moved on
+        // a little, so every round found one more window of a few milliseconds and a thousand
+        // rules made all their rounds' commits on every tick. The oldest event not yet stored
+        // is read each round (after the clock, as windows need): when the pipeline catches up
+        // during a tick, the tick goes on to the horizon instead of leaving it to the next.
         let horizon = clock.now()
-        let oldest = oldestUnstored()
         for _ in 0..<maxWindowsPerTick {
             let now = clock.now()
+            let oldest = oldestUnstored()
             // Rules whose windows end together share one read: rules added at different
             // times start at different watermarks, but their first windows all end at
             // `now - lag`, so from then on their windows are the same.
@@ -231,10 +233,9 @@ public final class DetectionScheduler: Service, Sendable {
         var watermark = record.watermark
         // Read once, as in `evaluateTogether`.
         let horizon = clock.now()
-        let oldest = oldestUnstored()
         for _ in 0..<maxWindowsPerTick {
             let now = clock.now()
-            guard let window = planner.nextWindow(watermark: watermark, now: horizon, oldestUnstored: oldest, bucketMillis: rule.bucketMillis) else { return }
+            guard let window = planner.nextWindow(watermark: watermark, now: horizon, oldestUnstored: oldestUnstored(), bucketMillis: rule.bucketMillis) else { return }
             guard let lease = await coordinator.acquire("rule/\(record.tenant)/\(record.id)", holder: holder, ttlMillis: 60_000, now: now) else { return }
             let windowEvents = try await readWindow(tenant: record.tenant, query: rule.prefilter, name: rule.id, window: window)
             let drafts = rule.evaluate(windowEvents, window: window)

@@ -31,10 +31,10 @@ struct SchedulerTests {
 
         /// A fresh scheduler over the same stores, as after a restart.
         func scheduler(detection: (any DetectionStore)? = nil, maxWindow: Int64 = 3_600_000, perTick: Int = 24, inline: InlineDetection? = nil,
-                       clock: (any VigilClock)? = nil) -> DetectionScheduler {
+                       clock: (any VigilClock)? = nil, oldestUnstored: (@Sendable () -> EpochMillis?)? = nil) -> DetectionScheduler {
             DetectionScheduler(events: events, detection: detection ?? self.detection, compiler: RuleCompiler(others: ["sigma": { try SigmaDetectionRule.compile($0) }]), coordinator: coordinator,
                                clock: clock ?? self.clock, planner: WindowPlanner(lagMillis: 120_000, maxWindowMillis: maxWindow),
-                               oldestUnstored: { [self] in self.unstored.withLock { $0 } }, maxWindowsPerTick: perTick, inline: inline, logger: Logger(label: "test"))
+                               oldestUnstored: oldestUnstored ?? { [self] in self.unstored.withLock { $0 } }, maxWindowsPerTick: perTick, inline: inline, logger: Logger(label: "test"))
         }
 
         /// Stores an event received now (or at `ingested`), stamped `timestamp`; with `pipeline`,
@@ -257,6 +257,37 @@ struct SchedulerTests {
         f.unstored.withLock { $0 = nil }
         let report = await f.scheduler().tick()
         #expect(report.alerts == 1)
+    }
+
+    /// The pipeline stores the stalled event while a tick runs (the oldest unstored receive
+    /// time is there at the first look and gone after): the tick goes on to where it started,
+    /// for a scheduled rule and for per-event Sigma rules, and the event is alerted once.
+    @Test(arguments: [false, true])
+    func aTickGoesOnWhenThePipelineCatchesUpDuringIt(sigma: Bool) async throws {
+        let f = try Fixture()
+        let stalled = Self.start + 30_000
+        if sigma {
+            try await f.addSigmaRule(Self.sigma("whoami", "Image|endswith: '\\\\whoami.exe'"))
+            try await f.ingest(Fixture.sysmon([("Image", "C:\\whoami.exe")]), ingested: stalled)
+        } else {
+            try await f.addRule(Self.failedLogins, id: "failed-login")
+            try await f.ingest([("event.outcome", .string("failure"))], ingested: stalled)
+        }
+        f.clock.advance(byMillis: 900_000)
+        let looks = Mutex(0)
+        let scheduler = f.scheduler(oldestUnstored: {
+            looks.withLock { looks in
+                looks += 1
+                return looks == 1 ? stalled : nil
+            }
+        })
+        let report = await scheduler.tick()
+        #expect(report.failures.isEmpty)
+        #expect(report.windows == 2, "up to the stalled event, then on to the horizon")
+        #expect(report.alerts == 1)
+        let rule = try await f.detection.rules(tenant: acme).first
+        #expect(rule?.watermark == f.clock.now() - 120_000)
+        #expect(try await f.detection.coverage(tenant: acme, ruleID: rule?.id ?? "").count == 1)
     }
 
     @Test func thresholdBucketsAreWholeAndCountedOnce() async throws {
