@@ -866,18 +866,18 @@ enum JSONBytes {
         escapeMask(word) != 0
     }
 
+    /// Eight spaces: nothing escapes them.
+    static let spaces: UInt64 = 0x2020_2020_2020_2020
+
     /// The bytes from `start` to the end (fewer than eight) as a word, the first lowest,
     /// padded with spaces (which nothing escapes).
     @inline(__always) static func tail(_ raw: UnsafeRawBufferPointer, from start: Int) -> UInt64 {
         let rest = raw.count - start
-        return partialWord(raw.baseAddress! + start, count: rest) | (0x2020_2020_2020_2020 << UInt64(8 * rest))
+        return partialWord(raw.baseAddress! + start, count: rest) | (spaces << UInt64(8 * rest))
     }
 
     /// `count` bytes (fewer than eight) as a word, the first lowest and zeros above them, in
     /// at most three loads.
-    /// Eight spaces: nothing escapes them.
-    static let spaces: UInt64 = 0x2020_2020_2020_2020
-
     @inline(__always) static func partialWord(_ bytes: UnsafeRawPointer, count: Int) -> UInt64 {
         var value: UInt64 = 0
         var filled = 0

@@ -511,9 +511,7 @@ public final class Spool: IntakeQueue {
                 sequences.append(IntakeSequence(generation: generation, position: Int64(position.segment << 40 | position.offset)))
                 position.offset += 8 + UInt64(entry.bytes.count)
                 // Moved, not copied: a copy would retain all the record holds.
-                var record: IntakeRecord?
-                swap(&record, &entry.record)
-                decoded.append(consume record)
+                decoded.append(entry.record.take())
                 records.append(entry.bytes)
             }
             s.tail.compact()
