@@ -147,7 +147,8 @@ public struct WindowsEventPack: ProtocolPack {
         e.timeCreated = winlog["time_created"]?.scalarText
         e.userID = winlog["user"]?.objectValue?["identifier"]?.scalarText
         e.task = winlog["task"]?.scalarText
-        if let data = winlog["event_data"]?.objectValue {
+        let data = winlog["event_data"]?.objectValue
+        if let data {
             for (k, v) in data.members { e.addData(k, Self.verbatim(v)) }
         }
         // Winlogbeat's sysmon module moves some EventData into ECS; the rendered message keeps
@@ -160,7 +161,7 @@ public struct WindowsEventPack: ProtocolPack {
                 e.addData(key, String(line[colon.upperBound...]).trimmingSuffix("\r"))
             }
         }
-        var result = map(e, base: FieldNesting.nest(doc), parseFailure: false, eventData: winlog["event_data"]?.objectValue)
+        var result = map(e, base: FieldNesting.nest(doc), parseFailure: false, eventData: data)
         result.buildsOnDocument = true
         return result
     }
