@@ -186,11 +186,11 @@ public struct PipelineService: Service {
         switch consume record {
         case .event(var event)?:
             event.sequence = sequence
-            events.append(event)
+            events.append(consume event)
             return true
         case .quarantine(var item)?:
             item.sequence = sequence
-            quarantined.append(item)
+            quarantined.append(consume item)
             return true
         case nil:
             return false
