@@ -125,8 +125,7 @@ public final class InlineDetection: AdmissionMatcher, Sendable {
             let tenant = events[index].tenant, key = events[index].key
             guard let adopted = tenants[tenant] else { continue }
             // An alert names its events by key and time: the document is not parsed back.
-            let draft = AlertDraft(discriminator: "e:\(key)", group: JSONObject(),
-                                   events: [Event(tenant: tenant, key: key, timestamp: events[index].timestamp, ingested: events[index].ingested, fields: JSONObject())])
+            let draft = AlertDraft.event(Event(tenant: tenant, key: key, timestamp: events[index].timestamp, ingested: events[index].ingested, fields: JSONObject()))
             let ingested = events[index].ingested
             for tag in events[index].matched {
                 guard let member = adopted.byTag[tag] else { continue }

@@ -115,7 +115,7 @@ public struct NativeRule: DetectionRule, Equatable {
     public func evaluate(_ events: [Event], window: Range<EpochMillis>) -> [AlertDraft] {
         // The store already applied the query: every event here matches it.
         guard let threshold else {
-            return events.map { AlertDraft(discriminator: "e:\($0.key)", group: JSONObject(), events: [$0]) }
+            return events.map(AlertDraft.event)
         }
         var groups: [[String]: [Event]] = [:]
         var order: [[String]] = []

@@ -18,7 +18,7 @@ public struct SigmaDetectionRule: DetectionRule {
     public var bucketMillis: Int64? { nil }
 
     public func evaluate(_ events: [Event], window: Range<EpochMillis>) -> [AlertDraft] {
-        events.filter { sigma.matches($0.fields, mapping: mapping) }.map { AlertDraft(discriminator: "e:\($0.key)", group: JSONObject(), events: [$0]) }
+        events.filter { sigma.matches($0.fields, mapping: mapping) }.map(AlertDraft.event)
     }
 
     /// Compiles Sigma YAML for the rule compiler (a rule, or a correlation with the rules it

@@ -36,6 +36,9 @@ public struct AlertRecord: Sendable, Equatable {
     /// Deterministic per (rule, window bucket or event, group): a re-run of a window after a
     /// crash produces the same keys, and the store keeps one alert per key.
     public var key: EventKey
+    /// The key the same alert had before keys sorted by time, when it had one: a batch
+    /// stored before an upgrade and replayed after it finds its alert by that key.
+    public var formerKey: EventKey?
     public var eventIDs: [String]
     public var group: JSONObject
     public var firstSeen: EpochMillis
@@ -43,13 +46,14 @@ public struct AlertRecord: Sendable, Equatable {
     public var status: AlertStatus
     public var created: EpochMillis
 
-    public init(id: Int64? = nil, tenant: TenantName, ruleID: String, severity: String, key: EventKey, eventIDs: [String],
+    public init(id: Int64? = nil, tenant: TenantName, ruleID: String, severity: String, key: EventKey, formerKey: EventKey? = nil, eventIDs: [String],
                 group: JSONObject, firstSeen: EpochMillis, lastSeen: EpochMillis, status: AlertStatus = .open, created: EpochMillis) {
         self.id = id
         self.tenant = tenant
         self.ruleID = ruleID
         self.severity = severity
         self.key = key
+        self.formerKey = formerKey
         self.eventIDs = eventIDs
         self.group = group
         self.firstSeen = firstSeen

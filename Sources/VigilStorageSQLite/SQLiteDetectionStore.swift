@@ -7,12 +7,13 @@ import VigilStorage
 /// A window's alerts, its coverage and the new watermark are one transaction.
 public final class SQLiteDetectionStore: DetectionStore {
     let pool: DatabasePool
-    /// When false no outbox rows are written (no webhook configured).
-    let notifications: Bool
+    /// How alerts are written: `notify` false writes no outbox rows (no webhook configured).
+    let writing: AlertWriting
 
     public init(dataDirectory: URL, notifications: Bool) throws {
         pool = try SQLiteEventStore.openPool(dataDirectory.appendingPathComponent("detection.sqlite"), migrator: Self.migrator)
-        self.notifications = notifications
+        let sortedSince = try pool.read { db in try Int64.fetchOne(db, sql: "SELECT sorted_since FROM alert_key_format") } ?? 0
+        writing = AlertWriting(notify: notifications, sortedSince: sortedSince)
     }
 
     static let migrator: DatabaseMigrator = {
@@ -34,8 +35,23 @@ public final class SQLiteDetectionStore: DetectionStore {
                 CREATE INDEX outbox_due ON outbox(due);
                 """)
         }
+        // v2: alert keys sort by time (`DetectionScheduler.alertKey`). The second this
+        // version started is kept: an alert of events ingested before it may already be
+        // stored under its former key, and is looked for by that key too.
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: "CREATE TABLE alert_key_format (id INTEGER PRIMARY KEY CHECK (id = 1), sorted_since INTEGER NOT NULL)")
+            try db.execute(sql: "INSERT INTO alert_key_format (id, sorted_since) VALUES (1, ?)", arguments: [Int64(Date().timeIntervalSince1970)])
+        }
         return migrator
     }()
+
+    /// How a transaction writes alerts.
+    struct AlertWriting: Sendable {
+        /// Whether each new alert gets an outbox row for the webhook.
+        var notify: Bool
+        /// The second from which alert keys sort by time (the `v2` migration's).
+        var sortedSince: Int64
+    }
 
     public func saveRule(_ rule: RuleRecord) async throws {
         try await pool.write { db in
@@ -76,8 +92,8 @@ public final class SQLiteDetectionStore: DetectionStore {
     }
 
     public func commit(_ commit: WindowCommit) async throws -> Int {
-        let notify = notifications
-        return try await pool.write { db in try Self.apply(commit, notify: notify, db) }
+        let writing = writing
+        return try await pool.write { db in try Self.apply(commit, writing, db) }
     }
 
     /// Many rules' windows in one transaction; a commit that is refused (moved watermark,
@@ -85,13 +101,13 @@ public final class SQLiteDetectionStore: DetectionStore {
     /// it writes, so no savepoint is needed to undo a refused commit: a thousand rules commit
     /// a window every tick, and a savepoint each was two more statements, parsed every time.
     public func commit(_ commits: [WindowCommit]) async throws -> [Result<Int, DetectionStoreError>] {
-        let notify = notifications
+        let writing = writing
         return try await pool.write { db in
             var results: [Result<Int, DetectionStoreError>] = []
             results.reserveCapacity(commits.count)
             for commit in commits {
                 do {
-                    results.append(.success(try Self.apply(commit, notify: notify, db)))
+                    results.append(.success(try Self.apply(commit, writing, db)))
                 } catch let error as DetectionStoreError {
                     results.append(.failure(error))
                 }
@@ -102,7 +118,7 @@ public final class SQLiteDetectionStore: DetectionStore {
 
     public func insertAlerts(_ alerts: [AlertRecord]) async throws -> [AlertRecord] {
         guard !alerts.isEmpty else { return [] }
-        let notify = notifications
+        let writing = writing
         return try await pool.write { db in
             var inserted: [AlertRecord] = []
             // Whether each rule still exists, asked once per rule and transaction: a batch of
@@ -115,15 +131,21 @@ public final class SQLiteDetectionStore: DetectionStore {
                                                      arguments: [alert.tenant.rawValue, alert.ruleID]) ?? false
                 }
                 guard exists[rule] == true else { continue }
-                if try Self.insert(alert, notify: notify, db) { inserted.append(alert) }
+                if try Self.insert(alert, writing, db) { inserted.append(alert) }
             }
             return inserted
         }
     }
 
-    /// Inserts an alert unless its key exists (with its notification when webhooks are on);
-    /// true when it was new.
-    static func insert(_ alert: AlertRecord, notify: Bool, _ db: Database) throws -> Bool {
+    /// Inserts an alert unless its key exists, or its former key for an alert whose key sorts
+    /// before `sortedSince` (with its notification when webhooks are on); true when it was new.
+    static func insert(_ alert: AlertRecord, _ writing: AlertWriting, _ db: Database) throws -> Bool {
+        if let former = alert.formerKey, Int64(alert.key.high >> 24) < writing.sortedSince {
+            let stored = RawStatement(try db.cachedStatement(sql: "SELECT 1 FROM alert WHERE tenant = ? AND key = ?"))
+            stored.bind(1, alert.tenant.rawValue)
+            stored.bind(2, former)
+            if try stored.firstRow(db, { _ in true }) != nil { return false }
+        }
         // Cached statements bound through the C API, here and in `apply`: a thousand rules
         // commit a window every tick, and a busy pipeline inserts an alert for one event in
         // five of the detect bench's.
@@ -144,7 +166,7 @@ public final class SQLiteDetectionStore: DetectionStore {
         add.bind(11, alert.created)
         try add.run(db)
         guard db.changesCount > 0 else { return false }
-        if notify {
+        if writing.notify {
             let queue = RawStatement(try db.cachedStatement(sql: "INSERT INTO outbox (alert_id, due) VALUES (?, ?)"))
             queue.bind(1, db.lastInsertedRowID)
             queue.bind(2, alert.created)
@@ -155,7 +177,7 @@ public final class SQLiteDetectionStore: DetectionStore {
 
     /// Writes a window's alerts, coverage and watermark. Every refusal (`DetectionStoreError`)
     /// is thrown before the first write, so a refused commit has changed nothing.
-    static func apply(_ commit: WindowCommit, notify: Bool, _ db: Database) throws -> Int {
+    static func apply(_ commit: WindowCommit, _ writing: AlertWriting, _ db: Database) throws -> Int {
         let tenant = commit.tenant.rawValue
         let state = RawStatement(try db.cachedStatement(sql: "SELECT watermark, fence FROM rule WHERE tenant = ? AND id = ?"))
         state.bind(1, tenant)
@@ -171,7 +193,7 @@ public final class SQLiteDetectionStore: DetectionStore {
         }
         var inserted = 0
         for alert in commit.alerts {
-            if try insert(alert, notify: notify, db) { inserted += 1 }
+            if try insert(alert, writing, db) { inserted += 1 }
         }
         // Coverage: extend the interval that ends where this window starts, else add one.
         let extend = RawStatement(try db.cachedStatement(sql: "UPDATE coverage SET end = ? WHERE tenant = ? AND rule_id = ? AND end = ?"))
