@@ -39,6 +39,8 @@ public struct SyslogMessage: Sendable, Equatable {
             guard let value, !ECSBuilder.isPlaceholder(value) else { return nil }
             return .string(value)
         }
+        // A document's message (no syslog header) has none of them: nothing to allocate.
+        guard priority != nil || hostname != nil || appName != nil || procID != nil || msgID != nil || !(structuredData?.isEmpty ?? true) else { return JSONObject() }
         var syslog = JSONObject()
         syslog.members.reserveCapacity(8)
         if let priority {
