@@ -141,14 +141,19 @@ public final class IntakeService: Sendable {
         var decoded: [IntakeRecord?] = []
         // Optional so that an admitted event can be moved into its record instead of copied.
         var events: [StoredEvent?] = []
+        // Each event's key, apart: reading `events[i]!.key` copied the whole optional event.
+        var eventKeys: [EventKey] = []
         var itemOfEvent: [Int] = []
         var ordinals: [EventKey: Int] = [:]
         ordinals.reserveCapacity(items.count)
         // By index: the items are read where they are (an enumerated copy retained each document).
         for index in items.indices {
-            switch normalize(items[index], tenant: tenant, source: source, received: received, rules: rules, ordinals: &ordinals) {
+            // Switched over where it is and moved on: a bound event was copied into the array.
+            let admission = normalize(items[index], tenant: tenant, source: source, received: received, rules: rules, ordinals: &ordinals)
+            switch consume admission {
             case .event(let event):
-                events.append(event)
+                eventKeys.append(event.key)
+                events.append(consume event)
                 itemOfEvent.append(index)
             case .quarantine(let rejection):
                 statuses[index] = .quarantined(rejection.reason, detail: rejection.detail)
@@ -167,7 +172,7 @@ public final class IntakeService: Sendable {
             // the tenant is looked up twice per request instead of once per event.
             var keys = pending.removeValue(forKey: tenant) ?? []
             for position in events.indices {
-                if keys.insert(events[position]!.key).inserted {
+                if keys.insert(eventKeys[position]).inserted {
                     reserved.append(position)
                 } else {
                     statuses[itemOfEvent[position]] = .duplicate
@@ -177,15 +182,15 @@ public final class IntakeService: Sendable {
         }
         let stored: Set<EventKey>
         do {
-            stored = try await store.existingKeys(tenant: tenant, keys: reserved.map { events[$0]!.key })
+            stored = try await store.existingKeys(tenant: tenant, keys: reserved.map { eventKeys[$0] })
         } catch {
-            release(tenant, reserved.map { events[$0]!.key })
+            release(tenant, reserved.map { eventKeys[$0] })
             throw error
         }
         var admitted: [EventKey] = []
         var alreadyStored: [EventKey] = []
         for position in reserved {
-            let key = events[position]!.key
+            let key = eventKeys[position]
             if stored.contains(key) {
                 statuses[itemOfEvent[position]] = .duplicate
                 alreadyStored.append(key)
