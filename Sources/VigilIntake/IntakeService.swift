@@ -97,7 +97,19 @@ public final class IntakeService: Sendable {
     public func markStored(_ events: [StoredEvent]) {
         // By index, reading fields in place: a copy of each event would retain a dozen strings.
         pending.withLock { pending in
-            for index in events.indices { pending[events[index].tenant]?.remove(events[index].key) }
+            // A tenant's set is moved out and back once per run of its events (a batch is
+            // nearly always one tenant's), not looked up by name for every event.
+            var start = events.startIndex
+            while start < events.endIndex {
+                let tenant = events[start].tenant
+                var end = start + 1
+                while end < events.endIndex, events[end].tenant == tenant { end += 1 }
+                if var keys = pending.removeValue(forKey: tenant) {
+                    for index in start..<end { keys.remove(events[index].key) }
+                    if !keys.isEmpty { pending[tenant] = consume keys }
+                }
+                start = end
+            }
         }
         unstoredByIngest.withLock { counts in
             for index in events.indices {

@@ -210,6 +210,26 @@ struct IntakeServiceTests {
         #expect(try await service.submit(tenant: TenantName("other")!, source: "test", items: lines(batch)).accepted == 3)
     }
 
+    /// Stored events leave the pending keys of their own tenant, in a batch whose tenants
+    /// alternate too, and only their own keys: what is still queued stays pending.
+    @Test func storedEventsLeaveTheirTenantsPendingKeys() async throws {
+        let (service, _, _) = try makeService()
+        let other = TenantName("other")!
+        _ = try await service.submit(tenant: tenant, source: "test", items: lines("{\"event_id\":\"a1\"}\n{\"event_id\":\"a2\"}\n{\"event_id\":\"a3\"}"))
+        _ = try await service.submit(tenant: other, source: "test", items: lines("{\"event_id\":\"b1\"}\n{\"event_id\":\"b2\"}"))
+        let pending = service.pending.withLock { $0 }
+        let (acme, others) = (try #require(pending[tenant]), try #require(pending[other]))
+        #expect(acme.count == 3 && others.count == 2)
+        func event(_ tenant: TenantName, _ key: EventKey) -> StoredEvent {
+            StoredEvent(tenant: tenant, key: key, timestamp: now, ingested: now, fields: JSONObject())
+        }
+        let (a, b) = (acme.sorted(), others.sorted())
+        service.markStored([event(tenant, a[0]), event(other, b[0]), event(other, b[1]), event(tenant, a[1])])
+        let left = service.pending.withLock { $0 }
+        #expect(left[tenant] == [a[2]], "the one acme event not stored yet")
+        #expect(left[other]?.isEmpty ?? true)
+    }
+
     /// Content keys start with the event's second, so the key table takes a batch of recent
     /// events at its end; an identical copy in the same request still gets a key of its own.
     @Test func contentKeysSortByTheEventsSecond() async throws {
