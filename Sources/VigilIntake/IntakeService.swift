@@ -112,10 +112,16 @@ public final class IntakeService: Sendable {
             }
         }
         unstoredByIngest.withLock { counts in
-            for index in events.indices {
-                let ingested = events[index].ingested
-                guard let count = counts[ingested] else { continue }
-                if count <= 1 { counts.removeValue(forKey: ingested) } else { counts[ingested] = count - 1 }
+            // A request's events share their receive time: counted down once per run of them.
+            var start = events.startIndex
+            while start < events.endIndex {
+                let ingested = events[start].ingested
+                var end = start + 1
+                while end < events.endIndex, events[end].ingested == ingested { end += 1 }
+                if let count = counts[ingested] {
+                    if count <= end - start { counts.removeValue(forKey: ingested) } else { counts[ingested] = count - (end - start) }
+                }
+                start = end
             }
         }
     }
