@@ -271,8 +271,8 @@ public final class DetectionScheduler: Service, Sendable {
                         key: digest.withUnsafeBytes { EventKey(second: (draft.ingested ?? window.lowerBound) / 1000, digest: $0) },
                         formerKey: EventKey(digest: digest),
                         eventIDs: draft.events.map(\.key.description), group: draft.group,
-                        firstSeen: draft.events.map(\.timestamp).min() ?? window.lowerBound,
-                        lastSeen: draft.events.map(\.timestamp).max() ?? window.lowerBound, created: now)
+                        firstSeen: draft.events.lazy.map(\.timestamp).min() ?? window.lowerBound,
+                        lastSeen: draft.events.lazy.map(\.timestamp).max() ?? window.lowerBound, created: now)
         }
     }
 

@@ -45,6 +45,12 @@ public final class SQLiteDetectionStore: DetectionStore {
         return migrator
     }()
 
+    /// A rule by tenant and id, as a dictionary key (without joining them into a new string).
+    struct RuleName: Hashable {
+        var tenant: TenantName
+        var id: String
+    }
+
     /// How a transaction writes alerts.
     struct AlertWriting: Sendable {
         /// Whether each new alert gets an outbox row for the webhook.
@@ -123,9 +129,9 @@ public final class SQLiteDetectionStore: DetectionStore {
             var inserted: [AlertRecord] = []
             // Whether each rule still exists, asked once per rule and transaction: a batch of
             // events alerts for the same few rules many times.
-            var exists: [String: Bool] = [:]
+            var exists: [RuleName: Bool] = [:]
             for alert in alerts {
-                let rule = "\(alert.tenant.rawValue)\u{0}\(alert.ruleID)"
+                let rule = RuleName(tenant: alert.tenant, id: alert.ruleID)
                 if exists[rule] == nil {
                     exists[rule] = try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM rule WHERE tenant = ? AND id = ?)"),
                                                      arguments: [alert.tenant.rawValue, alert.ruleID]) ?? false
