@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import VigilCore
 import VigilStorage
 
@@ -126,9 +131,23 @@ enum LineSplitter {
     static func lines(_ body: [UInt8]) -> [ArraySlice<UInt8>] {
         var result: [ArraySlice<UInt8>] = []
         var start = 0
-        for i in 0..<body.count where body[i] == 0x0A {
-            result.append(trimCR(body[start..<i]))
-            start = i + 1
+        // Line ends found with `memchr`: a byte loop over every request body was half a
+        // percent of a busy server.
+        let ends: [Int] = body.withUnsafeBufferPointer { bytes in
+            var ends: [Int] = []
+            guard let base = bytes.baseAddress else { return ends }
+            var offset = 0
+            while offset < bytes.count, let hit = memchr(base + offset, 0x0A, bytes.count - offset) {
+                let end = UnsafeRawPointer(hit) - UnsafeRawPointer(base)
+                ends.append(end)
+                offset = end + 1
+            }
+            return ends
+        }
+        result.reserveCapacity(ends.count + 1)
+        for end in ends {
+            result.append(trimCR(body[start..<end]))
+            start = end + 1
         }
         if start < body.count { result.append(trimCR(body[start..<body.count])) }
         return result

@@ -29,6 +29,19 @@ struct DecoderTests {
         #expect(fourth.timestamp == .millis(1_795_514_400_000))
     }
 
+    /// Lines as splitting on every LF gives them (a last empty piece is no line), each
+    /// without one trailing CR: empty bodies, blank lines, CRLF, a last line without LF, and
+    /// lines longer than a vector register.
+    @Test(arguments: ["", "\n", "\n\n", "a", "a\n", "a\r\n", "\r", "\r\n\r\n", "a\nb", "a\r\nb\r", "a\n\nb\n",
+                      String(repeating: "x", count: 70) + "\n" + String(repeating: "y", count: 33) + "\r\nz"])
+    func linesSplitAtEveryLineFeed(_ body: String) {
+        // By byte: as `Character`s, "\r\n" is one and would not split.
+        var expected = Array(body.utf8).split(separator: 0x0A, omittingEmptySubsequences: false).map(Array.init)
+        if expected.last == [] { expected.removeLast() }
+        expected = expected.map { $0.last == 0x0D ? Array($0.dropLast()) : $0 }
+        #expect(LineSplitter.lines(Array(body.utf8)).map(Array.init) == expected)
+    }
+
     @Test func nativeFlagsUnreadableTimestamps() {
         let items = NativeDecoder.decode(Array(#"{"@timestamp":"yesterday","message":"x"}"#.utf8), limits: limits)
         guard case .candidate(let candidate) = items[0], case .invalid = candidate.timestamp else { Issue.record("expected an invalid timestamp"); return }
