@@ -189,6 +189,9 @@ public final class IntakeService: Sendable {
             // The tenant's set is moved out and back (not copied: it would copy every key), so
             // the tenant is looked up twice per request instead of once per event.
             var keys = pending.removeValue(forKey: tenant) ?? []
+            // Room for the request at once: grown one doubling at a time, the set rehashed
+            // every key it held each time.
+            keys.reserveCapacity(keys.count + eventKeys.count)
             for position in events.indices {
                 if keys.insert(eventKeys[position]).inserted {
                     reserved.append(position)
