@@ -369,16 +369,15 @@ public final class Spool: IntakeQueue {
                 return (batch, s.fd, s.segment, s.sizes[s.segment] ?? 0)
             }
             guard let work else { return }
-            var buffer: [UInt8] = []
-            buffer.reserveCapacity(work.batch.reduce(0) { $0 + $1.frames.count })
-            for item in work.batch { buffer.append(contentsOf: item.frames) }
-            let result = writeFrames(buffer, fd: work.fd, at: work.offset)
-            let batchBytes = Int64(buffer.count)
+            // Each append's frames are written where they are, one after the other, then
+            // synced once: copying them into one buffer first copied every byte once more.
+            let result = writeFrames(work.batch.map(\.frames), fd: work.fd, at: work.offset)
+            let batchBytes = work.batch.reduce(Int64(0)) { $0 + Int64($1.frames.count) }
             var rollover = false
             state.withLock { s in
                 s.pendingBytes -= batchBytes
                 if case .success = result {
-                    s.sizes[work.segment] = work.offset + UInt64(buffer.count)
+                    s.sizes[work.segment] = work.offset + UInt64(batchBytes)
                     rollover = Int64(work.offset) + batchBytes >= configuration.segmentBytes
                     // Durable now: the consumer may take them from memory, at their positions.
                     // The decoded records are moved into the tail (a copy would retain all they hold).
@@ -408,21 +407,26 @@ public final class Spool: IntakeQueue {
         }
     }
 
-    private func writeFrames(_ buffer: [UInt8], fd: Int32, at offset: UInt64) -> Result<Void, IntakeError> {
-        var written = 0
-        while written < buffer.count {
-            let n = buffer.withUnsafeBytes { raw in
-                pwrite(fd, raw.baseAddress! + written, buffer.count - written, off_t(offset) + off_t(written))
+    /// Writes `chunks` one after the other from `offset`, then syncs; on failure the segment
+    /// is cut back to `offset`, so it ends on a whole frame again.
+    private func writeFrames(_ chunks: [[UInt8]], fd: Int32, at offset: UInt64) -> Result<Void, IntakeError> {
+        var position = off_t(offset)
+        for chunk in chunks {
+            var written = 0
+            while written < chunk.count {
+                let n = chunk.withUnsafeBytes { raw in
+                    pwrite(fd, raw.baseAddress! + written, chunk.count - written, position + off_t(written))
+                }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    let code = errno
+                    _ = ftruncate(fd, off_t(offset))
+                    return .failure(IntakeError(code == ENOSPC || code == EDQUOT ? .diskFull : .io,
+                                                "spool write failed: \(String(cString: strerror(code)))"))
+                }
+                written += n
             }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let code = errno
-                // Cut the partial write so the segment ends on a whole frame again.
-                _ = ftruncate(fd, off_t(offset))
-                return .failure(IntakeError(code == ENOSPC || code == EDQUOT ? .diskFull : .io,
-                                            "spool write failed: \(String(cString: strerror(code)))"))
-            }
-            written += n
+            position += off_t(chunk.count)
         }
         if fdatasync(fd) != 0 {
             let code = errno
