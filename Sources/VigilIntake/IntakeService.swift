@@ -164,10 +164,11 @@ public final class IntakeService: Sendable {
         var itemOfEvent: [Int] = []
         var ordinals: [EventKey: Int] = [:]
         ordinals.reserveCapacity(items.count)
+        let firstKeptDay = retention.firstKeptDay(for: tenant, now: received)
         // By index: the items are read where they are (an enumerated copy retained each document).
         for index in items.indices {
             // Switched over where it is and moved on: a bound event was copied into the array.
-            let admission = normalize(items[index], tenant: tenant, source: source, received: received, rules: rules, ordinals: &ordinals)
+            let admission = normalize(items[index], tenant: tenant, source: source, received: received, firstKeptDay: firstKeptDay, rules: rules, ordinals: &ordinals)
             switch consume admission {
             case .event(let event):
                 eventKeys.append(event.key)
@@ -261,7 +262,9 @@ public final class IntakeService: Sendable {
 
     // MARK: - Normalization
 
-    func normalize(_ item: DecodedItem, tenant: TenantName, source: String, received: EpochMillis, rules: (any EventMatcher)?,
+    /// `firstKeptDay`: the tenant's retention at `received` (`RetentionPolicies.firstKeptDay`),
+    /// looked up once per request.
+    func normalize(_ item: DecodedItem, tenant: TenantName, source: String, received: EpochMillis, firstKeptDay: Int64, rules: (any EventMatcher)?,
                    ordinals: inout [EventKey: Int]) -> Admission {
         func reject(_ reason: QuarantineReason, _ detail: String, _ raw: [UInt8]) -> Admission {
             .quarantine(QuarantineItem(tenant: tenant, reason: reason, detail: detail, source: source, received: received,
@@ -290,7 +293,6 @@ public final class IntakeService: Sendable {
             }
             timestamp = millis
         }
-        let firstKeptDay = retention.firstKeptDay(for: tenant, now: received)
         guard Timestamp.day(of: timestamp) >= firstKeptDay else {
             return reject(.timestampOutOfRange, "@timestamp \(Timestamp.formatRFC3339(timestamp)) is older than the tenant's retention of \(retention.days(for: tenant)) days", candidate.raw)
         }
