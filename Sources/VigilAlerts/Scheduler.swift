@@ -268,11 +268,10 @@ public final class DetectionScheduler: Service, Sendable {
         drafts.map { draft in
             let digest = alertDigest(tenant: tenant, ruleID: ruleID, discriminator: draft.discriminator)
             return AlertRecord(tenant: tenant, ruleID: ruleID, severity: severity,
-                        key: digest.withUnsafeBytes { EventKey(second: (draft.ingested ?? window.lowerBound) / 1000, digest: $0) },
-                        formerKey: EventKey(digest: digest),
-                        eventIDs: draft.events.map(\.key.description), group: draft.group,
-                        firstSeen: draft.events.lazy.map(\.timestamp).min() ?? window.lowerBound,
-                        lastSeen: draft.events.lazy.map(\.timestamp).max() ?? window.lowerBound, created: now)
+                               key: alertKey(digest, ingested: draft.ingested ?? window.lowerBound), formerKey: EventKey(digest: digest),
+                               eventIDs: draft.events.map(\.key.description), group: draft.group,
+                               firstSeen: draft.events.lazy.map(\.timestamp).min() ?? window.lowerBound,
+                               lastSeen: draft.events.lazy.map(\.timestamp).max() ?? window.lowerBound, created: now)
         }
     }
 
@@ -296,7 +295,11 @@ public final class DetectionScheduler: Service, Sendable {
     /// the end of the key index instead of one page each all over it. The detect bench's
     /// alerts (one for every fifth event) wrote more log than the events themselves.
     static func alertKey(tenant: TenantName, ruleID: String, discriminator: String, ingested: EpochMillis) -> EventKey {
-        alertDigest(tenant: tenant, ruleID: ruleID, discriminator: discriminator).withUnsafeBytes { EventKey(second: ingested / 1000, digest: $0) }
+        alertKey(alertDigest(tenant: tenant, ruleID: ruleID, discriminator: discriminator), ingested: ingested)
+    }
+
+    static func alertKey(_ digest: SHA256.Digest, ingested: EpochMillis) -> EventKey {
+        digest.withUnsafeBytes { EventKey(second: ingested / 1000, digest: $0) }
     }
 
     /// The key the same alert had before keys sorted by time: the digest's first 16 bytes.
