@@ -4,6 +4,30 @@ import Glibc
 import Darwin
 #endif
 
+/// The offsets of one byte in raw memory, found with `memchr` (a vector at a time, where a
+/// Swift loop looks at every byte): line ends of request bodies and of files being counted.
+public enum ByteScan {
+    /// Calls `body` with the offset of each `byte` in `bytes`, in order.
+    @inlinable
+    public static func forEachOffset(of byte: UInt8, in bytes: UnsafeRawBufferPointer, _ body: (Int) throws -> Void) rethrows {
+        guard let base = bytes.baseAddress else { return }
+        var offset = 0
+        while offset < bytes.count, let hit = memchr(base + offset, Int32(byte), bytes.count - offset) {
+            let at = UnsafeRawPointer(hit) - base
+            try body(at)
+            offset = at + 1
+        }
+    }
+
+    /// How many times `byte` occurs in `bytes`.
+    @inlinable
+    public static func count(of byte: UInt8, in bytes: UnsafeRawBufferPointer) -> Int {
+        var count = 0
+        forEachOffset(of: byte, in: bytes) { _ in count += 1 }
+        return count
+    }
+}
+
 /// Byte-level (UTF-8) searching and splitting for the parsing hot paths.
 ///
 /// `String.contains(_:)` and `range(of:)` from Foundation convert to UTF-16 and compare

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import VigilCore
 import VigilStorage
 
@@ -133,21 +128,11 @@ enum LineSplitter {
         var start = 0
         // Line ends found with `memchr`: a byte loop over every request body was half a
         // percent of a busy server.
-        let ends: [Int] = body.withUnsafeBufferPointer { bytes in
-            var ends: [Int] = []
-            guard let base = bytes.baseAddress else { return ends }
-            var offset = 0
-            while offset < bytes.count, let hit = memchr(base + offset, 0x0A, bytes.count - offset) {
-                let end = UnsafeRawPointer(hit) - UnsafeRawPointer(base)
-                ends.append(end)
-                offset = end + 1
+        body.withUnsafeBytes { bytes in
+            ByteScan.forEachOffset(of: 0x0A, in: bytes) { end in
+                result.append(trimCR(body[start..<end]))
+                start = end + 1
             }
-            return ends
-        }
-        result.reserveCapacity(ends.count + 1)
-        for end in ends {
-            result.append(trimCR(body[start..<end]))
-            start = end + 1
         }
         if start < body.count { result.append(trimCR(body[start..<body.count])) }
         return result

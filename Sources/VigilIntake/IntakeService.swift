@@ -99,30 +99,33 @@ public final class IntakeService: Sendable {
         pending.withLock { pending in
             // A tenant's set is moved out and back once per run of its events (a batch is
             // nearly always one tenant's), not looked up by name for every event.
-            var start = events.startIndex
-            while start < events.endIndex {
-                let tenant = events[start].tenant
-                var end = start + 1
-                while end < events.endIndex, events[end].tenant == tenant { end += 1 }
-                if var keys = pending.removeValue(forKey: tenant) {
-                    for index in start..<end { keys.remove(events[index].key) }
-                    if !keys.isEmpty { pending[tenant] = consume keys }
-                }
-                start = end
+            Self.forEachRun(in: events, same: { events[$0].tenant == events[$1].tenant }) { run in
+                let tenant = events[run.lowerBound].tenant
+                guard var keys = pending.removeValue(forKey: tenant) else { return }
+                for index in run { keys.remove(events[index].key) }
+                if !keys.isEmpty { pending[tenant] = consume keys }
             }
         }
         unstoredByIngest.withLock { counts in
             // A request's events share their receive time: counted down once per run of them.
-            var start = events.startIndex
-            while start < events.endIndex {
-                let ingested = events[start].ingested
-                var end = start + 1
-                while end < events.endIndex, events[end].ingested == ingested { end += 1 }
-                if let count = counts[ingested] {
-                    if count <= end - start { counts.removeValue(forKey: ingested) } else { counts[ingested] = count - (end - start) }
-                }
-                start = end
+            Self.forEachRun(in: events, same: { events[$0].ingested == events[$1].ingested }) { run in
+                let ingested = events[run.lowerBound].ingested
+                guard let count = counts[ingested] else { return }
+                if count <= run.count { counts.removeValue(forKey: ingested) } else { counts[ingested] = count - run.count }
             }
+        }
+    }
+
+    /// Calls `body` with each run of consecutive positions of `events` that `same` (two
+    /// positions) puts together, in order. Positions, not events: a copy of an event retains
+    /// a dozen strings.
+    static func forEachRun(in events: [StoredEvent], same: (Int, Int) -> Bool, _ body: (Range<Int>) -> Void) {
+        var start = events.startIndex
+        while start < events.endIndex {
+            var end = start + 1
+            while end < events.endIndex, same(start, end) { end += 1 }
+            body(start..<end)
+            start = end
         }
     }
 

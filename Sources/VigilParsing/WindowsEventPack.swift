@@ -311,8 +311,8 @@ public struct WindowsEventPack: ProtocolPack {
     /// What follows the last `\\` or `/` (trailing separators ignored), found by byte in
     /// the string's bytes (walking `String.UTF8View` indices cost ten times as much).
     static func basename(_ path: String) -> String {
-        var utf8 = path
-        return utf8.withUTF8 { bytes -> String in
+        var contiguous = path
+        return contiguous.withUTF8 { bytes -> String in
             let backslash = UInt8(ascii: "\\"), slash = UInt8(ascii: "/")
             var end = bytes.count
             while end > 0, bytes[end - 1] == backslash || bytes[end - 1] == slash { end -= 1 }
@@ -323,7 +323,6 @@ public struct WindowsEventPack: ProtocolPack {
             return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
         }
     }
-
 
     /// The paths `setProcess` sets under a prefix, spelled out once.
     struct ProcessPaths {

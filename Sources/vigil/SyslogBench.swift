@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VigilCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -200,7 +201,7 @@ struct SyslogBench: AsyncParsableCommand {
             if port == nil { usleep(20_000) }  // readiness polling
         }
         guard let port else { throw GateFailure("rsyslogd did not start") }
-        let expected = payload.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+        let expected = payload.withUnsafeBytes { ByteScan.count(of: 0x0A, in: $0) }
         let start = Date()
         let sender = try TCPSender(host: "127.0.0.1", port: port)
         try sender.send(payload)
@@ -215,14 +216,7 @@ struct SyslogBench: AsyncParsableCommand {
         while Date() < deadline {
             if file == nil { file = FileHandle(forReadingAtPath: out.path) }
             if let file, let added = try? file.readToEnd(), !added.isEmpty {
-                lines += added.withUnsafeBytes { raw in
-                    var count = 0, from = 0
-                    while from < raw.count, let hit = memchr(raw.baseAddress! + from, 0x0A, raw.count - from) {
-                        count += 1
-                        from = UnsafeRawPointer(hit) - raw.baseAddress! + 1
-                    }
-                    return count
-                }
+                lines += added.withUnsafeBytes { ByteScan.count(of: 0x0A, in: $0) }
             }
             if lines >= expected { return Double(expected) / Date().timeIntervalSince(start) }
             usleep(20_000)  // polling for the file to be complete
