@@ -62,6 +62,8 @@ public final class DetectionScheduler: Service, Sendable {
     public let planner: WindowPlanner
     /// The receive time of the oldest acknowledged event not yet stored (nil: none).
     let oldestUnstored: @Sendable () -> EpochMillis?
+    /// Whether ingest has paused with everything acknowledged stored (nil: never asked).
+    let pipelineIdle: (@Sendable () -> Bool)?
     let holder: String
     let intervalMillis: Int64
     let maxWindowsPerTick: Int
@@ -77,8 +79,10 @@ public final class DetectionScheduler: Service, Sendable {
 
     public init(events: any EventStore, detection: any DetectionStore, compiler: any RuleCompiling, coordinator: any Coordinator,
                 clock: any VigilClock, planner: WindowPlanner, oldestUnstored: @escaping @Sendable () -> EpochMillis?,
+                pipelineIdle: (@Sendable () -> Bool)? = nil,
                 holder: String = "vigil", intervalMillis: Int64 = 10_000, maxWindowsPerTick: Int = 24,
                 inline: InlineDetection? = nil, logger: Logger) {
+        self.pipelineIdle = pipelineIdle
         self.inline = inline
         self.events = events
         self.detection = detection
@@ -98,9 +102,16 @@ public final class DetectionScheduler: Service, Sendable {
         // rules' commits) does not push the next one back by its own length.
         var next = ContinuousClock.now
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            _ = await tick()
+            let report = await tick()
             next = max(next + .milliseconds(intervalMillis), ContinuousClock.now)
             let deadline = next
+            // Held back by the pipeline (it had not stored everything up to the horizon): once
+            // it has and ingest pauses, one more tick then, instead of leaving what the pipeline
+            // caught up on to the next tick. Under steady ingest the pipeline is never idle, so
+            // this adds no ticks; it is at most one per interval.
+            if report.heldBack, let idle = pipelineIdle, await Self.wait(until: idle, before: deadline) {
+                _ = await tick()
+            }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(until: deadline, clock: .continuous) }
         }
     }
@@ -109,6 +120,21 @@ public final class DetectionScheduler: Service, Sendable {
         public var windows = 0
         public var alerts = 0
         public var failures: [String] = []
+        /// Some rule stopped at the oldest unstored event, short of the tick's horizon.
+        public var heldBack = false
+    }
+
+    /// How often an idle pipeline is looked for after a held-back tick.
+    static let idlePollMillis = 20
+
+    /// Polls `condition` until it holds (true) or `deadline` passes (false).
+    static func wait(until condition: @Sendable () -> Bool, before deadline: ContinuousClock.Instant) async -> Bool {
+        while ContinuousClock.now < deadline && !Task.isCancelled && !Task.isShuttingDownGracefully {
+            if condition() { return true }
+            let wake = min(deadline, ContinuousClock.now + .milliseconds(idlePollMillis))
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(until: wake, clock: .continuous) }
+        }
+        return false
     }
 
     /// Evaluates every rule's due windows (at most `maxWindowsPerTick` per rule per tick, so
@@ -180,7 +206,12 @@ public final class DetectionScheduler: Service, Sendable {
                     byEnd[window.upperBound, default: []].append((i, window))
                 }
             }
-            guard !byEnd.isEmpty else { return }
+            guard !byEnd.isEmpty else {
+                if members.indices.contains(where: { !stopped[$0] && planner.isHeldBack(watermark: watermarks[$0], now: horizon, oldestUnstored: oldest, bucketMillis: nil) }) {
+                    report.heldBack = true
+                }
+                return
+            }
             for end in byEnd.keys.sorted() {
                 var leased: [(index: Int, window: Range<EpochMillis>, token: UInt64)] = []
                 for (i, window) in byEnd[end]! {
@@ -245,7 +276,11 @@ public final class DetectionScheduler: Service, Sendable {
         let horizon = clock.now()
         for _ in 0..<maxWindowsPerTick {
             let now = clock.now()
-            guard let window = planner.nextWindow(watermark: watermark, now: horizon, oldestUnstored: oldestUnstored(), bucketMillis: rule.bucketMillis) else { return }
+            let oldest = oldestUnstored()
+            guard let window = planner.nextWindow(watermark: watermark, now: horizon, oldestUnstored: oldest, bucketMillis: rule.bucketMillis) else {
+                if planner.isHeldBack(watermark: watermark, now: horizon, oldestUnstored: oldest, bucketMillis: rule.bucketMillis) { report.heldBack = true }
+                return
+            }
             guard let lease = await coordinator.acquire("rule/\(record.tenant)/\(record.id)", holder: holder, ttlMillis: 60_000, now: now) else { return }
             let windowEvents = try await readWindow(tenant: record.tenant, query: rule.prefilter, name: rule.id, window: window)
             let drafts = rule.evaluate(windowEvents, window: window)

@@ -32,6 +32,15 @@ public struct WindowPlanner: Sendable, Equatable {
         return watermark..<end
     }
 
+    /// Whether the oldest unstored event is what keeps a rule at `watermark` from a further
+    /// window: the pipeline is behind, and the rule has more to evaluate once it catches up.
+    public func isHeldBack(watermark: EpochMillis, now: EpochMillis, oldestUnstored: EpochMillis?, bucketMillis: Int64?) -> Bool {
+        guard oldestUnstored != nil else { return false }
+        let held = nextWindow(watermark: watermark, now: now, oldestUnstored: oldestUnstored, bucketMillis: bucketMillis)?.upperBound ?? watermark
+        let free = nextWindow(watermark: watermark, now: now, oldestUnstored: nil, bucketMillis: bucketMillis)?.upperBound ?? watermark
+        return held < free
+    }
+
     public static func floor(_ value: Int64, _ step: Int64) -> Int64 {
         let q = value / step
         return (value % step != 0 && value < 0 ? q - 1 : q) * step

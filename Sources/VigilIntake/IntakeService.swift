@@ -57,6 +57,8 @@ public final class IntakeService: Sendable {
     /// Events in the queue and not yet stored, by receive time: the scheduler never closes a
     /// detection window past the oldest of them (it would miss them).
     let unstoredByIngest = Mutex<[EpochMillis: Int]>([:])
+    /// The receive time of the latest request (0: none yet).
+    let lastReceived = Atomic<EpochMillis>(0)
 
     let receivedCounter: Counter
     let acceptedCounter: Counter
@@ -136,6 +138,13 @@ public final class IntakeService: Sendable {
         unstoredByIngest.withLock { $0.keys.min() }
     }
 
+    /// Whether ingest has paused: no request is being admitted, everything acknowledged is
+    /// stored, and no request came in the last `millis`.
+    public func isIdle(forMillis millis: Int64) -> Bool {
+        let drained = unstoredByIngest.withLock { $0.isEmpty }
+        return drained && clock.now() - lastReceived.load(ordering: .relaxed) >= millis
+    }
+
     /// Admits a request's items for a tenant.
     /// - Returns: the status of every item, in order.
     /// - Throws: `IntakeError` when the queue refuses (full, disk full); then nothing was kept.
@@ -148,6 +157,7 @@ public final class IntakeService: Sendable {
         let received = unstoredByIngest.withLock { counts in
             let now = clock.now()
             counts[now, default: 0] += 1
+            lastReceived.store(now, ordering: .relaxed)
             return now
         }
         defer { removeUnstored(received, count: 1) }

@@ -150,6 +150,7 @@ struct Serve: AsyncParsableCommand {
         let pipeline = PipelineService(queue: spool, store: store, intake: intake, observer: inline, logger: logger)
         let scheduler = DetectionScheduler(events: store, detection: detectionStore, compiler: compiler, coordinator: InProcessCoordinator(),
                                            clock: clock, planner: planner, oldestUnstored: { intake.oldestUnstoredIngest() },
+                                           pipelineIdle: { intake.isIdle(forMillis: 50) },
                                            intervalMillis: settings.detectionIntervalSecs * 1000, inline: inline, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: pipeline), .init(service: retention), .init(service: scheduler)]
         if !settings.intelFeeds.isEmpty {

@@ -31,10 +31,12 @@ struct SchedulerTests {
 
         /// A fresh scheduler over the same stores, as after a restart.
         func scheduler(detection: (any DetectionStore)? = nil, maxWindow: Int64 = 3_600_000, perTick: Int = 24, inline: InlineDetection? = nil,
-                       clock: (any VigilClock)? = nil, oldestUnstored: (@Sendable () -> EpochMillis?)? = nil) -> DetectionScheduler {
+                       clock: (any VigilClock)? = nil, oldestUnstored: (@Sendable () -> EpochMillis?)? = nil,
+                       pipelineIdle: (@Sendable () -> Bool)? = nil, intervalMillis: Int64 = 10_000) -> DetectionScheduler {
             DetectionScheduler(events: events, detection: detection ?? self.detection, compiler: RuleCompiler(others: ["sigma": { try SigmaDetectionRule.compile($0) }]), coordinator: coordinator,
                                clock: clock ?? self.clock, planner: WindowPlanner(lagMillis: 120_000, maxWindowMillis: maxWindow),
-                               oldestUnstored: oldestUnstored ?? { [self] in self.unstored.withLock { $0 } }, maxWindowsPerTick: perTick, inline: inline, logger: Logger(label: "test"))
+                               oldestUnstored: oldestUnstored ?? { [self] in self.unstored.withLock { $0 } }, pipelineIdle: pipelineIdle,
+                               intervalMillis: intervalMillis, maxWindowsPerTick: perTick, inline: inline, logger: Logger(label: "test"))
         }
 
         /// Stores an event received now (or at `ingested`), stamped `timestamp`; with `pipeline`,
@@ -80,6 +82,17 @@ struct SchedulerTests {
         static func sysmon(_ data: [(String, String)]) -> [(String, JSONValue)] {
             [("winlog.channel", .string("Microsoft-Windows-Sysmon/Operational")), ("winlog.event_id", .string("1"))]
                 + data.map { ("winlog.event_data.\($0.0)", JSONValue.string($0.1)) }
+        }
+
+        /// Polls the failed-login rule's watermark (a running scheduler moves it) until it is
+        /// `expected`; false after 10 s.
+        func watermark(reaches expected: EpochMillis) async throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                if try await detection.rule(tenant: TenantName("acme")!, id: "failed-login")?.watermark == expected { return true }
+                try await Task.sleep(for: .milliseconds(5))  // polling the store
+            }
+            return false
         }
 
         func addRule(_ yaml: String, id: String, at created: EpochMillis? = nil) async throws {
@@ -288,6 +301,62 @@ struct SchedulerTests {
         let rule = try await f.detection.rules(tenant: acme).first
         #expect(rule?.watermark == f.clock.now() - 120_000)
         #expect(try await f.detection.coverage(tenant: acme, ruleID: rule?.id ?? "").count == 1)
+    }
+
+    /// A tick says when the pipeline held a rule back, for a scheduled rule and for per-event
+    /// Sigma rules, and not once the pipeline has caught up.
+    @Test(arguments: [false, true])
+    func aTickSaysWhenThePipelineHeldItBack(sigma: Bool) async throws {
+        let f = try Fixture()
+        if sigma {
+            try await f.addSigmaRule(Self.sigma("whoami", "Image|endswith: '\\\\whoami.exe'"))
+        } else {
+            try await f.addRule(Self.failedLogins, id: "failed-login")
+        }
+        f.unstored.withLock { $0 = Self.start + 30_000 }
+        f.clock.advance(byMillis: 900_000)
+        let scheduler = f.scheduler()
+        #expect(await scheduler.tick().heldBack)
+        #expect(await scheduler.tick().heldBack, "still behind")
+        f.unstored.withLock { $0 = f.clock.now() - 60_000 }
+        #expect(await scheduler.tick().heldBack == false, "the unstored events are within the lag")
+        f.unstored.withLock { $0 = nil }
+        #expect(await scheduler.tick().heldBack == false)
+    }
+
+    /// What holds a window back: the oldest unstored event only when it ends the window
+    /// sooner than the lag or a bucket would.
+    @Test func theUnstoredFrontierHoldsBackOnlyWhatItShortens() {
+        let planner = WindowPlanner(lagMillis: 120_000)
+        let now: EpochMillis = 1_000_000
+        #expect(planner.isHeldBack(watermark: 0, now: now, oldestUnstored: 500_000, bucketMillis: nil))
+        #expect(!planner.isHeldBack(watermark: 0, now: now, oldestUnstored: 900_000, bucketMillis: nil), "beyond now - lag")
+        #expect(!planner.isHeldBack(watermark: 0, now: now, oldestUnstored: nil, bucketMillis: nil))
+        #expect(planner.isHeldBack(watermark: 500_000, now: now, oldestUnstored: 400_000, bucketMillis: nil), "behind the watermark: nothing more until stored")
+        // Buckets of 5 minutes: now - lag (880,000) ends the last whole bucket at 600,000.
+        #expect(planner.isHeldBack(watermark: 0, now: now, oldestUnstored: 599_999, bucketMillis: 300_000))
+        #expect(!planner.isHeldBack(watermark: 0, now: now, oldestUnstored: 600_001, bucketMillis: 300_000), "in the bucket not due yet")
+    }
+
+    /// After a tick the pipeline held back, the scheduler does not wait for its next tick (an
+    /// hour away here) once the pipeline has stored everything and ingest pauses.
+    @Test func aHeldBackTickIsRunAgainOnceThePipelineIsIdle() async throws {
+        let f = try Fixture()
+        try await f.addRule(Self.failedLogins, id: "failed-login")
+        let stalled = Self.start + 30_000
+        try await f.ingest([("event.outcome", .string("failure"))], ingested: stalled)
+        f.unstored.withLock { $0 = stalled }
+        f.clock.advance(byMillis: 900_000)
+        let idle = Mutex(false)
+        let scheduler = f.scheduler(pipelineIdle: { idle.withLock { $0 } }, intervalMillis: 3_600_000)
+        let running = Task { try await scheduler.run() }
+        defer { running.cancel() }
+        #expect(try await f.watermark(reaches: stalled), "the first tick stops at the unstored event")
+        f.unstored.withLock { $0 = nil }
+        #expect(try await f.detection.rule(tenant: acme, id: "failed-login")?.watermark == stalled, "stored, but ingest goes on")
+        idle.withLock { $0 = true }
+        #expect(try await f.watermark(reaches: f.clock.now() - 120_000))
+        #expect(try await f.detection.alerts(tenant: acme, ruleID: "failed-login", status: nil, from: 0, to: .max, limit: 10).count == 1)
     }
 
     @Test func thresholdBucketsAreWholeAndCountedOnce() async throws {

@@ -108,6 +108,41 @@ struct IntakeServiceTests {
         #expect(service.oldestUnstoredIngest() == nil)
     }
 
+    /// Looks at whether the intake calls itself idle while a request is being admitted.
+    final class IdleProbe: AdmissionStep, Sendable {
+        let service = Mutex<IntakeService?>(nil)
+        let seen = Mutex<[Bool]>([])
+        func apply(to fields: inout JSONObject, received: EpochMillis) -> EpochMillis? {
+            if let service = service.withLock({ $0 }) { seen.withLock { $0.append(service.isIdle(forMillis: 0)) } }
+            return nil
+        }
+    }
+
+    /// The scheduler runs a held-back tick again once the intake is idle: never while a
+    /// request is admitted or its events wait to be stored, nor until ingest has paused.
+    @Test func theIntakeIsIdleOnceEverythingIsStoredAndIngestPauses() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("intake-\(UUID().uuidString)")
+        let spool = try Spool(configuration: SpoolConfiguration(directory: dir))
+        let clock = ManualClock(now)
+        let probe = IdleProbe()
+        let store = InMemoryEventStore()
+        let service = IntakeService(queue: spool, store: store, clock: clock, limits: IntakeLimits(), steps: [probe], logger: Logger(label: "test"))
+        probe.service.withLock { $0 = service }
+        #expect(service.isIdle(forMillis: 50), "nothing received yet")
+        _ = try await service.submit(tenant: tenant, source: "test", items: lines("{\"event_id\":\"a\"}"))
+        #expect(probe.seen.withLock { $0 } == [false], "a request is being admitted")
+        clock.advance(byMillis: 1_000)
+        #expect(!service.isIdle(forMillis: 50), "queued, not stored")
+        try await drain(spool, store, service)
+        #expect(service.isIdle(forMillis: 50))
+        _ = try await service.submit(tenant: tenant, source: "test", items: lines("{\"event_id\":\"b\"}"))
+        try await drain(spool, store, service)
+        clock.advance(byMillis: 49)
+        #expect(!service.isIdle(forMillis: 50), "stored, but a request came 49 ms ago")
+        clock.advance(byMillis: 1)
+        #expect(service.isIdle(forMillis: 50))
+    }
+
     struct TagStep: AdmissionStep {
         func apply(to fields: inout JSONObject, received: EpochMillis) -> EpochMillis? {
             fields["tags"] = .array([.string("stepped")])
