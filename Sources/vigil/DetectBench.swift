@@ -187,7 +187,7 @@ struct DetectBench: AsyncParsableCommand {
             let watermarks = listed.compactMap { ($0["watermark"] as? String).flatMap(Timestamp.parseRFC3339) }
             if watermarks.count == sources.count, let oldest = watermarks.min(), oldest >= ingestEnd { break }
             guard Date().timeIntervalSince(start) < 1_800 else { throw ValidationError("the rules had not evaluated the events after 30 minutes") }
-            try await Task.sleep(for: .milliseconds(200))  // polling the server's watermarks
+            try await Task.sleep(for: .milliseconds(50))  // polling the server's watermarks
         }
         let cpuSeconds: Double? = if let before = cpuBefore, let after = process.cpuSeconds() { after - before } else { nil }
         return (Date().timeIntervalSince(start), ingestSeconds, cpuSeconds)
