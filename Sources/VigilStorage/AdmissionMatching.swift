@@ -17,3 +17,9 @@ public protocol EventMatcher: Sendable {
     /// The tags of the rules the event's fields match (`StoredEvent.matched`).
     func tags(_ fields: JSONObject) -> [UInt64]
 }
+
+/// A store's query filters on one event in memory (`EventStore.eventPredicates(for:)`).
+public protocol EventPredicates: Sendable {
+    /// The indexes of the queries the store would certainly return the event for, in order.
+    func matching(_ fields: JSONObject) -> [Int]
+}

@@ -113,10 +113,17 @@ public protocol EventStore: Sendable {
     func storedTenants() throws -> [TenantName]
     /// The writer has nothing queued: a moment to give back write-ahead space.
     func writerIdle() async
+    /// The queries' filters evaluated on an event's fields as admission has them, where this
+    /// store can do it in memory: an event matches a query only if the store's own
+    /// `eventsIngested` would return it (never more); an event it cannot decide for certain,
+    /// or a query it cannot evaluate, is not matched. Nil when the store has no such evaluation.
+    func eventPredicates(for queries: [Query]) -> (any EventPredicates)?
 }
 
 extension EventStore {
     public func writerIdle() async {}
+
+    public func eventPredicates(for queries: [Query]) -> (any EventPredicates)? { nil }
 
     /// One stage does it all for stores that do not split the work.
     public func claim(events: [StoredEvent], quarantined: [QuarantineItem]) async throws -> ClaimedBatch {

@@ -27,7 +27,7 @@ public struct IndexedColumns: Sendable, Equatable {
 
     /// Reads the columns from a nested (ECS-shaped) document, as `value(atKeys:)` finds them,
     /// the roots in one pass over the top level.
-    init(_ doc: JSONValue) {
+    public init(_ doc: JSONValue) {
         let values: [JSONValue?] = if case .object(let object) = doc { object.values(at: Self.paths) } else { [] }
         func value(_ i: Int) -> JSONValue? { values.isEmpty ? nil : values[i] }
         func text(_ i: Int) -> String? { value(i)?.scalarText }
