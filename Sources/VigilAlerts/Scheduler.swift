@@ -149,6 +149,7 @@ public final class DetectionScheduler: Service, Sendable {
             return report
         }
         var perEventSigma: [TenantName: [(record: RuleRecord, rule: SigmaDetectionRule)]] = [:]
+        var perEventNative: [TenantName: [(record: RuleRecord, rule: NativeRule)]] = [:]
         for record in records {
             do {
                 let rule = try compiler.compile(record)
@@ -156,12 +157,17 @@ public final class DetectionScheduler: Service, Sendable {
                     perEventSigma[record.tenant, default: []].append((record, sigma))
                     continue
                 }
+                // A native rule without a threshold also matches at admission, where the store
+                // can evaluate its query in memory; its windows are still read here.
+                if let native = rule as? NativeRule, native.threshold == nil {
+                    perEventNative[record.tenant, default: []].append((record, native))
+                }
                 try await evaluate(rule, record: record, report: &report)
             } catch {
                 failed(record.tenant, record.id, error, &report)
             }
         }
-        inline?.publish(perEventSigma)
+        inline?.publish(perEventSigma, native: perEventNative)
         for tenant in perEventSigma.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
             do {
                 try await evaluateTogether(perEventSigma[tenant]!, tenant: tenant, report: &report)

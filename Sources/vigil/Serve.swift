@@ -123,10 +123,11 @@ struct Serve: AsyncParsableCommand {
                 logger.info("Threat-intel feed loaded", metadata: ["path": "\(report.path)", "indicators": "\(report.loaded)", "skipped": "\(report.skipped)"])
             }
         }
-        // Per-event Sigma rules match at admission and alert as events are stored; the
-        // scheduler keeps their watermarks and reads only what was received before a rule was adopted.
+        // Per-event rules (Sigma, and native rules without a threshold) match at admission and
+        // alert as events are stored; the scheduler keeps their watermarks and reads a Sigma
+        // rule's windows only before its adoption, a native rule's whole windows.
         let detectionStore = try SQLiteDetectionStore(dataDirectory: dataURL, notifications: settings.webhookURL != nil)
-        let inline = InlineDetection(detection: detectionStore, clock: clock, logger: logger)
+        let inline = InlineDetection(detection: detectionStore, events: store, clock: clock, logger: logger)
         let intake = IntakeService(queue: spool, store: store, clock: clock, limits: limits, retention: policies,
                                    steps: [PackDocumentStep(), IntelStep(feeds: feeds)], matcher: inline, logger: logger)
         let retention = RetentionService(store: store, tenants: tenants, policies: policies, clock: clock, logger: logger)

@@ -59,7 +59,7 @@ struct SchedulerTests {
 
         /// Per-event Sigma detection over the fixture's stores and clock.
         func inlineDetection() -> InlineDetection {
-            InlineDetection(detection: detection, clock: clock, logger: Logger(label: "test"))
+            InlineDetection(detection: detection, events: events, clock: clock, logger: Logger(label: "test"))
         }
 
         /// The event as admission encodes it: tagged with the rules of `pipeline` it matches.
@@ -628,5 +628,40 @@ struct SchedulerTests {
         #expect(report.failures.isEmpty && report.windows == 1)
         #expect(try await count() == 2, "the early event found by the scheduler's read, the pipeline's once")
         #expect(try await f.detection.coverage(tenant: acme, ruleID: "whoami") == [SchedulerTests.start..<(f.clock.now() - 120_000)])
+    }
+
+    /// A native rule without a threshold matches as events are admitted, through the store's
+    /// predicate, and alerts as they are stored; the scheduler still reads its windows, finds
+    /// the alerts there, and catches what the predicate could not decide. A threshold rule
+    /// stays the scheduler's.
+    @Test func nativePerEventRulesAlertFromThePipelineAndTheSchedulerFindsTheRest() async throws {
+        let f = try Fixture()
+        let inline = f.inlineDetection()
+        let scheduler = f.scheduler(inline: inline)
+        try await f.addRule(Self.failedLogins, id: "failed-login")
+        try await f.addRule(Self.bruteForce, id: "brute-force")
+        try await f.addRule("id: failed-text\nquery: 'failed'\nseverity: low\n", id: "failed-text")
+        let count = { (id: String) in try await f.detection.alerts(tenant: acme, ruleID: id, status: nil, from: 0, to: .max, limit: 100).count }
+        f.clock.advance(byMillis: 1_000)
+        _ = await scheduler.tick()
+        #expect(inline.matcher(for: acme) != nil, "published")
+        for _ in 0..<3 { try await f.ingest([("event.outcome", .string("failure")), ("source.ip", .string("192.0.2.1"))], pipeline: inline) }
+        try await f.ingest([("event.outcome", .string("success"))], pipeline: inline)
+        #expect(try await count("failed-login") == 3, "the pipeline alerts at once, 120 s before the window closes")
+        #expect(try await count("brute-force") == 0, "thresholds wait for their window")
+        // The predicate leaves a message outside ASCII to SQLite's folding, so the pipeline does
+        // not alert on it: the scheduler's read does.
+        let accented = Fixture.admitted(f.event([("message", .string("Connexion échouée: failed"))]), by: inline)
+        #expect(accented.matched.isEmpty)
+        let (_, claimed) = try await f.events.writeClaiming(events: [accented], quarantined: [])
+        try await inline.stored(claimed)
+        try await f.ingest([("message", .string("login failed"))], pipeline: inline)
+        #expect(try await count("failed-text") == 1)
+        f.clock.advance(byMillis: 500_000)
+        let report = await scheduler.tick()
+        #expect(report.failures.isEmpty)
+        #expect(try await count("failed-login") == 3, "the scheduler's read finds the pipeline's alerts there")
+        #expect(try await count("failed-text") == 2, "and adds the one the predicate left undecided")
+        #expect(try await count("brute-force") == 1)
     }
 }

@@ -318,3 +318,49 @@ level: medium
             assert cov["covered"] == [], cov  # no scheduled window has closed yet: the alerts came from the pipeline
         finally:
             assert s.stop() == 0
+
+
+def test_native_rule_without_threshold_alerts_from_the_pipeline_long_before_its_window_closes():
+    """A native rule without a threshold matches at admission too (the store's predicate for
+    its query), with the default 120 s lag; its windows are still read later and add nothing
+    twice."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        s = Server(data_dir, extra=("--detection-interval-secs", "1"))
+        try:
+            _, key = s.named_tenant()
+            rule = "id: inline-failed\nquery: 'failed AND event.outcome:failure AND NOT user.name:svc-backup'\nseverity: high\n"
+            r = requests.post(s.url + "/api/v1/rules", data=rule, headers=auth(key))
+            assert r.status_code == 201, r.text
+
+            def doc(n, user="root", outcome="failure"):
+                return {"event_id": f"native-{n}", "message": f"Failed password for {user} from 198.51.100.{n % 250} port 22",
+                        "event": {"outcome": outcome}, "user": {"name": user}}
+
+            def alerts():
+                r = requests.get(s.url + "/api/v1/alerts?rule_id=inline-failed", headers=auth(key))
+                assert r.status_code == 200, r.text
+                return r.json()["alerts"]
+
+            started = time.monotonic()
+            n = 0
+            while not alerts():
+                assert time.monotonic() - started < 60, "no alert from the pipeline after 60 s"
+                ingest(s, key, [doc(n)])
+                n += 1
+                time.sleep(0.2)  # polling: the rule is adopted on a tick, the pipeline stores the batch
+            assert time.monotonic() - started < 100, "alerted before any window of the rule could close"
+            found = len(alerts())
+            assert 1 <= found <= n
+            assert all(a["severity"] == "high" for a in alerts())
+            ingest(s, key, [doc(n), doc(n + 1, user="svc-backup"), doc(n + 2, outcome="success")])
+            deadline = time.monotonic() + 30
+            while len(alerts()) < found + 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            listed = alerts()
+            assert len(listed) == found + 1
+            assert len({a["event_ids"][0] for a in listed}) == len(listed)
+            cov = requests.get(s.url + "/api/v1/rules/inline-failed/coverage", headers=auth(key)).json()
+            assert cov["covered"] == [], cov  # no scheduled window has closed yet: the alerts came from the pipeline
+        finally:
+            assert s.stop() == 0
