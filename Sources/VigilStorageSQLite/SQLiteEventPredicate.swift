@@ -15,7 +15,10 @@ import VigilStorage
 /// `unsure`, and an event is matched only when the whole filter is certainly true. The
 /// scheduler still reads each window with the query, so an event left unmatched here alerts
 /// then; one matched here never alerts where the store's query would not.
-struct SQLiteEventPredicate {
+///
+/// The filter is compiled once (terms tokenized, paths split, numbers and blocks parsed), so
+/// an event costs a walk of the tree and a look at the fields it names.
+struct SQLiteEventPredicate: Sendable {
     /// SQL's truth values, and one for "SQLite may say either".
     enum Truth: Equatable {
         case yes, no, null, unsure
@@ -29,13 +32,56 @@ struct SQLiteEventPredicate {
         }
     }
 
-    let filter: QueryNode
+    /// Where a field's value comes from, as `SQLiteDialect.value(of:)` reads it.
+    enum Source: Sendable {
+        /// A column (`message` included), by its index in `Column`.
+        case column(Column)
+        /// A path in the stored document (`json_extract`), split as `SQLiteDialect.jsonPath` splits it.
+        case document([String])
+        /// `@timestamp`, or a path into what the stored document leaves out.
+        case unknown
+    }
+
+    enum Column: Sendable {
+        case sourcePort, destinationPort
+        case text(TextColumn)
+        /// `source.ip` / `destination.ip`: equality also asks the token index for the marker token.
+        case address(TextColumn, marker: String)
+        case message
+    }
+
+    enum TextColumn: Sendable {
+        case dataset, hostName, sourceIP, destinationIP, networkTransport, userName, eventAction, eventOutcome, observerVendor
+
+    }
+
+    indirect enum Node: Sendable {
+        case constant(Truth)
+        /// Free text: the term's folded tokens (ASCII), the last one a prefix with `prefix`.
+        case text(phrase: [[UInt8]], prefix: Bool)
+        case equalsInteger(Column, Int64)
+        case equalsColumn(Column, wanted: String)
+        /// An address column's value, or the marker token (`fieldToken`) in the message.
+        case equalsAddress(Column, wanted: String, token: [UInt8])
+        case equalsDocument([String], wanted: String, number: SQLValue?)
+        case prefix(Source, String, scalars: Int)
+        /// Bounds as the dialect binds them: integers when `numeric` (nil for a real), else text.
+        case range(Source, numeric: Bool, lower: RangeBound?, upper: RangeBound?, lowerInt: Int64?, upperInt: Int64?, real: Bool)
+        /// The block as `vigil_cidr` parses it back, and the dialect's octet prefix (nil: none).
+        case cidr(Source, block: IPNetwork?, octets: String?)
+        case exists(Source)
+        case not(Node)
+        case and([Node])
+        case or([Node])
+    }
+
+    let root: Node
 
     /// Nil for a query the store refuses (a field name it does not allow, text without tokens)
     /// or one with pipe stages.
     init?(_ query: Query) {
         guard query.stages.isEmpty, (try? SQLiteDialect().filter(query.filter)) != nil else { return nil }
-        filter = query.filter
+        root = Self.compile(query.filter)
     }
 
     func matches(_ fields: JSONObject) -> Bool {
@@ -43,49 +89,269 @@ struct SQLiteEventPredicate {
     }
 
     func evaluate(_ fields: JSONObject) -> Truth {
-        Self.truth(filter, Subject(fields))
+        Self.truth(root, Subject(fields))
     }
+
+    // MARK: - Compiling
+
+    static func compile(_ node: QueryNode) -> Node {
+        switch node {
+        case .all: return .constant(.yes)
+        case .text(let match): return text(match)
+        case .field(let field, let predicate): return compile(field, predicate)
+        case .exists(let field): return .exists(source(field))
+        case .not(let inner): return .not(compile(inner))
+        case .and(let nodes): return .and(nodes.map(compile))
+        case .or(let nodes): return .or(nodes.map(compile))
+        }
+    }
+
+    static func text(_ match: TextMatch) -> Node {
+        guard match.text.utf8.allSatisfy({ $0 < 0x80 }) else { return .constant(.unsure) }
+        let phrase = FullTextTokens.tokens(of: match.text).map { Array($0.lowercased().utf8) }
+        guard !phrase.isEmpty else { return .constant(.unsure) }
+        let prefix = SQLiteDialect.isPrefix(match)
+        // The index also holds each event's addresses as marker tokens (`fieldToken`): a term
+        // that could meet one is left to the store.
+        for (i, token) in phrase.enumerated() {
+            for marker in [SQLiteDialect.sourceAddressMarker, SQLiteDialect.destinationAddressMarker].map({ Array($0.utf8) }) {
+                if token.starts(with: marker) || (prefix && i == phrase.count - 1 && marker.starts(with: token)) { return .constant(.unsure) }
+            }
+        }
+        return .text(phrase: phrase, prefix: prefix)
+    }
+
+    static func column(_ name: String) -> Column? {
+        switch name {
+        case "source_port": return .sourcePort
+        case "destination_port": return .destinationPort
+        case "dataset": return .text(.dataset)
+        case "host_name": return .text(.hostName)
+        case "source_ip": return .address(.sourceIP, marker: SQLiteDialect.sourceAddressMarker)
+        case "destination_ip": return .address(.destinationIP, marker: SQLiteDialect.destinationAddressMarker)
+        case "network_transport": return .text(.networkTransport)
+        case "user_name": return .text(.userName)
+        case "event_action": return .text(.eventAction)
+        case "event_outcome": return .text(.eventOutcome)
+        case "observer_vendor": return .text(.observerVendor)
+        case "message": return .message
+        default: return nil  // `ts`
+        }
+    }
+
+    /// The document leaves the columns' fields out (and keeps their objects): a path to a
+    /// column, or to an object holding one, reads something else there.
+    static let columnPaths = IndexedColumns.fieldNames.map { $0.split(separator: ".").map(String.init) }
+
+    static func source(_ field: String) -> Source {
+        if let name = SQLiteDialect.columns[field] { return column(name).map(Source.column) ?? .unknown }
+        let parts = field.split(separator: ".").map(String.init)
+        guard let first = parts.first, first != "message" else { return .unknown }
+        for path in columnPaths where parts.count <= path.count && zip(parts, path).allSatisfy({ $0 == $1 }) { return .unknown }
+        return .document(parts)
+    }
+
+    static func compile(_ field: String, _ predicate: FieldPredicate) -> Node {
+        guard field != FieldName.timestamp else { return .constant(.unsure) }
+        let source = source(field)
+        switch predicate {
+        case .equals(let wanted):
+            switch source {
+            case .column(let column):
+                switch column {
+                case .sourcePort, .destinationPort:
+                    // Text against an INTEGER column goes through its affinity: left to SQLite.
+                    return Int64(wanted).map { .equalsInteger(column, $0) } ?? .constant(.unsure)
+                case .address(_, let marker):
+                    return .equalsAddress(column, wanted: wanted, token: Array(SQLiteDialect.fieldToken(marker, wanted).utf8))
+                case .text, .message:
+                    return .equalsColumn(column, wanted: wanted)
+                }
+            case .document(let parts): return .equalsDocument(parts, wanted: wanted, number: SQLiteDialect.number(wanted))
+            case .unknown: return .constant(.unsure)
+            }
+        case .prefix(let prefix):
+            return .prefix(source, prefix, scalars: prefix.unicodeScalars.count)
+        case .range(let lower, let upper):
+            let bounds = [lower, upper].compactMap { $0 }
+            let numeric = bounds.allSatisfy { SQLiteDialect.number($0.value) != nil }
+            func integer(_ bound: RangeBound?) -> Int64? {
+                guard let bound, case .int(let value)? = SQLiteDialect.number(bound.value) else { return nil }
+                return value
+            }
+            let real = numeric && bounds.contains { if case .double? = SQLiteDialect.number($0.value) { return true } else { return false } }
+            return .range(source, numeric: numeric, lower: lower, upper: upper, lowerInt: integer(lower), upperInt: integer(upper), real: real)
+        case .cidr(let network):
+            let octets = network.address.isIPv4 ? min(3, (network.prefixBits - 96) / 8) : 0
+            let prefix = octets > 0 ? network.address.bytes[12..<(12 + octets)].map(String.init).joined(separator: ".") + "." : nil
+            return .cidr(source, block: IPNetwork(network.description), octets: prefix)
+        }
+    }
+
+    // MARK: - The event
 
     /// An event as the store would hold it, read as far as the filters need: one per event,
     /// shared by every filter evaluated on it.
     final class Subject {
         let fields: JSONObject
-        /// The columns `IndexedColumns` extracts.
-        private(set) lazy var columns = IndexedColumns(.object(fields))
+        /// The columns `IndexedColumns` extracts, once a filter asks for one (read in place:
+        /// a copy of the whole would retain every string in it).
+        private var extracted: IndexedColumns?
         /// Whether `message` is certain: the top level has at most one `message` key.
         let messageKnown: Bool
         /// `message` when it is a string (the store keeps it apart from the document).
         let message: String?
-        /// The message's tokens as the token index folds them; nil when it is not ASCII (the
-        /// index's folding of other scripts is SQLite's own) or absent.
-        private(set) lazy var tokens: [String]? = {
-            guard let message, messageKnown, message.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
-            return FullTextTokens.tokens(of: message).map { $0.lowercased() }
+        /// The message's bytes and its tokens' ranges in them, when it is ASCII (the token
+        /// index's folding of other scripts is SQLite's own): the index's tokens are the runs of
+        /// letters and digits, lower-cased.
+        private(set) lazy var tokens: (bytes: [UInt8], ranges: [Range<Int>])? = {
+            guard let message, messageKnown else { return nil }
+            let bytes = Array(message.utf8)
+            guard bytes.allSatisfy({ $0 < 0x80 }) else { return nil }
+            var ranges: [Range<Int>] = []
+            var start: Int?
+            for (i, byte) in bytes.enumerated() {
+                if Subject.isTokenByte(byte) {
+                    if start == nil { start = i }
+                } else if let begin = start {
+                    ranges.append(begin..<i)
+                    start = nil
+                }
+            }
+            if let begin = start { ranges.append(begin..<bytes.count) }
+            return (bytes, ranges)
         }()
 
         init(_ fields: JSONObject) {
             self.fields = fields
-            var found: JSONValue?
-            var count = 0
-            for member in fields.members where member.key == "message" {
-                count += 1
-                if found == nil { found = member.value }
-            }
-            messageKnown = count <= 1
+            let (found, unique) = Subject.member("message", of: fields)
+            messageKnown = unique
             if case .string(let text)? = found { message = text } else { message = nil }
+        }
+
+        /// The object's member named `key`, and whether it is the only one of that name. Through
+        /// the buffer: reading each member out of the array would retain its key and value.
+        static func member(_ key: String, of object: JSONObject) -> (value: JSONValue?, unique: Bool) {
+            object.members.withUnsafeBufferPointer { members in
+                var index: Int?
+                for i in 0..<members.count where members[i].key == key {
+                    guard index == nil else { return (nil, false) }
+                    index = i
+                }
+                return (index.map { members[$0].value }, true)
+            }
+        }
+
+        func text(_ column: TextColumn) -> String? {
+            if extracted == nil { extracted = IndexedColumns(.object(fields)) }
+            switch column {
+            case .dataset: return extracted?.dataset
+            case .hostName: return extracted?.hostName
+            case .sourceIP: return extracted?.sourceIP
+            case .destinationIP: return extracted?.destinationIP
+            case .networkTransport: return extracted?.networkTransport
+            case .userName: return extracted?.userName
+            case .eventAction: return extracted?.eventAction
+            case .eventOutcome: return extracted?.eventOutcome
+            case .observerVendor: return extracted?.observerVendor
+            }
+        }
+
+        func port(source: Bool) -> Int64? {
+            if extracted == nil { extracted = IndexedColumns(.object(fields)) }
+            return source ? extracted?.sourcePort : extracted?.destinationPort
+        }
+
+        static func isTokenByte(_ byte: UInt8) -> Bool {
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+        }
+
+        static func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte + 32 : byte }
+
+        /// Whether the token at `range` is `token` (or starts with it, with `prefix`).
+        func token(_ range: Range<Int>, in bytes: [UInt8], is token: [UInt8], prefix: Bool) -> Bool {
+            guard prefix ? range.count >= token.count : range.count == token.count else { return false }
+            for (i, byte) in token.enumerated() where Subject.lower(bytes[range.lowerBound + i]) != byte { return false }
+            return true
+        }
+
+        /// Whether the message holds the phrase as consecutive tokens (`FullTextTokens.contains`).
+        func contains(_ phrase: [[UInt8]], prefix: Bool) -> Bool? {
+            guard let (bytes, ranges) = tokens else { return nil }
+            guard ranges.count >= phrase.count else { return false }
+            let last = phrase.count - 1
+            outer: for start in 0...(ranges.count - phrase.count) {
+                for i in 0..<phrase.count where !token(ranges[start + i], in: bytes, is: phrase[i], prefix: prefix && i == last) {
+                    continue outer
+                }
+                return true
+            }
+            return false
         }
     }
 
-    static func truth(_ node: QueryNode, _ subject: Subject) -> Truth {
+    // MARK: - Evaluating
+
+    static func truth(_ node: Node, _ subject: Subject) -> Truth {
         switch node {
-        case .all:
-            return .yes
-        case .text(let match):
-            return text(match, subject)
-        case .field(let field, let predicate):
-            return Self.field(field, predicate, subject)
-        case .exists(let field):
-            return exists(field, subject)
+        case .constant(let truth):
+            return truth
+        case .text(let phrase, let prefix):
+            // One token: the token index; several: also `vigil_phrase` on the message. Either is
+            // true or false, never NULL; an event without a message holds none of these tokens.
+            guard subject.messageKnown else { return .unsure }
+            if subject.message == nil { return .no }
+            guard let found = subject.contains(phrase, prefix: prefix) else { return .unsure }
+            return found ? .yes : .no
+        case .equalsInteger(let column, let wanted):
+            guard case .int(let value) = columnValue(column, subject) else { return .null }
+            return value == wanted ? .yes : .no
+        case .equalsColumn(let column, let wanted):
+            switch columnValue(column, subject) {
+            case .text(let text): return equalBytes(text, wanted) ? .yes : .no
+            case .null: return .null
+            default: return .unsure
+            }
+        case .equalsAddress(let column, let wanted, let token):
+            // `event.id IN (token index MATCH token) AND column = value`: an event without an
+            // address has the token only if its message holds it literally.
+            switch columnValue(column, subject) {
+            case .text(let text): return equalBytes(text, wanted) ? .yes : .no
+            case .null:
+                guard subject.messageKnown else { return .unsure }
+                if subject.message == nil { return .no }
+                guard let found = subject.contains([token], prefix: false) else { return .unsure }
+                return found ? .null : .no
+            default: return .unsure
+            }
+        case .equalsDocument(let parts, let wanted, let number):
+            return documentEquals(documentValue(parts, subject), wanted, number: number)
+        case .prefix(let source, let prefix, let scalars):
+            let text: String
+            switch value(source, subject) {
+            case .text(let value): text = value
+            case .int(let value): text = String(value)
+            case .bool(let value): text = value ? "1" : "0"
+            case .null, .jsonNull: return .null
+            case .array, .unsure: return .unsure
+            }
+            // The same scalars are the same bytes.
+            return text.unicodeScalars.prefix(scalars).elementsEqual(prefix.unicodeScalars) ? .yes : .no
+        case .range(let source, let numeric, let lower, let upper, let lowerInt, let upperInt, let real):
+            return range(value(source, subject), numeric: numeric, lower: lower, upper: upper, lowerInt: lowerInt, upperInt: upperInt, real: real)
+        case .cidr(let source, let block, let octets):
+            return cidr(value(source, subject), block: block, octets: octets)
+        case .exists(let source):
+            switch value(source, subject) {
+            case .null:
+                // A column IS NOT NULL; the document's `json_type(...) <> 'null'` is NULL
+                // when there is no such path.
+                if case .column = source { return .no }
+                return .null
+            case .jsonNull: return .no
+            case .unsure: return .unsure
+            default: return .yes
+            }
         case .not(let inner):
             return !truth(inner, subject)
         case .and(let nodes):
@@ -113,32 +379,11 @@ struct SQLiteEventPredicate {
         }
     }
 
-    // MARK: - Free text
-
-    /// A free-text leaf: true or false in SQL (the token index, and `vigil_phrase` on the
-    /// message for several tokens).
-    static func text(_ match: TextMatch, _ subject: Subject) -> Truth {
-        guard match.text.utf8.allSatisfy({ $0 < 0x80 }) else { return .unsure }
-        let phrase = FullTextTokens.tokens(of: match.text).map { $0.lowercased() }
-        guard !phrase.isEmpty else { return .unsure }
-        let prefix = SQLiteDialect.isPrefix(match)
-        // The index also holds each event's addresses as marker tokens (`fieldToken`): a term
-        // that could meet one is left to the store.
-        for (i, token) in phrase.enumerated() {
-            for marker in [SQLiteDialect.sourceAddressMarker, SQLiteDialect.destinationAddressMarker] {
-                if token.hasPrefix(marker) || (prefix && i == phrase.count - 1 && marker.hasPrefix(token)) { return .unsure }
-            }
-        }
-        guard subject.messageKnown else { return .unsure }
-        guard let tokens = subject.tokens else { return subject.message == nil ? .no : .unsure }
-        return FullTextTokens.phraseStarts(in: tokens, phrase: phrase, prefix: prefix, first: true).isEmpty ? .no : .yes
-    }
-
     // MARK: - Values
 
     /// A field's value as the SQL expression of `SQLiteDialect.value(of:)` gives it.
     enum Value {
-        /// SQL NULL: a missing field, a JSON null, an absent column.
+        /// SQL NULL: a missing field, an absent column.
         case null
         /// A JSON null in the document (`json_type` says 'null'; the value is NULL too).
         case jsonNull
@@ -152,48 +397,35 @@ struct SQLiteEventPredicate {
         case unsure
     }
 
-    static func columnValue(_ column: String, _ subject: Subject) -> Value {
-        let c = subject.columns
+    static func value(_ source: Source, _ subject: Subject) -> Value {
+        switch source {
+        case .column(let column): return columnValue(column, subject)
+        case .document(let parts): return documentValue(parts, subject)
+        case .unknown: return .unsure
+        }
+    }
+
+    static func columnValue(_ column: Column, _ subject: Subject) -> Value {
         let text: String?
         switch column {
-        case "source_port": return c.sourcePort.map(Value.int) ?? .null
-        case "destination_port": return c.destinationPort.map(Value.int) ?? .null
-        case "dataset": text = c.dataset
-        case "host_name": text = c.hostName
-        case "source_ip": text = c.sourceIP
-        case "destination_ip": text = c.destinationIP
-        case "network_transport": text = c.networkTransport
-        case "user_name": text = c.userName
-        case "event_action": text = c.eventAction
-        case "event_outcome": text = c.eventOutcome
-        case "observer_vendor": text = c.observerVendor
-        case "message":
+        case .sourcePort: return subject.port(source: true).map(Value.int) ?? .null
+        case .destinationPort: return subject.port(source: false).map(Value.int) ?? .null
+        case .text(let column), .address(let column, _): text = subject.text(column)
+        case .message:
             guard subject.messageKnown else { return .unsure }
             text = subject.message
-        default: return .unsure  // `ts`
         }
         guard let text else { return .null }
         return text.utf8.contains(0) ? .unsure : .text(text)
     }
 
     /// A field of the stored document (`json_extract(vigil_doc(body), path)`).
-    static func documentValue(_ field: String, _ subject: Subject) -> Value {
-        let parts = field.split(separator: ".")  // as `SQLiteDialect.jsonPath` splits it
-        guard let first = parts.first, first != "message" else { return .unsure }
-        // The document leaves the columns' fields out (and keeps their objects): a path to a
-        // column or to an object holding one reads something else there.
-        for name in IndexedColumns.fieldNames {
-            let columnParts = name.split(separator: ".")
-            if parts.count <= columnParts.count, zip(parts, columnParts).allSatisfy({ $0 == $1 }) { return .unsure }
-        }
+    static func documentValue(_ parts: [String], _ subject: Subject) -> Value {
         var current = JSONValue.object(subject.fields)
         for part in parts {
             guard case .object(let object) = current else { return .null }
-            var found: JSONValue?
-            for member in object.members where member.key == part {
-                guard found == nil else { return .unsure }
-                found = member.value
-            }
+            let (found, unique) = Subject.member(part, of: object)
+            guard unique else { return .unsure }
             guard let found else { return .null }
             current = found
         }
@@ -207,11 +439,6 @@ struct SQLiteEventPredicate {
         }
     }
 
-    static func value(_ field: String, _ subject: Subject) -> Value {
-        if let column = SQLiteDialect.columns[field] { return columnValue(column, subject) }
-        return documentValue(field, subject)
-    }
-
     static func equalBytes(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
 
     /// Whether SQLite could take this query value for an object's or array's JSON text.
@@ -219,59 +446,8 @@ struct SQLiteEventPredicate {
 
     // MARK: - Field predicates
 
-    static func field(_ field: String, _ predicate: FieldPredicate, _ subject: Subject) -> Truth {
-        guard field != FieldName.timestamp else { return .unsure }
-        switch predicate {
-        case .equals(let wanted):
-            if let column = SQLiteDialect.columns[field] { return columnEquals(column, wanted, subject) }
-            return documentEquals(documentValue(field, subject), wanted)
-        case .prefix(let prefix):
-            let text: String
-            switch value(field, subject) {
-            case .text(let value): text = value
-            case .int(let value): text = String(value)
-            case .bool(let value): text = value ? "1" : "0"
-            case .null, .jsonNull: return .null
-            case .array, .unsure: return .unsure
-            }
-            let count = prefix.unicodeScalars.count
-            return String(String.UnicodeScalarView(text.unicodeScalars.prefix(count))).utf8.elementsEqual(prefix.utf8) ? .yes : .no
-        case .range(let lower, let upper):
-            return range(value(field, subject), lower: lower, upper: upper)
-        case .cidr(let network):
-            return cidr(value(field, subject), network)
-        }
-    }
-
-    static func columnEquals(_ column: String, _ wanted: String, _ subject: Subject) -> Truth {
-        if SQLiteDialect.integerColumns.contains(column) {
-            guard let number = Int64(wanted) else { return .unsure }  // text against an INTEGER column: affinity
-            guard case .int(let value) = columnValue(column, subject) else { return .null }
-            return value == number ? .yes : .no
-        }
-        let value = columnValue(column, subject)
-        if let marker = SQLiteDialect.tokenColumns[column] {
-            // `event.id IN (token index MATCH token) AND column = value`: an event without an
-            // address has the token only if its message holds it literally.
-            switch value {
-            case .text(let text): return equalBytes(text, wanted) ? .yes : .no
-            case .null:
-                guard subject.messageKnown else { return .unsure }
-                guard let tokens = subject.tokens else { return subject.message == nil ? .no : .unsure }
-                return tokens.contains(SQLiteDialect.fieldToken(marker, wanted)) ? .null : .no
-            default: return .unsure
-            }
-        }
-        switch value {
-        case .text(let text): return equalBytes(text, wanted) ? .yes : .no
-        case .null: return .null
-        default: return .unsure
-        }
-    }
-
     /// `field:value` on the document: the dialect's four ways of being equal, OR'ed.
-    static func documentEquals(_ value: Value, _ wanted: String) -> Truth {
-        if case .unsure = value { return .unsure }
+    static func documentEquals(_ value: Value, _ wanted: String, number: SQLValue?) -> Truth {
         var options: [Truth] = []
         // json_extract(...) = 'wanted'
         switch value {
@@ -282,7 +458,7 @@ struct SQLiteEventPredicate {
         case .unsure: return .unsure
         }
         // json_extract(...) = number
-        if let number = SQLiteDialect.number(wanted) {
+        if let number {
             switch (value, number) {
             case (.text, _), (.array, _): options.append(.no)
             case (.null, _), (.jsonNull, _): options.append(.null)
@@ -331,9 +507,7 @@ struct SQLiteEventPredicate {
     }
 
     /// `typeof(value) IN ('integer', 'real')` (or `= 'text'`) AND the bounds.
-    static func range(_ value: Value, lower: RangeBound?, upper: RangeBound?) -> Truth {
-        let bounds = [lower, upper].compactMap { $0 }
-        let numeric = bounds.allSatisfy { SQLiteDialect.number($0.value) != nil }
+    static func range(_ value: Value, numeric: Bool, lower: RangeBound?, upper: RangeBound?, lowerInt: Int64?, upperInt: Int64?, real: Bool) -> Truth {
         if numeric {
             let number: Int64
             switch value {
@@ -342,14 +516,9 @@ struct SQLiteEventPredicate {
             case .text, .array, .null, .jsonNull: return .no
             case .unsure: return .unsure
             }
-            func bound(_ bound: RangeBound?) -> Int64?? {
-                guard let bound else { return .some(nil) }
-                guard case .int(let limit)? = SQLiteDialect.number(bound.value) else { return nil }  // a real bound
-                return .some(limit)
-            }
-            guard let low = bound(lower), let high = bound(upper) else { return .unsure }
-            if let low, let lower { guard lower.inclusive ? number >= low : number > low else { return .no } }
-            if let high, let upper { guard upper.inclusive ? number <= high : number < high else { return .no } }
+            guard !real else { return .unsure }
+            if let lowerInt, let lower { guard lower.inclusive ? number >= lowerInt : number > lowerInt else { return .no } }
+            if let upperInt, let upper { guard upper.inclusive ? number <= upperInt : number < upperInt else { return .no } }
             return .yes
         }
         let text: String
@@ -370,38 +539,17 @@ struct SQLiteEventPredicate {
     }
 
     /// `vigil_cidr(value, block)`, after the dialect's text prefix of an IPv4 block's octets.
-    static func cidr(_ value: Value, _ network: IPNetwork) -> Truth {
+    static func cidr(_ value: Value, block: IPNetwork?, octets: String?) -> Truth {
         let text: String
         switch value {
         case .text(let value): text = value
         case .null, .jsonNull: return .no  // vigil_cidr(NULL) is false
         case .int, .bool, .array, .unsure: return .unsure
         }
-        guard let block = IPNetwork(network.description), block.contains(text: text) else { return .no }
-        let octets = network.address.isIPv4 ? min(3, (network.prefixBits - 96) / 8) : 0
-        guard octets > 0 else { return .yes }
-        let prefix = network.address.bytes[12..<(12 + octets)].map(String.init).joined(separator: ".") + "."
-        let head = String(String.UnicodeScalarView(text.unicodeScalars.prefix(prefix.utf8.count)))
-        return head.utf8.elementsEqual(prefix.utf8) || text.utf8.contains(UInt8(ascii: ":")) ? .yes : .no
-    }
-
-    // MARK: - Exists
-
-    static func exists(_ field: String, _ subject: Subject) -> Truth {
-        if let column = SQLiteDialect.columns[field] {
-            switch columnValue(column, subject) {
-            case .null: return .no
-            case .unsure: return .unsure
-            default: return .yes
-            }
-        }
-        // json_type(...) <> 'null': NULL when there is no such path.
-        switch documentValue(field, subject) {
-        case .null: return .null
-        case .jsonNull: return .no
-        case .unsure: return .unsure
-        default: return .yes
-        }
+        guard let block, block.contains(text: text) else { return .no }
+        guard let octets else { return .yes }
+        let head = text.unicodeScalars.prefix(octets.unicodeScalars.count)
+        return head.elementsEqual(octets.unicodeScalars) || text.utf8.contains(UInt8(ascii: ":")) ? .yes : .no
     }
 }
 
@@ -414,7 +562,7 @@ struct SQLiteEventPredicates: EventPredicates {
         let subject = SQLiteEventPredicate.Subject(fields)
         var matched: [Int] = []
         for (index, predicate) in predicates.enumerated() {
-            if let predicate, SQLiteEventPredicate.truth(predicate.filter, subject) == .yes { matched.append(index) }
+            if let predicate, SQLiteEventPredicate.truth(predicate.root, subject) == .yes { matched.append(index) }
         }
         return matched
     }
