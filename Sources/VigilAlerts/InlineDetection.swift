@@ -72,6 +72,7 @@ public final class InlineDetection: AdmissionMatcher, Sendable {
         init(members: [Member], store: (any EventStore)?) {
             self.members = members
             var sigma: [SigmaDetectionRule] = []
+            var queries: [Query] = []
             sigmaMembers = []
             natives = []
             for (index, member) in members.enumerated() {
@@ -79,14 +80,12 @@ public final class InlineDetection: AdmissionMatcher, Sendable {
                 case .sigma(let rule):
                     sigma.append(rule)
                     sigmaMembers.append(index)
-                case .native:
+                case .native(let rule):
+                    queries.append(rule.query)
                     natives.append(index)
                 }
             }
-            predicates = natives.isEmpty ? nil : store?.eventPredicates(for: natives.map { index in
-                guard case .native(let rule) = members[index].rule else { return Query(filter: .all) }
-                return rule.query
-            })
+            predicates = queries.isEmpty ? nil : store?.eventPredicates(for: queries)
             set = SigmaRuleSet(sigma.map(\.sigma), mapping: sigma.first?.mapping ?? .standard)
             since = [:]
             byTag = Dictionary(members.enumerated().map { ($1.tag, $0) }, uniquingKeysWith: { first, _ in first })
