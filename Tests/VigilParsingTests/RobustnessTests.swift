@@ -4,18 +4,6 @@ import VigilParsing
 
 /// Truncated and garbled variants of every sample must normalize without trapping.
 struct RobustnessTests {
-    /// SplitMix64: deterministic, seeded.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test func everyTruncationOfEverySampleNormalizes() {
         let normalizer = Normalizer()
         var count = 0
@@ -36,7 +24,7 @@ struct RobustnessTests {
     }
 
     @Test func randomByteFlipsNeverTrap() {
-        var rng = SeededGenerator(state: 42)
+        var rng = SplitMix64(seed: 42)
         let normalizer = Normalizer()
         let specials: [UInt8] = Array("<>[]=\"'\\|,:%/ \t{}#&;".utf8) + [0, 0xFF, 0xC3]
         for sample in PackSamples.all {

@@ -14,18 +14,6 @@ struct EventPredicateTests {
     let tenant = TenantName("acme")!
     static let day: EpochMillis = 1_795_478_400_000  // 2026-11-24T00:00:00Z
 
-    /// A small deterministic generator (SplitMix64), so a failure can be replayed.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let messages: [String?] = [
         "Failed password for root from 10.1.2.3 port 22 ssh2", "Accepted password for alice", "FAILED login: error-42",
         "Connexion refusée pour Zoë", "failed", "password failed for root", "vsip31302e", nil, "", "passwd changed",
@@ -57,7 +45,7 @@ struct EventPredicateTests {
     static let bounds = ["10", "100", "200", "-5", "a", "m", "web-2", "22", "1.5"]
     static let networks = ["10.1.0.0/16", "10.0.0.0/8", "2001:db8::/32", "10.1.2.3/32", "192.168.0.0/24"].map { IPNetwork($0)! }
 
-    static func event(_ generator: inout Generator) -> JSONObject {
+    static func event(_ generator: inout SplitMix64) -> JSONObject {
         var fields = JSONObject()
         if let message = messages.randomElement(using: &generator)! { fields.members.append(("message", .string(message))) }
         for name in values.keys.sorted() where Bool.random(using: &generator) {
@@ -71,7 +59,7 @@ struct EventPredicateTests {
         return fields
     }
 
-    static func leaf(_ generator: inout Generator) -> QueryNode {
+    static func leaf(_ generator: inout SplitMix64) -> QueryNode {
         let field = fieldNames.randomElement(using: &generator)!
         switch Int.random(in: 0..<7, using: &generator) {
         case 0: return .text(texts.randomElement(using: &generator)!)
@@ -87,7 +75,7 @@ struct EventPredicateTests {
         }
     }
 
-    static func node(_ generator: inout Generator, depth: Int) -> QueryNode {
+    static func node(_ generator: inout SplitMix64, depth: Int) -> QueryNode {
         guard depth > 0 else { return leaf(&generator) }
         switch Int.random(in: 0..<6, using: &generator) {
         case 0: return .not(node(&generator, depth: depth - 1))
@@ -161,7 +149,7 @@ struct EventPredicateTests {
     }
 
     @Test func everyLeafAloneAndNegatedIsDecidedAsTheStoreDoes() async throws {
-        var generator = Generator(state: 20_261_205)
+        var generator = SplitMix64(seed: 20_261_205)
         let events = (0..<160).map { _ in Self.event(&generator) }
         let leaves = Self.leaves
         let result = try await compare(events: events, queries: leaves.map { Query(filter: $0) })
@@ -172,7 +160,7 @@ struct EventPredicateTests {
     }
 
     @Test func randomFiltersAreDecidedAsTheStoreDoes() async throws {
-        var generator = Generator(state: 5_122_026)
+        var generator = SplitMix64(seed: 5_122_026)
         let events = (0..<160).map { _ in Self.event(&generator) }
         let queries = (0..<300).map { _ in Query(filter: Self.node(&generator, depth: Int.random(in: 1...3, using: &generator))) }
         let result = try await compare(events: events, queries: queries)

@@ -1,4 +1,5 @@
 import Testing
+import VigilCore
 @testable import VigilSyslog
 
 /// The framer on byte streams cut at every possible place: the frames never depend on how
@@ -99,7 +100,7 @@ struct SyslogFramerTests {
     }
 
     @Test func garbageNeverTrapsAndNeverGrowsBeyondTheLimit() {
-        var generator = SplitMix(seed: 42)
+        var generator = SplitMix64(seed: 42)
         for _ in 0..<200 {
             var framer = SyslogFramer(maxFrameBytes: 64)
             for _ in 0..<20 {
@@ -114,14 +115,3 @@ struct SyslogFramerTests {
     }
 }
 
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -72,7 +72,7 @@ struct SyslogMessageTests {
                 if case .rejected = decoded.item { Issue.record("a frame is never rejected") }
             }
         }
-        var generator = SplitMix(seed: 9)
+        var generator = SplitMix64(seed: 9)
         for _ in 0..<2000 {
             let bytes = (0..<Int(generator.next() % 120)).map { _ in UInt8(truncatingIfNeeded: generator.next() % 4 == 0 ? 0x3C : generator.next()) }
             _ = NormalizingSyslogDecoder().decode(frame: bytes, peer: "x", received: Self.reference)
