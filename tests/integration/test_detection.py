@@ -90,6 +90,44 @@ def wait_alerts(server, key, rule_id, count):
     raise AssertionError(f"expected {count} alerts for {rule_id}, got {len(alerts)}")
 
 
+def list_alerts(server, key, rule_id):
+    r = requests.get(server.url + f"/api/v1/alerts?rule_id={rule_id}", headers=auth(key))
+    assert r.status_code == 200, r.text
+    return r.json()["alerts"]
+
+
+def alert_from_the_pipeline(server, key, rule_id, doc):
+    """Ingests one matching event per request until the rule alerts (it is adopted on a
+    scheduler tick): long before its first window can close with the default 120 s lag.
+    Returns how many alerts there are and how many events were sent."""
+    started = time.monotonic()
+    n = 0
+    while not list_alerts(server, key, rule_id):
+        assert time.monotonic() - started < 60, "no alert from the pipeline after 60 s"
+        ingest(server, key, [doc(n)])
+        n += 1
+        time.sleep(0.2)  # polling: the rule is adopted on a tick, the pipeline stores the batch
+    assert time.monotonic() - started < 100, "alerted before any window of the rule could close"
+    found = len(list_alerts(server, key, rule_id))
+    assert 1 <= found <= n
+    return found, n
+
+
+def one_more_alert_from_the_pipeline(server, key, rule_id, found):
+    """After one more matching event (and some that do not match): exactly one more alert,
+    each for its own event, and no scheduled window closed yet (they came from the pipeline)."""
+    deadline = time.monotonic() + 30
+    while len(list_alerts(server, key, rule_id)) < found + 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    listed = list_alerts(server, key, rule_id)
+    assert len(listed) == found + 1
+    assert len({a["event_ids"][0] for a in listed}) == len(listed)
+    cov = requests.get(server.url + f"/api/v1/rules/{rule_id}/coverage", headers=auth(key)).json()
+    assert cov["covered"] == [], cov
+    return listed
+
+
 def test_threshold_rule_alerts_once_per_group_and_status_changes(server):
     name, key = server.named_tenant()
     nonce = uuid.uuid4().hex[:10]
@@ -285,45 +323,22 @@ level: medium
                 return {"event_id": f"inline-{n}", "winlog": {"channel": "Microsoft-Windows-Sysmon/Operational", "event_id": "1",
                                    "event_data": {"Image": "C:\\Windows\\System32\\whoami.exe", "CommandLine": f"whoami /all {n}"}}}
 
-            def alerts():
-                r = requests.get(s.url + "/api/v1/alerts?rule_id=inline-whoami", headers=auth(key))
-                assert r.status_code == 200, r.text
-                return r.json()["alerts"]
-
-            # The rule is adopted when the scheduler publishes it (a tick); one matching event
-            # per request until one alerts.
-            started = time.monotonic()
-            n = 0
-            while not alerts():
-                assert time.monotonic() - started < 60, "no alert from the pipeline after 60 s"
-                ingest(s, key, [doc(n)])
-                n += 1
-                time.sleep(0.2)  # polling: the pipeline stores the request's batch
-            assert time.monotonic() - started < 100, "alerted before any window of the rule could close"
-            found = len(alerts())
-            assert 1 <= found <= n
+            found, n = alert_from_the_pipeline(s, key, "inline-whoami", doc)
             # A resent request is a duplicate: no second alert for its event.
             assert ingest(s, key, [doc(n - 1)])["duplicates"] == 1
             # A new matching event alerts exactly once, and a non-matching one not at all.
             ingest(s, key, [doc(n), {"message": "unrelated", "winlog": {"channel": "Microsoft-Windows-Sysmon/Operational", "event_id": "1",
                                                                        "event_data": {"Image": "C:\\x.exe"}}}])
-            deadline = time.monotonic() + 30
-            while len(alerts()) < found + 1:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
-            listed = alerts()
-            assert len(listed) == found + 1
-            assert len({a["event_ids"][0] for a in listed}) == len(listed)
-            cov = requests.get(s.url + "/api/v1/rules/inline-whoami/coverage", headers=auth(key)).json()
-            assert cov["covered"] == [], cov  # no scheduled window has closed yet: the alerts came from the pipeline
+            one_more_alert_from_the_pipeline(s, key, "inline-whoami", found)
         finally:
             assert s.stop() == 0
 
 
 def test_native_rule_without_threshold_alerts_from_the_pipeline_long_before_its_window_closes():
     """A native rule without a threshold matches at admission too (the store's predicate for
-    its query), with the default 120 s lag; its windows are still read later and add nothing
-    twice."""
+    its query), with the default 120 s lag: each matching event alerts once, the others not at
+    all. (That the scheduler's later read of its windows finds these alerts and adds none is
+    SchedulerTests' `nativePerEventRules...`.)"""
     with tempfile.TemporaryDirectory() as data_dir:
         s = Server(data_dir, extra=("--detection-interval-secs", "1"))
         try:
@@ -336,31 +351,9 @@ def test_native_rule_without_threshold_alerts_from_the_pipeline_long_before_its_
                 return {"event_id": f"native-{n}", "message": f"Failed password for {user} from 198.51.100.{n % 250} port 22",
                         "event": {"outcome": outcome}, "user": {"name": user}}
 
-            def alerts():
-                r = requests.get(s.url + "/api/v1/alerts?rule_id=inline-failed", headers=auth(key))
-                assert r.status_code == 200, r.text
-                return r.json()["alerts"]
-
-            started = time.monotonic()
-            n = 0
-            while not alerts():
-                assert time.monotonic() - started < 60, "no alert from the pipeline after 60 s"
-                ingest(s, key, [doc(n)])
-                n += 1
-                time.sleep(0.2)  # polling: the rule is adopted on a tick, the pipeline stores the batch
-            assert time.monotonic() - started < 100, "alerted before any window of the rule could close"
-            found = len(alerts())
-            assert 1 <= found <= n
-            assert all(a["severity"] == "high" for a in alerts())
+            found, n = alert_from_the_pipeline(s, key, "inline-failed", doc)
+            assert all(a["severity"] == "high" for a in list_alerts(s, key, "inline-failed"))
             ingest(s, key, [doc(n), doc(n + 1, user="svc-backup"), doc(n + 2, outcome="success")])
-            deadline = time.monotonic() + 30
-            while len(alerts()) < found + 1:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
-            listed = alerts()
-            assert len(listed) == found + 1
-            assert len({a["event_ids"][0] for a in listed}) == len(listed)
-            cov = requests.get(s.url + "/api/v1/rules/inline-failed/coverage", headers=auth(key)).json()
-            assert cov["covered"] == [], cov  # no scheduled window has closed yet: the alerts came from the pipeline
+            one_more_alert_from_the_pipeline(s, key, "inline-failed", found)
         finally:
             assert s.stop() == 0
