@@ -30,6 +30,18 @@ struct SQLiteEventPredicate: Sendable {
             case .null, .unsure: return value
             }
         }
+
+        /// SQL's AND: false wins whatever the other side is; then "may say either"; then NULL.
+        static func && (a: Truth, b: Truth) -> Truth {
+            if a == .no || b == .no { return .no }
+            if a == .unsure || b == .unsure { return .unsure }
+            return a == .null || b == .null ? .null : .yes
+        }
+
+        /// SQL's OR: true wins whatever the other side is; then "may say either"; then NULL.
+        static func || (a: Truth, b: Truth) -> Truth {
+            !(!a && !b)
+        }
     }
 
     /// Where a field's value comes from, as `SQLiteDialect.value(of:)` reads it.
@@ -356,25 +368,11 @@ struct SQLiteEventPredicate: Sendable {
             return !truth(inner, subject)
         case .and(let nodes):
             var result = Truth.yes
-            for child in nodes {
-                switch truth(child, subject) {
-                case .no: return .no
-                case .unsure: result = .unsure
-                case .null: if result == .yes { result = .null }
-                case .yes: break
-                }
-            }
+            for child in nodes where result != .no { result = result && truth(child, subject) }
             return result
         case .or(let nodes):
             var result = Truth.no
-            for child in nodes {
-                switch truth(child, subject) {
-                case .yes: return .yes
-                case .unsure: result = .unsure
-                case .null: if result == .no { result = .null }
-                case .no: break
-                }
-            }
+            for child in nodes where result != .yes { result = result || truth(child, subject) }
             return result
         }
     }
@@ -494,16 +492,7 @@ struct SQLiteEventPredicate: Sendable {
         } else {
             options.append(.no)
         }
-        var result = Truth.no
-        for option in options {
-            switch option {
-            case .yes: return .yes
-            case .unsure: result = .unsure
-            case .null: if result == .no { result = .null }
-            case .no: break
-            }
-        }
-        return result
+        return options.reduce(.no, ||)
     }
 
     /// `typeof(value) IN ('integer', 'real')` (or `= 'text'`) AND the bounds.
