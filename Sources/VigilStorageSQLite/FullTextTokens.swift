@@ -65,22 +65,29 @@ enum FullTextTokens {
     /// Where the folded `phrase` starts in the folded `tokens` (only the first place with
     /// `first`); with `prefix`, its last token only has to start the token it meets.
     static func phraseStarts(in tokens: [String], phrase: [String], prefix: Bool, first: Bool = false) -> [Int] {
-        guard !phrase.isEmpty, tokens.count >= phrase.count else { return [] }
         let last = phrase.count - 1
         var starts: [Int] = []
-        outer: for start in 0...(tokens.count - phrase.count) {
-            for i in 0..<phrase.count {
-                let token = tokens[start + i]
-                if i == last, prefix {
-                    if !token.hasPrefix(phrase[i]) { continue outer }
-                } else if token != phrase[i] {
-                    continue outer
-                }
-            }
+        var from = 0
+        while let start = phraseStart(tokens: tokens.count, phrase: phrase.count, from: from, matching: { token, i in
+            i == last && prefix ? tokens[token].hasPrefix(phrase[i]) : tokens[token] == phrase[i]
+        }) {
             starts.append(start)
             if first { break }
+            from = start + 1
         }
         return starts
+    }
+
+    /// The first place from `from` on where `phrase` tokens stand in a row among `tokens`
+    /// tokens: `matching(token, i)` says whether token `token` is the phrase's `i`-th. The
+    /// scan of `phraseStarts`, for tokens held in other forms.
+    static func phraseStart(tokens: Int, phrase: Int, from: Int = 0, matching: (_ token: Int, _ i: Int) -> Bool) -> Int? {
+        guard phrase > 0, tokens - phrase >= from else { return nil }
+        outer: for start in from...(tokens - phrase) {
+            for i in 0..<phrase where !matching(start + i, i) { continue outer }
+            return start
+        }
+        return nil
     }
 }
 

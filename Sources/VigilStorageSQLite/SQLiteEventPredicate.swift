@@ -223,7 +223,7 @@ struct SQLiteEventPredicate: Sendable {
             var ranges: [Range<Int>] = []
             var start: Int?
             for (i, byte) in bytes.enumerated() {
-                if Subject.isTokenByte(byte) {
+                if FullTextTokens.isTokenCharacter(Unicode.Scalar(byte)) {
                     if start == nil { start = i }
                 } else if let begin = start {
                     ranges.append(begin..<i)
@@ -274,10 +274,6 @@ struct SQLiteEventPredicate: Sendable {
             return source ? extracted?.sourcePort : extracted?.destinationPort
         }
 
-        static func isTokenByte(_ byte: UInt8) -> Bool {
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-        }
-
         static func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte + 32 : byte }
 
         /// Whether the token at `range` is `token` (or starts with it, with `prefix`).
@@ -290,15 +286,10 @@ struct SQLiteEventPredicate: Sendable {
         /// Whether the message holds the phrase as consecutive tokens (`FullTextTokens.contains`).
         func contains(_ phrase: [[UInt8]], prefix: Bool) -> Bool? {
             guard let (bytes, ranges) = tokens else { return nil }
-            guard ranges.count >= phrase.count else { return false }
             let last = phrase.count - 1
-            outer: for start in 0...(ranges.count - phrase.count) {
-                for i in 0..<phrase.count where !token(ranges[start + i], in: bytes, is: phrase[i], prefix: prefix && i == last) {
-                    continue outer
-                }
-                return true
-            }
-            return false
+            return FullTextTokens.phraseStart(tokens: ranges.count, phrase: phrase.count) { t, i in
+                token(ranges[t], in: bytes, is: phrase[i], prefix: prefix && i == last)
+            } != nil
         }
     }
 
