@@ -267,12 +267,14 @@ struct CompactStorageTests {
         ])
     }
 
-    @Test func theTokenIndexMergesSixteenSegmentsAtATime() async throws {
+    @Test func theTokenIndexMergesSixteenSegmentsAtATimeAndFlushesABatchAsOne() async throws {
         let (store, _) = try makeStore()
         _ = try await store.write(events: [event(1, at: day + 1, JSONObject([("message", .string("one two"))]))], quarantined: [])
         let partition = try #require(try store.partition(acme, day: Timestamp.day(of: day), create: false))
         let automerge = try await partition.pool.read { db in try Int.fetchOne(db, sql: "SELECT v FROM event_fts_config WHERE k = 'automerge'") }
         #expect(automerge == SQLiteEventStore.tokenIndexAutomerge && automerge == 16)
+        let hashBytes = try await partition.pool.read { db in try Int.fetchOne(db, sql: "SELECT v FROM event_fts_config WHERE k = 'hashsize'") }
+        #expect(hashBytes == SQLiteEventStore.tokenIndexHashBytes && hashBytes == 64 << 20)
         #expect(try await count(store, "two") == 1)
     }
 
