@@ -32,6 +32,11 @@ public struct Candidate: Sendable {
     public var raw: [UInt8]
     /// An id given by the transport (Elasticsearch `_id`), used as `event_id`.
     public var transportID: String?
+    /// `transportID` is the server's own, unique to this one input (a syslog frame's
+    /// `syslog-<boot>-<n>`), not a client's: no other event can have it, so its key may lead
+    /// with the event's second (`docs/idempotency.md`). A client's id keeps the plain digest:
+    /// the same `event_id` sent again with another time is the same event.
+    public var idIsServers = false
     /// The time used when the event has none: the receive time, or for a quarantine replay
     /// the time the item was first received (so a replay's keys are stable).
     public var defaultTimestamp: EpochMillis?

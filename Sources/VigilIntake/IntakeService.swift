@@ -344,7 +344,9 @@ public final class IntakeService: Sendable {
         if let eventID { vigil["event_id"] = .string(eventID) }
 
         var key: EventKey
-        if let eventID {
+        if let eventID, candidate.idIsServers {
+            key = Self.serverIDKey(tenant: tenant.rawValue, id: eventID, timestamp: timestamp)
+        } else if let eventID {
             key = Self.key(["e", tenant.rawValue, eventID])
         } else if let (sourceID, seq) = sourceSeq {
             key = Self.key(["s", tenant.rawValue, sourceID, String(seq)])
@@ -445,12 +447,29 @@ public final class IntakeService: Sendable {
         }
     }
 
+    /// The first 16 bytes of `SHA-256(part, 0, part, 0, ...)`, big endian.
     static func key(_ parts: [String]) -> EventKey {
         var hasher = SHA256()
-        for part in parts {
-            hasher.update(data: Array(part.utf8))
-            hasher.update(data: [0])
+        for part in parts { hash(part, into: &hasher) }
+        return hasher.finalize().withUnsafeBytes { digest in
+            EventKey(high: UInt64(bigEndian: digest.loadUnaligned(as: UInt64.self)),
+                     low: UInt64(bigEndian: digest.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
         }
-        return EventKey(digest: Array(hasher.finalize()))
+    }
+
+    /// A part's bytes and its NUL, where they are: as arrays they were two allocations each,
+    /// and the key of every event that has an id (every syslog frame) is made of three parts.
+    static func hash(_ part: String, into hasher: inout SHA256) {
+        var part = part
+        part.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        withUnsafeBytes(of: UInt8(0)) { hasher.update(bufferPointer: $0) }
+    }
+
+    /// The key of an event whose id the server gave it (`Candidate.idIsServers`): the event's
+    /// second, then 11 bytes of `SHA-256("e", tenant, id)` — time-ordered like content keys.
+    static func serverIDKey(tenant: String, id: String, timestamp: EpochMillis) -> EventKey {
+        var hasher = SHA256()
+        for part in ["e", tenant, id] { hash(part, into: &hasher) }
+        return hasher.finalize().withUnsafeBytes { EventKey(second: timestamp / 1000, digest: $0) }
     }
 }

@@ -116,14 +116,19 @@ public actor SyslogBatcher {
     }
 
     func append(_ entries: [(TenantName, SyslogDecoded)]) {
+        let now = clock.now()
         for (tenant, var decoded) in entries {
             // Every frame is its own event: syslog has no retries that content keys would
             // catch, and two identical lines in one second are two events (think repeated
             // denies). The id is unique per server start and frame, and given here, once, so a
-            // batch retried after a partial failure is recognised as the same events.
+            // batch retried after a partial failure is recognised as the same events. So is
+            // the time a line without one takes: the id's key leads with the event's second
+            // (`Candidate.idIsServers`), and a retry must make the same key.
             if case .candidate(var candidate) = decoded.item, candidate.transportID == nil {
                 sequence &+= 1
                 candidate.transportID = "syslog-\(bootID)-\(String(sequence, radix: 36))"
+                candidate.idIsServers = true
+                if candidate.defaultTimestamp == nil { candidate.defaultTimestamp = now }
                 decoded.item = .candidate(candidate)
             }
             pending.append(Entry(tenant: tenant, decoded: decoded))

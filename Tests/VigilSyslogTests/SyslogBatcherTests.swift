@@ -13,10 +13,13 @@ final class RefusingQueue: IntakeQueue {
     let spool: Spool
     let refused: Set<Int>
     let appends = Mutex(0)
+    /// Moved on by 5 s at each refusal, so the retry is admitted at another time.
+    let clock: ManualClock?
 
-    init(_ spool: Spool, refusing refused: Set<Int>) {
+    init(_ spool: Spool, refusing refused: Set<Int>, clock: ManualClock? = nil) {
         self.spool = spool
         self.refused = refused
+        self.clock = clock
     }
 
     func append(_ records: [[UInt8]]) async throws {
@@ -24,7 +27,10 @@ final class RefusingQueue: IntakeQueue {
             count += 1
             return count
         }
-        if refused.contains(number) { throw IntakeError(.full, "refused by the test") }
+        if refused.contains(number) {
+            clock?.advance(byMillis: 5_000)
+            throw IntakeError(.full, "refused by the test")
+        }
         try await spool.append(records)
     }
 
@@ -70,5 +76,43 @@ struct SyslogBatcherTests {
             try spool.commit(batch)
         }
         #expect(stored == frames)
+    }
+
+    /// A batch holds frames of two tenants; the first tenant's are admitted, the second's
+    /// refused, and the whole batch is submitted again seconds later. The first tenant's
+    /// frames, which carry no time of their own, must make the same keys the second time
+    /// (their key leads with the event's second), so they are duplicates, not stored twice.
+    @Test func framesResubmittedAfterAnotherTenantWasRefusedAreKeptOnce() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("batcher-\(UUID().uuidString)", isDirectory: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let spool = try Spool(configuration: SpoolConfiguration(directory: dir.appendingPathComponent("spool")))
+        let clock = ManualClock(now)
+        // Append 1 is acme's frames, append 2 beta's (refused); then both again.
+        let queue = RefusingQueue(spool, refusing: [2], clock: clock)
+        let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
+        let intake = IntakeService(queue: queue, store: store, clock: clock, limits: IntakeLimits(), logger: Logger(label: "test"))
+        let batcher = SyslogBatcher(intake: intake, clock: clock, logger: Logger(label: "test"))
+        let beta = TenantName("beta")!
+        let frames = (0..<6).map { "frame \($0)" }
+        let entries = frames.enumerated().map { index, text -> (TenantName, SyslogDecoded) in
+            let item = NativeDecoder.decode(Array("{\"message\":\"\(text)\"}".utf8), limits: IntakeLimits())[0]
+            return (index < 3 ? tenant : beta, SyslogDecoded(item: item, dataset: "test", parseFailure: false))
+        }
+
+        await batcher.admitAndWait(entries)
+
+        #expect(clock.now() == now + 5_000, "the retry came 5 s after the first attempt")
+        var stored: [String: [String]] = [:]
+        while let batch = try await spool.nextBatch(maxRecords: 100, drainOnly: true) {
+            for record in batch.records {
+                if case .event(let event)? = IntakeRecord.decode(record) {
+                    stored[event.tenant.rawValue, default: []].append(event.message ?? "")
+                    #expect(event.timestamp == now, "a frame without a time takes the time it was handed over")
+                    #expect(Int64(event.key.high >> 24) == now / 1000, "a frame's key leads with its second")
+                }
+            }
+            try spool.commit(batch)
+        }
+        #expect(stored == ["acme": Array(frames[0..<3]), "beta": Array(frames[3...])])
     }
 }
