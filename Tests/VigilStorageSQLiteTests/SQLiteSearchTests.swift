@@ -322,9 +322,11 @@ struct SQLiteSearchTests {
 
     @Test func tailReturnsOnlyNewMatchingEvents() async throws {
         let store = try await makeStore()
+        // Budgets far above what the reads need: this test is about what the tail returns, and
+        // in the full parallel suite on a busy 2-core VM a read once waited past 1 s.
         let now = day + Timestamp.millisPerDay + 60_000
         let query = try QueryParser().parse("failed")
-        let start = try await store.tail(tenant: acme, query: query, cursor: nil, now: now, limit: 0, budget: QueryBudget(timeoutMillis: 1000))
+        let start = try await store.tail(tenant: acme, query: query, cursor: nil, now: now, limit: 0, budget: QueryBudget(timeoutMillis: 60_000))
         #expect(start.hits.isEmpty)
         _ = try await store.write(events: [
             event(acme, 10, at: now, "failed again later", []),
@@ -332,9 +334,9 @@ struct SQLiteSearchTests {
             StoredEvent(Event(tenant: acme, key: EventKey(high: 9, low: 12), timestamp: now - Timestamp.millisPerDay, ingested: now,
                               fields: JSONObject([("message", .string("failed yesterday, arriving late"))]))),
         ], quarantined: [])
-        let next = try await store.tail(tenant: acme, query: query, cursor: start.cursor, now: now, limit: 100, budget: QueryBudget(timeoutMillis: 1000))
+        let next = try await store.tail(tenant: acme, query: query, cursor: start.cursor, now: now, limit: 100, budget: QueryBudget(timeoutMillis: 60_000))
         #expect(Set(next.hits.map(\.event.key.low)) == [10, 12])
-        let again = try await store.tail(tenant: acme, query: query, cursor: next.cursor, now: now, limit: 100, budget: QueryBudget(timeoutMillis: 1000))
+        let again = try await store.tail(tenant: acme, query: query, cursor: next.cursor, now: now, limit: 100, budget: QueryBudget(timeoutMillis: 60_000))
         #expect(again.hits.isEmpty)
     }
 }
