@@ -99,6 +99,13 @@ struct SyslogBench: AsyncParsableCommand {
     @Option(help: "Lines to send.") var events: Int = 200_000
     @Option(help: "Indicators in the generated threat-intel feed (0: no feed).") var indicators: Int = 1_000_000
     @Option(help: "Where to write the JSON result.") var output: String = "bench-results/syslog.json"
+    @Option(help: "rsyslogd runs; the fastest is the ceiling.") var rsyslogRunCount: Int = 3
+
+    func validate() throws {
+        guard events > 0 else { throw ValidationError("--events must be at least 1") }
+        guard rsyslogRunCount >= 1 else { throw ValidationError("--rsyslog-run-count must be at least 1") }
+        guard indicators >= 0 else { throw ValidationError("--indicators must not be negative") }
+    }
 
     func run() async throws {
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-syslog-bench-\(UUID().uuidString.prefix(8))")
@@ -117,9 +124,18 @@ struct SyslogBench: AsyncParsableCommand {
         }
         print("generated \(events) lines (\(rawBytes / 1_048_576) MiB)")
 
-        // Ceiling: rsyslogd from Debian, TCP in, plain file out.
-        let rsyslogRate = try runRsyslog(payload: payload, work: work)
-        if let rsyslogRate { print("rsyslogd: \(Int(rsyslogRate)) lines/s to a file") }
+        // Ceiling: rsyslogd from Debian, TCP in, plain file out; the fastest of three runs.
+        // One run varied from 330k to 575k lines/s between minutes on the 2-core VM, and so
+        // did the ratio, by the ceiling alone.
+        var rsyslogRuns: [Double] = []
+        for run in 1...rsyslogRunCount {
+            guard let rate = try runRsyslog(payload: payload, work: work.appendingPathComponent("rsyslog-\(run)")) else { break }
+            rsyslogRuns.append(rate)
+        }
+        let rsyslogRate = rsyslogRuns.max()
+        if let rsyslogRate {
+            print("rsyslogd: \(Int(rsyslogRate)) lines/s to a file (fastest of \(rsyslogRuns.map { String(Int($0)) }.joined(separator: ", ")))")
+        }
 
         var environment: [String: String] = [:]
         if indicators > 0 {
@@ -155,6 +171,7 @@ struct SyslogBench: AsyncParsableCommand {
             "vigil_searchable_eps": Int(vigilRate),
             "vigil_send_seconds": (sent * 100).rounded() / 100,
             "rsyslog_file_eps": rsyslogRate.map { Int($0) } ?? -1,
+            "rsyslog_runs_eps": rsyslogRuns.map { Int($0) },
             "ratio_to_rsyslog": rsyslogRate.map { (vigilRate / $0 * 1000).rounded() / 1000 } ?? -1,
             "peak_rss_mib": process.peakRSSBytes().map { Int($0 / 1_048_576) } ?? -1,
             "server_cpu_us_per_line": serverCPU.map { ($0 * 1_000_000 / Double(events) * 10).rounded() / 10 } ?? -1,
@@ -168,15 +185,15 @@ struct SyslogBench: AsyncParsableCommand {
         try writeBenchResult(result, to: output)
     }
 
-    /// Sends the payload to rsyslogd (imtcp → omfile) and returns lines/s until the file has
-    /// every line; nil when rsyslogd is not installed.
+    /// Sends the payload to a fresh rsyslogd (imtcp → omfile) working in `work` and returns
+    /// lines/s until the file has every line; nil when rsyslogd is not installed.
     func runRsyslog(payload: [UInt8], work: URL) throws -> Double? {
         let binary = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let binary else {
             print("rsyslogd not found: no ceiling (apt-get install rsyslog)")
             return nil
         }
-        let dir = work.appendingPathComponent("rsyslog")
+        let dir = work
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("spool"), withIntermediateDirectories: true)
         let portFile = dir.appendingPathComponent("port"), out = dir.appendingPathComponent("out.log")
         let conf = dir.appendingPathComponent("rsyslog.conf")
