@@ -469,7 +469,9 @@ public final class IntakeService: Sendable {
     /// second, then 11 bytes of `SHA-256("e", tenant, id)` — time-ordered like content keys.
     static func serverIDKey(tenant: String, id: String, timestamp: EpochMillis) -> EventKey {
         var hasher = SHA256()
-        for part in ["e", tenant, id] { hash(part, into: &hasher) }
+        hash("e", into: &hasher)
+        hash(tenant, into: &hasher)
+        hash(id, into: &hasher)
         return hasher.finalize().withUnsafeBytes { EventKey(second: timestamp / 1000, digest: $0) }
     }
 }

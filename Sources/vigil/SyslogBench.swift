@@ -195,6 +195,8 @@ struct SyslogBench: AsyncParsableCommand {
         }
         let dir = work
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("spool"), withIntermediateDirectories: true)
+        // Its output (the whole stream again) goes once it is counted.
+        defer { try? FileManager.default.removeItem(at: dir) }
         let portFile = dir.appendingPathComponent("port"), out = dir.appendingPathComponent("out.log")
         let conf = dir.appendingPathComponent("rsyslog.conf")
         try """
