@@ -267,7 +267,7 @@ struct CompactStorageTests {
         ])
     }
 
-    @Test func theTokenIndexMergesSixteenSegmentsAtATimeAndFlushesABatchAsOne() async throws {
+    @Test func theTokenIndexMergesSixteenSegmentsAtATimeAndHolds64MiBOfABatchsPostings() async throws {
         let (store, _) = try makeStore()
         _ = try await store.write(events: [event(1, at: day + 1, JSONObject([("message", .string("one two"))]))], quarantined: [])
         let partition = try #require(try store.partition(acme, day: Timestamp.day(of: day), create: false))
