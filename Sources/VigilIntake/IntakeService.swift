@@ -14,10 +14,14 @@ public protocol AdmissionStep: Sendable {
     /// False for steps that normalize (the packs): events that were normalized on the way in
     /// (syslog) skip them.
     var appliesToNormalized: Bool { get }
+    /// True when `apply` would leave flat fields (`FlatFields`) as they are and find no time:
+    /// admission then encodes them without building the nested document.
+    func leavesUnchanged(_ fields: FlatFields) -> Bool
 }
 
 extension AdmissionStep {
     public var appliesToNormalized: Bool { true }
+    public func leavesUnchanged(_ fields: FlatFields) -> Bool { false }
 }
 
 /// What happened to each decoded item of a request.
@@ -288,7 +292,13 @@ public final class IntakeService: Sendable {
         case .rejected(let reason, let detail, let raw): return reject(reason, detail, raw)
         case .candidate(let c): candidate = c
         }
-        var fields = FieldNesting.nest(candidate.object)
+        var fields: JSONObject
+        if let flat = candidate.flat {
+            if let admitted = admitFlat(flat, candidate, tenant: tenant, received: received, firstKeptDay: firstKeptDay, rules: rules) { return admitted }
+            fields = flat.object()
+        } else {
+            fields = FieldNesting.nest(candidate.object)
+        }
         var found: EpochMillis?
         for step in steps where step.appliesToNormalized || !candidate.normalized {
             if let better = step.apply(to: &fields, received: candidate.defaultTimestamp ?? received) { found = better }
@@ -377,6 +387,30 @@ public final class IntakeService: Sendable {
         var event = StoredEvent(tenant: tenant, key: key, timestamp: timestamp, ingested: received, fields: fields)
         event.matched = matched
         return .event(event)
+    }
+
+    /// Admits flat fields (`FlatFields`, a syslog frame's) as they are, without their nested
+    /// document, when nothing in admission would change them: no per-event rules, every step
+    /// leaving them unchanged, a server id, a time in range. Nil sends them the usual way
+    /// (their nested document), which also makes every rejection's reason.
+    func admitFlat(_ flat: FlatFields, _ candidate: Candidate, tenant: TenantName, received: EpochMillis, firstKeptDay: Int64,
+                   rules: (any EventMatcher)?) -> Admission? {
+        guard rules == nil, let eventID = candidate.transportID, candidate.idIsServers, !eventID.isEmpty, eventID.utf8.count <= 512 else { return nil }
+        for step in steps where step.appliesToNormalized || !candidate.normalized {
+            guard step.leavesUnchanged(flat) else { return nil }
+        }
+        let timestamp: EpochMillis
+        switch candidate.timestamp {
+        case .absent: timestamp = candidate.defaultTimestamp ?? received
+        case .invalid: return nil
+        case .millis(let millis):
+            guard millis >= received - limits.maxPastMillis, millis <= received + limits.maxFutureMillis else { return nil }
+            timestamp = millis
+        }
+        guard Timestamp.day(of: timestamp) >= firstKeptDay else { return nil }
+        let vigil = JSONObject([("tenant", .string(tenant.rawValue)), ("event_id", .string(eventID))])
+        return .event(StoredEvent(tenant: tenant, key: Self.serverIDKey(tenant: tenant.rawValue, id: eventID, timestamp: timestamp), timestamp: timestamp,
+                                  ingested: received, flat: flat, appending: [("vigil", .object(vigil))]))
     }
 
     /// Runs quarantined items through the current pipeline again.

@@ -15,4 +15,8 @@ public struct IntelStep: AdmissionStep {
         if set.count > 0 { Enrichment.enrich(&fields, with: set) }
         return nil
     }
+
+    public func leavesUnchanged(_ fields: FlatFields) -> Bool {
+        !Enrichment.matches(fields, with: feeds.current)
+    }
 }

@@ -52,6 +52,18 @@ public struct Normalizer: Sendable {
         return finish(fallback, syslog: syslog, message: line)
     }
 
+    /// A PAN-OS TRAFFIC line as flat fields (`PANOSFlatTraffic`): the document `normalize(line:)`
+    /// and the syslog decoder make for it, without building it. Nil for any other line, and
+    /// when PAN-OS is not this normalizer's first pack.
+    ///
+    /// - Parameters:
+    ///   - frame: the line's bytes; `line` is their text.
+    ///   - peer: the sender's address, set as `log.source.address`.
+    public func normalizeFlat(frame: [UInt8], line: String, peer: String, receivedAt: EpochMillis) -> FlatNormalizedEvent? {
+        guard packs.first is PANOSPack, frame.first == UInt8(ascii: "<"), line.containsBytes(",TRAFFIC,") else { return nil }
+        return PANOSFlatTraffic.normalize(frame: frame, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer)
+    }
+
     /// Normalizes a JSON document (Winlogbeat, evtx JSON, PAN-OS JSON, Zeek NDJSON, a Splunk
     /// export wrapper). Returns nil when no pack recognises it: store the document as it is.
     public func normalize(document: JSONObject, receivedAt: EpochMillis) -> NormalizedEvent? {

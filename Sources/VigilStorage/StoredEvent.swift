@@ -1,3 +1,4 @@
+import Synchronization
 import VigilCore
 
 /// The ECS fields every backend keeps in columns of their own.
@@ -29,6 +30,11 @@ public struct IndexedColumns: Sendable, Equatable {
     /// the roots in one pass over the top level.
     public init(_ doc: JSONValue) {
         let values: [JSONValue?] = if case .object(let object) = doc { object.values(at: Self.paths) } else { [] }
+        self.init(values: values)
+    }
+
+    /// From the value at each of `fieldNames` (or none at all).
+    init(values: [JSONValue?]) {
         func value(_ i: Int) -> JSONValue? { values.isEmpty ? nil : values[i] }
         func text(_ i: Int) -> String? { value(i)?.scalarText }
         func int(_ i: Int) -> Int64? {
@@ -142,6 +148,36 @@ public struct StoredEvent: Sendable, Equatable {
         // Written without the columns' fields, the document untouched.
         self.init(tenant: tenant, key: key, timestamp: timestamp, ingested: ingested,
                   columns: columns, message: message, document: JSONWriter.bytes(fields, omitting: IndexedColumns.omitted, values: columns.values))
+    }
+
+    /// Per flat schema, the positions of the columns' paths and of `message`.
+    static let flatPositions = Mutex<[ObjectIdentifier: [Int?]]>([:])
+
+    /// Encodes flat fields (`FlatFields`): the event the initializer taking their nested
+    /// document (`FlatFields.object()` with `appending` added) makes, without building it.
+    public init(tenant: TenantName, key: EventKey, timestamp: EpochMillis, ingested: EpochMillis, flat: FlatFields,
+                appending: [(key: String, value: JSONValue)]) {
+        let schema = flat.schema
+        let positions = Self.flatPositions.withLock { cache in
+            if let known = cache[ObjectIdentifier(schema)] { return known }
+            let found = (IndexedColumns.fieldNames + ["message"]).map { schema.path($0) }
+            cache[ObjectIdentifier(schema)] = found
+            return found
+        }
+        let values = positions.dropLast().map { $0.flatMap { flat.value($0) } }
+        let columns = IndexedColumns(values: values)
+        // A field goes where the nested document's would: only an exact copy of its column.
+        var omitting = [Bool](repeating: false, count: schema.paths.count)
+        for (index, expected) in columns.values.enumerated() {
+            if let position = positions[index], let value = values[index], value == expected { omitting[position] = true }
+        }
+        var message: String?
+        if let position = positions[positions.count - 1], case .string(let text)? = flat.value(position) {
+            message = text
+            omitting[position] = true
+        }
+        self.init(tenant: tenant, key: key, timestamp: timestamp, ingested: ingested,
+                  columns: columns, message: message, document: flat.write(omitting: omitting, appending: appending))
     }
 
     /// The event back, for search results; nil when the document is damaged.

@@ -166,6 +166,27 @@ public enum Enrichment {
         }
     static let paths = KeyPathSet(split.map(\.keys))
 
+    /// Per flat schema, the positions of the paths enrichment reads.
+    static let flatPositions = Mutex<[ObjectIdentifier: [(position: Int, path: String)]]>([:])
+
+    /// Whether `enrich` would change flat fields (`FlatFields`): it is run on a document of
+    /// only the paths it reads.
+    public static func matches(_ fields: FlatFields, with set: IndicatorSet) -> Bool {
+        guard set.count > 0 else { return false }
+        let schema = fields.schema
+        let positions = flatPositions.withLock { cache in
+            if let known = cache[ObjectIdentifier(schema)] { return known }
+            let found = split.compactMap { entry in schema.path(entry.path).map { (position: $0, path: entry.path) } }
+            cache[ObjectIdentifier(schema)] = found
+            return found
+        }
+        var probe = JSONObject()
+        for (position, path) in positions {
+            if let value = fields.value(position) { FieldNesting.set(value, at: path, in: &probe) }
+        }
+        return !probe.isEmpty && enrich(&probe, with: set) > 0
+    }
+
     /// Adds `threat.indicator.*` (the first match), `threat.enrichments` (every match) and the
     /// tag `ioc_match`; returns the number of matches.
     @discardableResult

@@ -1,0 +1,317 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import VigilCore
+
+/// An event normalized into flat fields (`FlatFields`) instead of a nested document.
+public struct FlatNormalizedEvent: Sendable {
+    public var fields: FlatFields
+    public var timestamp: EpochMillis?
+    public var dataset: String
+    public var parseFailure: Bool
+}
+
+/// PAN-OS TRAFFIC logs as syslog CSV behind an RFC 3164 header, normalized into flat fields:
+/// the document `PANOSPack` (through `Normalizer` and the syslog decoder) makes for them,
+/// without a `String` or a nested object per field.
+///
+/// It takes only lines whose document it makes exactly (`nil` for any other, which go the
+/// way every line goes): ASCII, a plain `<PRI>Mmm dd hh:mm:ss host ` header, a body with no
+/// quote, no `CEF:` or `LEEF:`, and every TRAFFIC column. Member order may differ where a
+/// field is missing (an invalid `src` moves `source` after `destination` in the pack's document).
+struct PANOSFlatTraffic: Sendable {
+    static let schema: FlatSchema = {
+        do {
+            return try FlatSchema(paths: paths, literals: literals)
+        } catch {
+            preconditionFailure("PAN-OS flat schema: \(error)")
+        }
+    }()
+
+    static let paths = [
+        "log.syslog.priority", "log.syslog.facility.code", "log.syslog.severity.code", "log.syslog.hostname", "log.source.address",
+        "host.hostname", "host.name",
+        "observer.vendor", "observer.product", "observer.type", "observer.serial_number",
+        "observer.ingress.zone", "observer.ingress.interface.name", "observer.egress.zone", "observer.egress.interface.name", "observer.hostname",
+        "panw.panos.type", "panw.panos.sub_type", "panw.panos.vsys", "panw.panos.sessionid", "panw.panos.action", "panw.panos.seqno",
+        "panw.panos.actionflags", "panw.panos.category", "panw.panos.session_end_reason", "panw.panos.logset", "panw.panos.repeat_count",
+        "source.ip", "source.port", "source.nat.ip", "source.nat.port", "source.user.name", "source.bytes", "source.packets",
+        "destination.ip", "destination.port", "destination.nat.ip", "destination.nat.port", "destination.user.name", "destination.bytes", "destination.packets",
+        "rule.name", "user.name",
+        "network.application", "network.transport", "network.bytes", "network.packets",
+        "event.kind", "event.category", "event.action", "event.type", "event.outcome", "event.duration", "event.dataset",
+        "related.user", "related.ip",
+        "message",
+    ]
+
+    enum Literal: Int {
+        case vendor, product, firewall, traffic, event, network, success, failure, dataset
+        case flowStarted, flowTerminated, flowDropped, flowDenied
+        /// `event.type`: allowed, then denied, each without a phase, with start, with end.
+        case types
+    }
+
+    static let literals: [JSONValue] = [
+        .string("Palo Alto Networks"), .string("PAN-OS"), .string("firewall"), .string("TRAFFIC"), .string("event"),
+        .array([.string("network")]), .string("success"), .string("failure"), .string("panos.traffic"),
+        .string("flow_started"), .string("flow_terminated"), .string("flow_dropped"), .string("flow_denied"),
+    ] + ["allowed", "denied"].flatMap { verdict in
+        [[], ["start"], ["end"]].map { phase in JSONValue.array(([verdict, "connection"] + phase).map { .string($0) }) }
+    }
+
+    /// Path positions, looked up once.
+    struct Paths {
+        let priority, facility, severity, syslogHostname, sourceAddress, hostHostname, hostName: Int
+        let vendor, product, observerType, serial, ingressZone, ingressInterface, egressZone, egressInterface, observerHostname: Int
+        let panosType, subType, repeatCount: Int
+        let sourceIP, sourcePort, sourceNATIP, sourceNATPort, sourceUser, sourceBytes, sourcePackets: Int
+        let destinationIP, destinationPort, destinationNATIP, destinationNATPort, destinationUser, destinationBytes, destinationPackets: Int
+        let ruleName, userName, application, transport, networkBytes, networkPackets: Int
+        let kind, category, action, type, outcome, duration, dataset, relatedUser, relatedIP, message: Int
+        /// (CSV column, path) of the vendor fields kept as they are.
+        let vendorColumns: [(column: Int, path: Int)]
+
+        init(_ s: FlatSchema) {
+            func p(_ name: String) -> Int { s.path(name)! }
+            (priority, facility, severity, syslogHostname, sourceAddress) = (p("log.syslog.priority"), p("log.syslog.facility.code"), p("log.syslog.severity.code"), p("log.syslog.hostname"), p("log.source.address"))
+            (hostHostname, hostName) = (p("host.hostname"), p("host.name"))
+            (vendor, product, observerType, serial) = (p("observer.vendor"), p("observer.product"), p("observer.type"), p("observer.serial_number"))
+            (ingressZone, ingressInterface, egressZone, egressInterface, observerHostname) = (p("observer.ingress.zone"), p("observer.ingress.interface.name"), p("observer.egress.zone"), p("observer.egress.interface.name"), p("observer.hostname"))
+            (panosType, subType, repeatCount) = (p("panw.panos.type"), p("panw.panos.sub_type"), p("panw.panos.repeat_count"))
+            (sourceIP, sourcePort, sourceNATIP, sourceNATPort, sourceUser, sourceBytes, sourcePackets) = (p("source.ip"), p("source.port"), p("source.nat.ip"), p("source.nat.port"), p("source.user.name"), p("source.bytes"), p("source.packets"))
+            (destinationIP, destinationPort, destinationNATIP, destinationNATPort, destinationUser, destinationBytes, destinationPackets) = (p("destination.ip"), p("destination.port"), p("destination.nat.ip"), p("destination.nat.port"), p("destination.user.name"), p("destination.bytes"), p("destination.packets"))
+            (ruleName, userName, application, transport, networkBytes, networkPackets) = (p("rule.name"), p("user.name"), p("network.application"), p("network.transport"), p("network.bytes"), p("network.packets"))
+            (kind, category, action, type, outcome, duration, dataset) = (p("event.kind"), p("event.category"), p("event.action"), p("event.type"), p("event.outcome"), p("event.duration"), p("event.dataset"))
+            (relatedUser, relatedIP, message) = (p("related.user"), p("related.ip"), p("message"))
+            // `PANOSPack.vendorFields` that TRAFFIC has, in that order.
+            vendorColumns = [(15, "vsys"), (22, "sessionid"), (30, "action"), (39, "seqno"), (40, "actionflags"), (37, "category"),
+                             (46, "session_end_reason"), (20, "logset")].map { ($0.0, p("panw.panos.\($0.1)")) }
+        }
+    }
+
+    static let at = Paths(schema)
+
+    /// The TRAFFIC columns (`PANOSPack.layouts["TRAFFIC"]`) the mapping reads.
+    enum Column {
+        static let receiveTime = 1, serial = 2, type = 3, subtype = 4, timeGenerated = 6, src = 7, dst = 8, natsrc = 9, natdst = 10
+        static let rule = 11, srcuser = 12, dstuser = 13, app = 14, from = 16, to = 17, inboundIf = 18, outboundIf = 19
+        static let repeatcnt = 23, sport = 24, dport = 25, natsport = 26, natdport = 27, proto = 29, action = 30
+        static let bytes = 31, bytesSent = 32, bytesReceived = 33, packets = 34, elapsed = 36, pktsSent = 44, pktsReceived = 45
+        static let count = 47
+    }
+
+    /// - Parameters:
+    ///   - frame: the syslog frame as received.
+    ///   - syslog: its header as `SyslogParser` read it from the frame's text.
+    ///   - peer: the sender's address (`log.source.address`).
+    static func normalize(frame: [UInt8], syslog: SyslogMessage, peer: String) -> FlatNormalizedEvent? {
+        guard syslog.format == .rfc3164, let priority = syslog.priority, let hostname = syslog.hostname,
+              syslog.appName == nil, syslog.procID == nil, syslog.msgID == nil, syslog.structuredData == nil,
+              !ECSBuilder.isPlaceholder(hostname), !syslog.message.containsBytes("\""),
+              !syslog.message.containsBytes("CEF:"), !syslog.message.containsBytes("LEEF:")
+        else { return nil }
+        var message = syslog.message
+        return message.withUTF8 { body -> FlatNormalizedEvent? in
+            frame.withUnsafeBufferPointer { b -> FlatNormalizedEvent? in
+                // ASCII only: the frame's bytes are then the text the header was read from.
+                guard !b.contains(where: { $0 >= 0x80 }) else { return nil }
+                // The body: the end of the frame (or of it without its line ending).
+                var end = b.count
+                func bodyAt(_ end: Int) -> Bool {
+                    end >= body.count && (body.isEmpty || memcmp(b.baseAddress! + end - body.count, body.baseAddress!, body.count) == 0)
+                }
+                if !bodyAt(end) {
+                    while end > 0, b[end - 1] == 0x0A || b[end - 1] == 0x0D { end -= 1 }
+                    guard bodyAt(end) else { return nil }
+                }
+                var mapping = Mapping(frame: frame, b: b, bodyStart: end - body.count, end: end)
+                guard mapping.columns.count >= Column.count, mapping.equals(Column.type, "TRAFFIC") else { return nil }
+                mapping.map(priority: priority, hostname: hostname, peer: peer)
+                let timestamp = mapping.time(Column.timeGenerated) ?? mapping.time(Column.receiveTime)
+                return FlatNormalizedEvent(fields: mapping.fields, timestamp: timestamp ?? syslog.timestamp, dataset: "panos.traffic", parseFailure: false)
+            }
+        }
+    }
+
+    /// A line's columns, mapped into its fields (a struct of its own: helpers as nested
+    /// functions capturing the fields made every change to them a checked, boxed access).
+    struct Mapping {
+        var fields: FlatFields
+        let b: UnsafeBufferPointer<UInt8>
+        var columns: [Range<Int>] = []
+
+        /// `<digits>,` first (at most four bytes before the comma), then the CSV columns;
+        /// none when the body does not start so.
+        init(frame: [UInt8], b: UnsafeBufferPointer<UInt8>, bodyStart: Int, end: Int) {
+            fields = FlatFields(schema: PANOSFlatTraffic.schema, bytes: frame)
+            self.b = b
+            var digits = 0
+            var position = bodyStart
+            while position < end, b[position] >= 0x30, b[position] <= 0x39 { position += 1; digits += 1 }
+            guard digits > 0, digits <= 4, position < end, b[position] == UInt8(ascii: ",") else { return }
+            columns.reserveCapacity(72)
+            var start = bodyStart
+            for i in bodyStart..<end where b[i] == UInt8(ascii: ",") {
+                columns.append(start..<i)
+                start = i + 1
+            }
+            columns.append(start..<end)
+        }
+
+        func equals(_ column: Int, _ text: StaticString) -> Bool {
+            PANOSFlatTraffic.equals(b, columns[column], text)
+        }
+
+        func isPlaceholder(_ range: Range<Int>) -> Bool {
+            switch range.count {
+            case 0: return true
+            case 1: return b[range.lowerBound] == UInt8(ascii: "-")
+            case 3: return PANOSFlatTraffic.equals(b, range, "N/A") || PANOSFlatTraffic.equals(b, range, "n/a")
+            default: return false
+            }
+        }
+
+        mutating func text(_ path: Int, _ column: Int) {
+            if !isPlaceholder(columns[column]) { fields.set(path, text: columns[column]) }
+        }
+
+        mutating func int(_ path: Int, _ column: Int) {
+            if let value = PANOSFlatTraffic.parseInt(b, columns[column]) { fields.set(path, int: value) }
+        }
+
+        /// Sets an address (`ECSBuilder.normalizedIP`: an IPv4 or IPv6 literal, as it is).
+        mutating func ip(_ path: Int, _ column: Int) -> Bool {
+            let range = columns[column]
+            guard ECSBuilder.isIP(String(decoding: UnsafeBufferPointer(rebasing: b[range]), as: UTF8.self)) else { return false }
+            fields.set(path, text: range)
+            return true
+        }
+
+        /// The column's text lower-cased.
+        func lowered(_ column: Int) -> [UInt8] {
+            b[columns[column]].map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }
+        }
+
+        /// Sets the column's text lower-cased (copied only when it has capitals), unless a placeholder.
+        mutating func setLowered(_ path: Int, _ column: Int, _ low: [UInt8]) {
+            guard !PANOSFlatTraffic.isPlaceholderBytes(low) else { return }
+            if low.elementsEqual(b[columns[column]]) { fields.set(path, text: columns[column]) } else { fields.set(path, copying: low) }
+        }
+
+        func time(_ column: Int) -> EpochMillis? {
+            PANOSPack.time(String(decoding: UnsafeBufferPointer(rebasing: b[columns[column]]), as: UTF8.self))?.0
+        }
+
+        /// `SyslogMessage.ecsFields`, `PANOSPack.map` for TRAFFIC, `Normalizer.finish` and the
+        /// syslog decoder's sender address, in the document's order.
+        mutating func map(priority: Int, hostname: String, peer: String) {
+            let at = PANOSFlatTraffic.at
+            fields.set(at.priority, int: Int64(priority))
+            fields.set(at.facility, int: Int64(priority / 8))
+            fields.set(at.severity, int: Int64(priority % 8))
+            fields.set(at.syslogHostname, copying: hostname.utf8)
+            let host = fields.textRange(at.syslogHostname)!
+            fields.set(at.sourceAddress, copying: peer.utf8)
+            fields.set(at.hostHostname, text: host)
+            fields.set(at.hostName, text: host)
+            fields.set(at.vendor, literal: Literal.vendor.rawValue)
+            fields.set(at.product, literal: Literal.product.rawValue)
+            fields.set(at.observerType, literal: Literal.firewall.rawValue)
+            text(at.serial, Column.serial)
+            fields.set(at.panosType, literal: Literal.traffic.rawValue)
+            let subtype = lowered(Column.subtype)
+            setLowered(at.subType, Column.subtype, subtype)
+            let sourceIsIP = ip(at.sourceIP, Column.src)
+            let destinationIsIP = ip(at.destinationIP, Column.dst)
+            int(at.sourcePort, Column.sport)
+            int(at.destinationPort, Column.dport)
+            var natIsIP = false
+            if !equals(Column.natsrc, "0.0.0.0") { natIsIP = ip(at.sourceNATIP, Column.natsrc) }
+            if !equals(Column.natdst, "0.0.0.0") { _ = ip(at.destinationNATIP, Column.natdst) }
+            if !equals(Column.natsport, "0") { int(at.sourceNATPort, Column.natsport) }
+            if !equals(Column.natdport, "0") { int(at.destinationNATPort, Column.natdport) }
+            text(at.ruleName, Column.rule)
+            text(at.sourceUser, Column.srcuser)
+            text(at.destinationUser, Column.dstuser)
+            text(at.userName, Column.srcuser)
+            text(at.application, Column.app)
+            setLowered(at.transport, Column.proto, lowered(Column.proto))
+            text(at.ingressZone, Column.from)
+            text(at.egressZone, Column.to)
+            text(at.ingressInterface, Column.inboundIf)
+            text(at.egressInterface, Column.outboundIf)
+            for (column, path) in at.vendorColumns { text(path, column) }
+            int(at.repeatCount, Column.repeatcnt)
+            let action = lowered(Column.action)
+            let allowed = action.isEmpty || action.elementsEqual("allow".utf8) || action.elementsEqual("alert".utf8) || action.elementsEqual("continue".utf8)
+            fields.set(at.kind, literal: Literal.event.rawValue)
+            fields.set(at.category, literal: Literal.network.rawValue)
+            let flowAction: Literal? = switch String(decoding: subtype, as: UTF8.self) {
+            case "start": .flowStarted
+            case "end": .flowTerminated
+            case "drop": .flowDropped
+            case "deny": .flowDenied
+            default: nil
+            }
+            if let flowAction {
+                fields.set(at.action, literal: flowAction.rawValue)
+            } else {
+                setLowered(at.action, Column.subtype, subtype)
+            }
+            let phase = subtype.elementsEqual("start".utf8) ? 1 : subtype.elementsEqual("end".utf8) ? 2 : 0
+            fields.set(at.type, literal: Literal.types.rawValue + (allowed ? 0 : 3) + phase)
+            fields.set(at.outcome, literal: (allowed ? Literal.success : .failure).rawValue)
+            int(at.networkBytes, Column.bytes)
+            int(at.sourceBytes, Column.bytesSent)
+            int(at.destinationBytes, Column.bytesReceived)
+            int(at.networkPackets, Column.packets)
+            int(at.sourcePackets, Column.pktsSent)
+            int(at.destinationPackets, Column.pktsReceived)
+            if let elapsed = PANOSFlatTraffic.parseInt(b, columns[Column.elapsed]) { fields.set(at.duration, int: elapsed &* 1_000_000_000) }
+            if let user = fields.textRange(at.userName) { fields.set(at.relatedUser, texts: [user]) }
+            // `related.ip`: the addresses set, each once.
+            var related: [Range<Int>] = []
+            for (isIP, path) in [(sourceIsIP, at.sourceIP), (destinationIsIP, at.destinationIP), (natIsIP, at.sourceNATIP)] where isIP {
+                let range = fields.textRange(path)!
+                if !related.contains(where: { b[$0].elementsEqual(b[range]) }) { related.append(range) }
+            }
+            if !related.isEmpty { fields.set(at.relatedIP, texts: related) }
+            fields.set(at.observerHostname, text: host)
+            fields.set(at.message, text: 0..<b.count)
+            fields.set(at.dataset, literal: Literal.dataset.rawValue)
+        }
+    }
+
+    static func isPlaceholderBytes(_ bytes: [UInt8]) -> Bool {
+        switch bytes.count {
+        case 0: return true
+        case 1...3: return ECSBuilder.isPlaceholder(String(decoding: bytes, as: UTF8.self))
+        default: return false
+        }
+    }
+
+    static func equals(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ text: StaticString) -> Bool {
+        range.count == text.utf8CodeUnitCount && memcmp(b.baseAddress! + range.lowerBound, text.utf8Start, range.count) == 0
+    }
+
+    /// `ECSBuilder.parseInt` on bytes.
+    static func parseInt(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int64? {
+        var lower = range.lowerBound, upper = range.upperBound
+        while lower < upper, b[lower] == 0x20 { lower += 1 }
+        while upper > lower, b[upper - 1] == 0x20 { upper -= 1 }
+        var negative = false
+        if lower < upper, b[lower] == UInt8(ascii: "-") || b[lower] == UInt8(ascii: "+") {
+            negative = b[lower] == UInt8(ascii: "-")
+            lower += 1
+        }
+        guard lower < upper, upper - lower <= 18 else { return nil }
+        var value: Int64 = 0
+        for i in lower..<upper {
+            guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }
+            value = value &* 10 &+ Int64(b[i] &- 0x30)
+        }
+        return negative ? -value : value
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import Logging
+import Testing
+import VigilCore
+import VigilParsing
+import VigilStorage
+import VigilStorageSQLite
+import VigilThreatIntel
+@testable import VigilIntake
+@testable import VigilSyslog
+
+/// PAN-OS TRAFFIC lines reach admission as flat fields (`FlatFields`) and are stored from them
+/// without a nested document: what is stored must be the event the document path stores
+/// (member order aside, where a field is missing).
+struct FlatAdmissionTests {
+    let now: EpochMillis = 1_795_514_400_000
+    let tenant = TenantName("acme")!
+    let peer = "192.0.2.7"
+
+    /// A TRAFFIC line with each column drawn from values that exercise the mapping: addresses
+    /// (IPv4, IPv6, invalid, empty, NAT `0.0.0.0`), placeholders, capitals, numbers with
+    /// spaces or signs, escapes, and headers and bodies the flat path must leave alone.
+    static func line(_ g: inout SplitMix64) -> String {
+        func pick(_ values: [String]) -> String { values.randomElement(using: &g)! }
+        let stamp = pick(["2026/11/24 09:58:00", "2026/11/24 10:00:00", "bad", ""])
+        var columns = [String](repeating: "", count: 47 + Int.random(in: 0...20, using: &g))
+        for i in columns.indices { columns[i] = pick(["0", "x", "", "7"]) }
+        columns[0] = pick(["1", "12"])
+        columns[1] = pick(["2026/11/24 09:59:00", ""])
+        columns[2] = pick(["012345678901", "-", ""])
+        columns[3] = "TRAFFIC"
+        columns[4] = pick(["end", "start", "Drop", "deny", "other", "", "N/A"])
+        columns[6] = stamp
+        columns[7] = pick(["10.1.2.3", "203.0.113.9", "2001:db8::1", "999.1.1.1", "", "n/a"])
+        columns[8] = pick(["10.1.2.3", "198.51.100.4", "fe80::1%eth0", "host"])
+        columns[9] = pick(["0.0.0.0", "192.0.2.1", "10.1.2.3", "bad"])
+        columns[10] = pick(["0.0.0.0", "192.0.2.2"])
+        columns[11] = pick(["allow-web", "rule \\ with \\\\ backslashes", "tab\there", "-"])
+        columns[12] = pick(["", "alice", "N/A", "corp\\bob"])
+        columns[13] = pick(["", "carol"])
+        columns[14] = pick(["ssl", "web-browsing", ""])
+        for i in [15, 16, 17, 18, 19, 20, 22, 37, 39, 40, 46] { columns[i] = pick(["v\(i)", "", "-", "Mixed Case"]) }
+        for i in [23, 24, 25, 26, 27, 31, 32, 33, 34, 36, 44, 45] { columns[i] = pick(["0", "443", " 12 ", "+5", "-3", "x1", "", "99999999999999999999"]) }
+        columns[29] = pick(["tcp", "UDP", "icmp", "-", ""])
+        columns[30] = pick(["allow", "deny", "Reset-Both", "", "alert", "Continue"])
+        let body = columns.joined(separator: ",")
+        switch Int.random(in: 0..<10, using: &g) {
+        case 0: return "<14>Nov 24 10:00:00 - \(body)"                    // placeholder host: not flat
+        case 1: return "<14>Nov 24 10:00:00 pa-fw-1 \(body.replacingOccurrences(of: "allow-web", with: "\"allow,web\""))"  // quoted: not flat
+        case 2: return "<14>1 2026-11-24T10:00:00Z pa-fw-1 - - - - \(body)"  // RFC 5424: not flat
+        case 3: return "<14>Nov 24 10:00:00 pa-fw-1 \(body)\r\n"
+        case 4: return "<14>Nov 24 10:00:00 pa-fw-1 \(body),CEF:0|x"          // not flat
+        default: return "<14>Nov 24 10:00:00 pa-fw-\(Int.random(in: 1...3, using: &g)) \(body)"
+        }
+    }
+
+    /// The candidate the syslog decoder made before flat fields: the packs' nested document.
+    func documentCandidate(_ line: String) -> Candidate {
+        var normalized = Normalizer().normalize(line: line, receivedAt: now)
+        FieldNesting.set(.string(peer), at: "log.source.address", in: &normalized.fields)
+        var candidate = Candidate(object: normalized.fields, timestamp: normalized.timestamp.map { .millis($0) } ?? .absent, raw: Array(line.utf8))
+        candidate.normalized = true
+        return candidate
+    }
+
+    /// A document with every object's members in key order (order aside, the same document).
+    static func canonical(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .object(let object): .object(JSONObject(object.members.map { ($0.key, canonical($0.value)) }.sorted { $0.0 < $1.0 }))
+        case .array(let items): .array(items.map(canonical))
+        default: value
+        }
+    }
+
+    static func canonicalDocument(_ bytes: [UInt8]) -> JSONValue {
+        canonical((try? JSONParser.parse(bytes)) ?? .null)
+    }
+
+    @Test func flatFieldsAreStoredAsTheDocumentTheyStandFor() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flat-\(UUID().uuidString)", isDirectory: true)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let feed = dir.appendingPathComponent("feed.csv")
+        try Data("type,value,source,confidence\nip,203.0.113.9,test,high\n".utf8).write(to: feed)
+        let feeds = IntelFeeds(paths: [feed.path])
+        #expect(feeds.reloadIfChanged())
+        let spool = try Spool(configuration: SpoolConfiguration(directory: dir.appendingPathComponent("spool")))
+        let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
+        let intake = IntakeService(queue: spool, store: store, clock: ManualClock(now), limits: IntakeLimits(),
+                                   steps: [PackDocumentStep(), IntelStep(feeds: feeds)], logger: Logger(label: "test"))
+        var generator = SplitMix64(seed: 42)
+        var flat = 0, storedFlat = 0, enriched = 0, withoutDocument = 0
+        for n in 0..<3_000 {
+            let line = Self.line(&generator)
+            let frame = Array(line.utf8)
+            guard case .candidate(var candidate) = NormalizingSyslogDecoder().decode(frame: frame, peer: peer, received: now).item else {
+                Issue.record("a syslog line is a candidate: \(line)")
+                continue
+            }
+            var reference = documentCandidate(line)
+            if let fields = candidate.flat {
+                flat += 1
+                #expect(Self.canonical(.object(fields.object())) == Self.canonical(.object(reference.object)), "\(line)")
+            } else {
+                #expect(candidate.object == reference.object, "\(line)")
+            }
+            #expect(candidate.timestamp == reference.timestamp, "\(line)")
+            do {
+                candidate.transportID = "syslog-test-\(n)"
+                candidate.idIsServers = true
+                reference.transportID = candidate.transportID
+                reference.idIsServers = true
+                if let fields = candidate.flat, intake.admitFlat(fields, candidate, tenant: tenant, received: now, firstKeptDay: 0, rules: nil) != nil {
+                    withoutDocument += 1
+                }
+                var ordinals: [EventKey: Int] = [:], referenceOrdinals: [EventKey: Int] = [:]
+                let admitted = intake.normalize(.candidate(candidate), tenant: tenant, source: "syslog", received: now, firstKeptDay: 0, rules: nil, ordinals: &ordinals)
+                let expected = intake.normalize(.candidate(reference), tenant: tenant, source: "syslog", received: now, firstKeptDay: 0, rules: nil, ordinals: &referenceOrdinals)
+                switch (admitted, expected) {
+                case (.event(let event), .event(let stored)):
+                    #expect(event.key == stored.key && event.timestamp == stored.timestamp && event.ingested == stored.ingested)
+                    #expect(event.columns == stored.columns, "\(line)")
+                    #expect(event.message == stored.message)
+                    #expect(Self.canonicalDocument(event.document) == Self.canonicalDocument(stored.document),
+                            "\(line)\n\(String(decoding: event.document, as: UTF8.self))\n\(String(decoding: stored.document, as: UTF8.self))")
+                    if candidate.flat != nil, !String(decoding: stored.document, as: UTF8.self).contains("ioc_match") { storedFlat += 1 }
+                    if String(decoding: stored.document, as: UTF8.self).contains("ioc_match") { enriched += 1 }
+                case (.quarantine(let item), .quarantine(let reason)):
+                    #expect(item.reason == reason.reason && item.detail == reason.detail)
+                default:
+                    Issue.record("admitted the same way: \(line)")
+                }
+            }
+        }
+        // Half the lines or so are ones the flat path takes; a match of the feed goes the
+        // document way and is enriched the same.
+        #expect(flat > 1_000)
+        #expect(storedFlat > 1_000)
+        // Those that intel leaves alone are admitted without their document.
+        #expect(withoutDocument > 1_000)
+        #expect(enriched > 100)
+    }
+
+    @Test func aLineTheFlatPathDoesNotKnowGoesTheDocumentWay() {
+        let normalizer = Normalizer()
+        for line in [
+            "<14>Nov 24 10:00:00 pa-fw-1 1,2026/11/24 10:00:00,0123,THREAT,url,1,2026/11/24 10:00:00,10.0.0.1,1.1.1.1",
+            "<14>Nov 24 10:00:00 pa-fw-1 1,2026/11/24 10:00:00,0123,TRAFFIC,end,1",  // too few columns
+            "<14>Nov 24 10:00:00 pa-fw-1 1,2026/11/24 10:00:00,0123,TRAFFIC,end,1,\(String(repeating: "é,", count: 50))",  // not ASCII
+            "<13>Nov 24 10:00:00 host a line with ,TRAFFIC, in it",
+        ] {
+            #expect(normalizer.normalizeFlat(frame: Array(line.utf8), line: line, peer: peer, receivedAt: now) == nil, "\(line)")
+        }
+        // Only when PAN-OS is the first pack (the one the line would meet first).
+        let line = "<14>Nov 24 10:00:00 pa-fw-1 1,2026/11/24 10:00:00,0123,TRAFFIC,end,2561,2026/11/24 10:00:00,10.1.2.3,203.0.4.5,0.0.0.0,0.0.0.0,allow-web,,,ssl,vsys1,trust,untrust,ethernet1/2,ethernet1/1,log-fwd,,777,1,40000,443,0,0,0x400000,tcp,allow,5000,3000,2000,20,2026/11/24 10:00:00,10,any,0,777,0x0,10.0.0.0-10.255.255.255,United States,0,10,10,tcp-fin"
+        #expect(normalizer.normalizeFlat(frame: Array(line.utf8), line: line, peer: peer, receivedAt: now) != nil)
+        #expect(Normalizer(packs: [FortiGatePack(), PANOSPack()]).normalizeFlat(frame: Array(line.utf8), line: line, peer: peer, receivedAt: now) == nil)
+    }
+}
