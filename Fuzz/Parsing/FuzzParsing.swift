@@ -15,6 +15,14 @@ public func fuzzParsing(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if case .object(let document)? = try? JSONParser.parse(bytes) {
         _ = Normalizer().normalize(document: document, receivedAt: 1_700_000_000_000)
     }
+    // The flat PAN-OS TRAFFIC path, on the input as it is and as the columns of a TRAFFIC line.
+    let spliced = "<14>Nov 24 10:00:00 fw 1,2026/11/24 10:00:00,0123,TRAFFIC," + line + String(repeating: ",0", count: 50)
+    for text in [line, spliced] {
+        if let flat = Normalizer().normalizeFlat(frame: Array(text.utf8), line: text, peer: "192.0.2.1", receivedAt: 1_700_000_000_000) {
+            _ = flat.fields.write()
+            _ = flat.fields.object()
+        }
+    }
     // The TCP framer, with the input split where its first byte says.
     var framer = SyslogFramer(maxFrameBytes: 512)
     let cut = bytes.isEmpty ? 0 : Int(bytes[0]) % (bytes.count + 1)
