@@ -6,6 +6,8 @@
 /// a document is written in one pass over the paths with a stack of open objects.
 public final class FlatSchema: Sendable {
     public let paths: [String]
+    /// The first part of every path (the document's top-level keys).
+    public let topLevelKeys: Set<String>
     let index: [String: Int]
     /// `"key":` of each path's components, by `keyOffsets[path * maxDepth + level]`.
     let keyBytes: [UInt8]
@@ -77,6 +79,7 @@ public final class FlatSchema: Sendable {
             }
         }
         self.paths = paths
+        topLevelKeys = Set(keys.map { $0[0] })
         self.index = index
         self.keyBytes = keyBytes
         keyOffsets = offsets

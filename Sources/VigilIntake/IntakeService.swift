@@ -393,9 +393,15 @@ public final class IntakeService: Sendable {
     /// document, when nothing in admission would change them: no per-event rules, every step
     /// leaving them unchanged, a server id, a time in range. Nil sends them the usual way
     /// (their nested document), which also makes every rejection's reason.
+    /// Top-level fields admission moves under `vigil.*` (or reads for the key): flat fields
+    /// holding one go the document's way.
+    static let identityKeys = ["vigil", "event_id", "source_id", "seq"]
+
     func admitFlat(_ flat: FlatFields, _ candidate: Candidate, tenant: TenantName, received: EpochMillis, firstKeptDay: Int64,
                    rules: (any EventMatcher)?) -> Admission? {
-        guard rules == nil, let eventID = candidate.transportID, candidate.idIsServers, !eventID.isEmpty, eventID.utf8.count <= 512 else { return nil }
+        guard rules == nil, let eventID = candidate.transportID, candidate.idIsServers, !eventID.isEmpty, eventID.utf8.count <= 512,
+              !Self.identityKeys.contains(where: flat.schema.topLevelKeys.contains)
+        else { return nil }
         for step in steps where step.appliesToNormalized || !candidate.normalized {
             guard step.leavesUnchanged(flat) else { return nil }
         }

@@ -150,8 +150,9 @@ public struct StoredEvent: Sendable, Equatable {
                   columns: columns, message: message, document: JSONWriter.bytes(fields, omitting: IndexedColumns.omitted, values: columns.values))
     }
 
-    /// Per flat schema, the positions of the columns' paths and of `message`.
-    static let flatPositions = Mutex<[ObjectIdentifier: [Int?]]>([:])
+    /// Per flat schema (kept, so that its identifier is not reused), the positions of the
+    /// columns' paths and of `message`.
+    static let flatPositions = Mutex<[ObjectIdentifier: (schema: FlatSchema, positions: [Int?])]>([:])
 
     /// Encodes flat fields (`FlatFields`): the event the initializer taking their nested
     /// document (`FlatFields.object()` with `appending` added) makes, without building it.
@@ -159,9 +160,9 @@ public struct StoredEvent: Sendable, Equatable {
                 appending: [(key: String, value: JSONValue)]) {
         let schema = flat.schema
         let positions = Self.flatPositions.withLock { cache in
-            if let known = cache[ObjectIdentifier(schema)] { return known }
+            if let known = cache[ObjectIdentifier(schema)] { return known.positions }
             let found = (IndexedColumns.fieldNames + ["message"]).map { schema.path($0) }
-            cache[ObjectIdentifier(schema)] = found
+            cache[ObjectIdentifier(schema)] = (schema, found)
             return found
         }
         let values = positions.dropLast().map { $0.flatMap { flat.value($0) } }

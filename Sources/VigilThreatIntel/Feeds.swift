@@ -166,8 +166,9 @@ public enum Enrichment {
         }
     static let paths = KeyPathSet(split.map(\.keys))
 
-    /// Per flat schema, the positions of the paths enrichment reads.
-    static let flatPositions = Mutex<[ObjectIdentifier: [(position: Int, path: String)]]>([:])
+    /// Per flat schema (kept, so that its identifier is not reused), the positions of the
+    /// paths enrichment reads.
+    static let flatPositions = Mutex<[ObjectIdentifier: (schema: FlatSchema, positions: [(position: Int, path: String)])]>([:])
 
     /// Whether `enrich` would change flat fields (`FlatFields`): it is run on a document of
     /// only the paths it reads.
@@ -175,9 +176,9 @@ public enum Enrichment {
         guard set.count > 0 else { return false }
         let schema = fields.schema
         let positions = flatPositions.withLock { cache in
-            if let known = cache[ObjectIdentifier(schema)] { return known }
+            if let known = cache[ObjectIdentifier(schema)] { return known.positions }
             let found = split.compactMap { entry in schema.path(entry.path).map { (position: $0, path: entry.path) } }
-            cache[ObjectIdentifier(schema)] = found
+            cache[ObjectIdentifier(schema)] = (schema, found)
             return found
         }
         var probe = JSONObject()

@@ -141,6 +141,36 @@ struct FlatAdmissionTests {
         #expect(enriched > 100)
     }
 
+    @Test func flatFieldsHoldingAnIdentityFieldGoTheDocumentWay() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flat-\(UUID().uuidString)", isDirectory: true)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let intake = IntakeService(queue: try Spool(configuration: SpoolConfiguration(directory: dir.appendingPathComponent("spool"))),
+                                   store: try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test")), clock: ManualClock(now),
+                                   limits: IntakeLimits(), logger: Logger(label: "test"))
+        let schema = try FlatSchema(paths: ["vigil.x", "message"])
+        var fields = FlatFields(schema: schema, bytes: Array("hello".utf8))
+        fields.set(0, int: 1)
+        fields.set(1, text: 0..<5)
+        var candidate = Candidate(object: JSONObject(), timestamp: .absent, raw: Array("hello".utf8))
+        candidate.flat = fields
+        candidate.normalized = true
+        candidate.transportID = "syslog-test-1"
+        candidate.idIsServers = true
+        #expect(intake.admitFlat(fields, candidate, tenant: tenant, received: now, firstKeptDay: 0, rules: nil) == nil)
+        var ordinals: [EventKey: Int] = [:]
+        guard case .event(let event) = intake.normalize(.candidate(candidate), tenant: tenant, source: "syslog", received: now, firstKeptDay: 0, rules: nil, ordinals: &ordinals) else {
+            Issue.record("the event is admitted")
+            return
+        }
+        // As the document path does: the field stays under `vigil`, next to the tenant and the id.
+        let document = try JSONParser.parse(event.document)
+        #expect(document.value(atPath: "vigil.x") == .int(1))
+        #expect(document.value(atPath: "vigil.tenant") == .string("acme"))
+        #expect(document.value(atPath: "vigil.event_id") == .string("syslog-test-1"))
+        #expect(event.message == "hello")
+    }
+
     @Test func aLineTheFlatPathDoesNotKnowGoesTheDocumentWay() {
         let normalizer = Normalizer()
         for line in [
