@@ -29,6 +29,8 @@ public struct Candidate: Sendable {
     public var object: JSONObject
     /// The fields as flat values (the syslog packs that make them); `object` is then empty.
     public var flat: FlatFields?
+    /// The nested document: `object`, or the one the flat fields stand for.
+    public var document: JSONObject { flat?.object() ?? object }
     public var timestamp: TimestampField
     /// The original bytes: hashed for the content key, kept if quarantined later.
     public var raw: [UInt8]

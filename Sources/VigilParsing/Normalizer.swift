@@ -52,16 +52,25 @@ public struct Normalizer: Sendable {
         return finish(fallback, syslog: syslog, message: line)
     }
 
-    /// A PAN-OS TRAFFIC line as flat fields (`PANOSFlatTraffic`): the document `normalize(line:)`
-    /// and the syslog decoder make for it, without building it. Nil for any other line, and
-    /// when PAN-OS is not this normalizer's first pack.
+    /// A PAN-OS TRAFFIC line (`PANOSFlatTraffic`) or an sshd login line (`SSHDFlatLogin`) as
+    /// flat fields: the document `normalize(line:)` and the syslog decoder make for it, without
+    /// building it. Nil for any other line, and when this normalizer's packs would not take the
+    /// line the same way (PAN-OS not first, no Linux pack).
     ///
     /// - Parameters:
     ///   - frame: the line's bytes; `line` is their text.
     ///   - peer: the sender's address, set as `log.source.address`.
     public func normalizeFlat(frame: [UInt8], line: String, peer: String, receivedAt: EpochMillis) -> FlatNormalizedEvent? {
-        guard packs.first is PANOSPack, frame.first == UInt8(ascii: "<"), line.containsBytes(",TRAFFIC,") else { return nil }
-        return PANOSFlatTraffic.normalize(frame: frame, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer)
+        guard frame.first == UInt8(ascii: "<") else { return nil }
+        if line.containsBytes(",TRAFFIC,") {
+            guard packs.first is PANOSPack else { return nil }
+            return PANOSFlatTraffic.normalize(frame: frame, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer)
+        }
+        if line.containsBytes(" sshd["), let linux = packs.firstIndex(where: { $0 is LinuxAuthPack }) {
+            return SSHDFlatLogin.normalize(frame: frame, line: line, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer,
+                                           receivedAt: receivedAt, earlierPacks: packs[..<linux])
+        }
+        return nil
     }
 
     /// Normalizes a JSON document (Winlogbeat, evtx JSON, PAN-OS JSON, Zeek NDJSON, a Splunk

@@ -81,7 +81,7 @@ struct SyslogMessageTests {
 
     func decode(_ line: String) -> JSONObject {
         guard case .candidate(let candidate) = NormalizingSyslogDecoder().decode(frame: Array(line.utf8), peer: "10.0.0.9", received: Self.reference).item else { return JSONObject() }
-        return candidate.object
+        return candidate.document
     }
 
     func field(_ object: JSONObject, _ path: String) -> String? { JSONValue.object(object).value(atPath: path)?.scalarText }

@@ -1,0 +1,184 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import VigilCore
+
+/// sshd's `Accepted …` and `Failed …` lines behind an RFC 3164 header, normalized into flat
+/// fields: the document `LinuxAuthPack` (through `Normalizer` and the syslog decoder) makes
+/// for them, without a `String` or a nested object per field.
+///
+/// It takes only lines whose document it makes exactly (`nil` for any other): ASCII, a plain
+/// `<PRI>Mmm dd hh:mm:ss host sshd[pid]: ` header, a body starting `Accepted ` or `Failed `, and
+/// no pack before the Linux one taking the line.
+struct SSHDFlatLogin: Sendable {
+    static let schema: FlatSchema = {
+        do {
+            return try FlatSchema(paths: paths, literals: literals)
+        } catch {
+            preconditionFailure("sshd flat schema: \(error)")
+        }
+    }()
+
+    static let paths = [
+        "log.syslog.priority", "log.syslog.facility.code", "log.syslog.severity.code", "log.syslog.hostname", "log.syslog.appname",
+        "log.syslog.procid", "log.source.address",
+        "host.hostname", "host.name",
+        "process.name", "process.pid",
+        "event.kind", "event.category", "event.action", "event.outcome", "event.type", "event.dataset",
+        "system.auth.ssh.event", "system.auth.ssh.method", "system.auth.ssh.signature",
+        "user.name",
+        "source.ip", "source.port",
+        "related.ip", "related.user",
+        "message",
+    ]
+
+    enum Literal: Int {
+        case event, authentication, sshLogin, success, failure, infoStart, info, dataset
+    }
+
+    static let literals: [JSONValue] = [
+        .string("event"), .array([.string("authentication")]), .string("ssh_login"), .string("success"), .string("failure"),
+        .array([.string("info"), .string("start")]), .array([.string("info")]), .string("linux.auth"),
+    ]
+
+    struct Paths {
+        let priority, facility, severity, syslogHostname, appname, procid, sourceAddress, hostHostname, hostName, processName, processPID: Int
+        let kind, category, action, outcome, type, dataset, sshEvent, sshMethod, sshSignature, userName, sourceIP, sourcePort: Int
+        let relatedIP, relatedUser, message: Int
+
+        init(_ s: FlatSchema) {
+            func p(_ name: String) -> Int { s.path(name)! }
+            (priority, facility, severity, syslogHostname, appname, procid) = (p("log.syslog.priority"), p("log.syslog.facility.code"), p("log.syslog.severity.code"), p("log.syslog.hostname"), p("log.syslog.appname"), p("log.syslog.procid"))
+            (sourceAddress, hostHostname, hostName, processName, processPID) = (p("log.source.address"), p("host.hostname"), p("host.name"), p("process.name"), p("process.pid"))
+            (kind, category, action, outcome, type, dataset) = (p("event.kind"), p("event.category"), p("event.action"), p("event.outcome"), p("event.type"), p("event.dataset"))
+            (sshEvent, sshMethod, sshSignature, userName, sourceIP, sourcePort) = (p("system.auth.ssh.event"), p("system.auth.ssh.method"), p("system.auth.ssh.signature"), p("user.name"), p("source.ip"), p("source.port"))
+            (relatedIP, relatedUser, message) = (p("related.ip"), p("related.user"), p("message"))
+        }
+    }
+
+    static let at = Paths(schema)
+
+    /// - Parameters:
+    ///   - frame: the syslog frame as received; `syslog`, its header as `SyslogParser` read it.
+    ///   - earlierPacks: the packs a line meets before the Linux one: none may take it.
+    static func normalize(frame: [UInt8], line: String, syslog: SyslogMessage, peer: String, receivedAt: EpochMillis,
+                          earlierPacks: ArraySlice<any ProtocolPack>) -> FlatNormalizedEvent? {
+        guard syslog.format == .rfc3164, let priority = syslog.priority, let hostname = syslog.hostname, syslog.appName == "sshd",
+              let procID = syslog.procID, syslog.msgID == nil, syslog.structuredData == nil,
+              !ECSBuilder.isPlaceholder(hostname), !ECSBuilder.isPlaceholder(procID),
+              syslog.message.hasPrefix("Accepted ") || syslog.message.hasPrefix("Failed ")
+        else { return nil }
+        let input = PackInput(line: line, syslog: syslog, body: syslog.message, document: nil, receivedAt: receivedAt)
+        for pack in earlierPacks where pack.normalize(input) != nil { return nil }
+        var message = syslog.message
+        return message.withUTF8 { body -> FlatNormalizedEvent? in
+            frame.withUnsafeBufferPointer { b -> FlatNormalizedEvent? in
+                guard !b.contains(where: { $0 >= 0x80 }) else { return nil }
+                var end = b.count
+                func bodyAt(_ end: Int) -> Bool {
+                    end >= body.count && memcmp(b.baseAddress! + end - body.count, body.baseAddress!, body.count) == 0
+                }
+                if !bodyAt(end) {
+                    while end > 0, b[end - 1] == 0x0A || b[end - 1] == 0x0D { end -= 1 }
+                    guard bodyAt(end) else { return nil }
+                }
+                var mapping = Mapping(frame: frame, b: b, body: (end - body.count)..<end)
+                mapping.map(priority: priority, hostname: hostname, procID: procID, peer: peer)
+                return FlatNormalizedEvent(fields: mapping.fields, timestamp: syslog.timestamp, dataset: "linux.auth", parseFailure: false)
+            }
+        }
+    }
+
+    struct Mapping {
+        var fields: FlatFields
+        let b: UnsafeBufferPointer<UInt8>
+        let body: Range<Int>
+
+        init(frame: [UInt8], b: UnsafeBufferPointer<UInt8>, body: Range<Int>) {
+            fields = FlatFields(schema: SSHDFlatLogin.schema, bytes: frame)
+            self.b = b
+            self.body = body
+        }
+
+        /// Where `marker` first occurs in the body (its end); nil when it does not.
+        func end(of marker: StaticString) -> Int? {
+            let count = marker.utf8CodeUnitCount
+            guard body.count >= count else { return nil }
+            for i in body.lowerBound...(body.upperBound - count) where memcmp(b.baseAddress! + i, marker.utf8Start, count) == 0 { return i + count }
+            return nil
+        }
+
+        /// `LinuxAuthPack`'s `after`: the text after the marker's first occurrence, up to `stop`; nil when empty.
+        func after(_ marker: StaticString, until stop: UInt8 = UInt8(ascii: " ")) -> Range<Int>? {
+            guard let start = end(of: marker) else { return nil }
+            var i = start
+            while i < body.upperBound, b[i] != stop { i += 1 }
+            return i > start ? start..<i : nil
+        }
+
+        func isPlaceholder(_ range: Range<Int>) -> Bool {
+            switch range.count {
+            case 0: return true
+            case 1: return b[range.lowerBound] == UInt8(ascii: "-")
+            case 3: return PANOSFlatTraffic.equals(b, range, "N/A") || PANOSFlatTraffic.equals(b, range, "n/a")
+            default: return false
+            }
+        }
+
+        mutating func text(_ path: Int, _ range: Range<Int>?) {
+            if let range, !isPlaceholder(range) { fields.set(path, text: range) }
+        }
+
+        mutating func map(priority: Int, hostname: String, procID: String, peer: String) {
+            let at = SSHDFlatLogin.at
+            // `SyslogMessage.ecsFields` and the decoder's sender address.
+            fields.set(at.priority, int: Int64(priority))
+            fields.set(at.facility, int: Int64(priority / 8))
+            fields.set(at.severity, int: Int64(priority % 8))
+            fields.set(at.syslogHostname, copying: hostname.utf8)
+            let host = fields.textRange(at.syslogHostname)!
+            fields.set(at.appname, copying: "sshd".utf8)
+            let app = fields.textRange(at.appname)!
+            fields.set(at.procid, copying: procID.utf8)
+            fields.set(at.sourceAddress, copying: peer.utf8)
+            fields.set(at.hostHostname, text: host)
+            fields.set(at.hostName, text: host)
+            fields.set(at.processName, text: app)
+            if let pid = ECSBuilder.parseInt(procID) { fields.set(at.processPID, int: pid) }
+            // `LinuxAuthPack` for `Accepted …` and `Failed …`.
+            let accepted = b[body.lowerBound] == UInt8(ascii: "A")
+            fields.set(at.kind, literal: Literal.event.rawValue)
+            fields.set(at.category, literal: Literal.authentication.rawValue)
+            fields.set(at.action, literal: Literal.sshLogin.rawValue)
+            fields.set(at.outcome, literal: (accepted ? Literal.success : .failure).rawValue)
+            fields.set(at.type, literal: (accepted ? Literal.infoStart : .info).rawValue)
+            // The first two words (`splitBytes(" ", maxSplits: 2)`).
+            var i = body.lowerBound
+            var words: [Range<Int>] = []
+            while words.count < 2 {
+                while i < body.upperBound, b[i] == 0x20 { i += 1 }
+                guard i < body.upperBound else { break }
+                let start = i
+                while i < body.upperBound, b[i] != 0x20 { i += 1 }
+                words.append(start..<i)
+            }
+            text(at.sshEvent, words.first)
+            text(at.sshMethod, words.count > 1 ? words[1] : nil)
+            let user = end(of: " for invalid user ") != nil ? after("for invalid user ") : after(" for ")
+            text(at.userName, user)
+            var sourceIsIP = false
+            if let ip = after(" from "), ECSBuilder.isIP(String(decoding: UnsafeBufferPointer(rebasing: b[ip]), as: UTF8.self)) {
+                fields.set(at.sourceIP, text: ip)
+                sourceIsIP = true
+            }
+            if let port = after(" port "), let value = PANOSFlatTraffic.parseInt(b, port) { fields.set(at.sourcePort, int: value) }
+            if end(of: "ssh2: ") != nil { text(at.sshSignature, after(": ", until: UInt8(ascii: "\n"))) }
+            if sourceIsIP { fields.set(at.relatedIP, texts: [fields.textRange(at.sourceIP)!]) }
+            if let name = fields.textRange(at.userName) { fields.set(at.relatedUser, texts: [name]) }
+            fields.set(at.message, text: 0..<b.count)
+            fields.set(at.dataset, literal: Literal.dataset.rawValue)
+        }
+    }
+}
