@@ -22,13 +22,7 @@ public struct FlatNormalizedEvent: Sendable {
 /// quote, no `CEF:` or `LEEF:`, and every TRAFFIC column. Member order may differ where a
 /// field is missing (an invalid `src` moves `source` after `destination` in the pack's document).
 struct PANOSFlatTraffic: Sendable {
-    static let schema: FlatSchema = {
-        do {
-            return try FlatSchema(paths: paths, literals: literals)
-        } catch {
-            preconditionFailure("PAN-OS flat schema: \(error)")
-        }
-    }()
+    static let schema = FlatSyslog.schema("PAN-OS", paths: paths, literals: literals)
 
     static let paths = [
         "log.syslog.priority", "log.syslog.facility.code", "log.syslog.severity.code", "log.syslog.hostname", "log.source.address",
@@ -63,7 +57,7 @@ struct PANOSFlatTraffic: Sendable {
 
     /// Path positions, looked up once.
     struct Paths {
-        let priority, facility, severity, syslogHostname, sourceAddress, hostHostname, hostName: Int
+        let header: FlatSyslog.HeaderPaths
         let vendor, product, observerType, serial, ingressZone, ingressInterface, egressZone, egressInterface, observerHostname: Int
         let panosType, subType, repeatCount: Int
         let sourceIP, sourcePort, sourceNATIP, sourceNATPort, sourceUser, sourceBytes, sourcePackets: Int
@@ -75,8 +69,7 @@ struct PANOSFlatTraffic: Sendable {
 
         init(_ s: FlatSchema) {
             func p(_ name: String) -> Int { s.path(name)! }
-            (priority, facility, severity, syslogHostname, sourceAddress) = (p("log.syslog.priority"), p("log.syslog.facility.code"), p("log.syslog.severity.code"), p("log.syslog.hostname"), p("log.source.address"))
-            (hostHostname, hostName) = (p("host.hostname"), p("host.name"))
+            header = FlatSyslog.HeaderPaths(s)
             (vendor, product, observerType, serial) = (p("observer.vendor"), p("observer.product"), p("observer.type"), p("observer.serial_number"))
             (ingressZone, ingressInterface, egressZone, egressInterface, observerHostname) = (p("observer.ingress.zone"), p("observer.ingress.interface.name"), p("observer.egress.zone"), p("observer.egress.interface.name"), p("observer.hostname"))
             (panosType, subType, repeatCount) = (p("panw.panos.type"), p("panw.panos.sub_type"), p("panw.panos.repeat_count"))
@@ -112,26 +105,12 @@ struct PANOSFlatTraffic: Sendable {
               !ECSBuilder.isPlaceholder(hostname), !syslog.message.containsBytes("\""),
               !syslog.message.containsBytes("CEF:"), !syslog.message.containsBytes("LEEF:")
         else { return nil }
-        var message = syslog.message
-        return message.withUTF8 { body -> FlatNormalizedEvent? in
-            frame.withUnsafeBufferPointer { b -> FlatNormalizedEvent? in
-                // ASCII only: the frame's bytes are then the text the header was read from.
-                guard !b.contains(where: { $0 >= 0x80 }) else { return nil }
-                // The body: the end of the frame (or of it without its line ending).
-                var end = b.count
-                func bodyAt(_ end: Int) -> Bool {
-                    end >= body.count && (body.isEmpty || memcmp(b.baseAddress! + end - body.count, body.baseAddress!, body.count) == 0)
-                }
-                if !bodyAt(end) {
-                    while end > 0, b[end - 1] == 0x0A || b[end - 1] == 0x0D { end -= 1 }
-                    guard bodyAt(end) else { return nil }
-                }
-                var mapping = Mapping(frame: frame, b: b, bodyStart: end - body.count, end: end)
-                guard mapping.columns.count >= Column.count, mapping.equals(Column.type, "TRAFFIC") else { return nil }
-                mapping.map(priority: priority, hostname: hostname, peer: peer)
-                let timestamp = mapping.time(Column.timeGenerated) ?? mapping.time(Column.receiveTime)
-                return FlatNormalizedEvent(fields: mapping.fields, timestamp: timestamp ?? syslog.timestamp, dataset: "panos.traffic", parseFailure: false)
-            }
+        return FlatSyslog.withBody(frame, message: syslog.message) { b, body -> FlatNormalizedEvent? in
+            var mapping = Mapping(frame: frame, b: b, bodyStart: body.lowerBound, end: body.upperBound)
+            guard mapping.columns.count >= Column.count, mapping.equals(Column.type, "TRAFFIC") else { return nil }
+            mapping.map(priority: priority, hostname: hostname, peer: peer)
+            let timestamp = mapping.time(Column.timeGenerated) ?? mapping.time(Column.receiveTime)
+            return FlatNormalizedEvent(fields: mapping.fields, timestamp: timestamp ?? syslog.timestamp, dataset: "panos.traffic", parseFailure: false)
         }
     }
 
@@ -164,14 +143,7 @@ struct PANOSFlatTraffic: Sendable {
             PANOSFlatTraffic.equals(b, columns[column], text)
         }
 
-        func isPlaceholder(_ range: Range<Int>) -> Bool {
-            switch range.count {
-            case 0: return true
-            case 1: return b[range.lowerBound] == UInt8(ascii: "-")
-            case 3: return PANOSFlatTraffic.equals(b, range, "N/A") || PANOSFlatTraffic.equals(b, range, "n/a")
-            default: return false
-            }
-        }
+        func isPlaceholder(_ range: Range<Int>) -> Bool { FlatSyslog.isPlaceholder(b, range) }
 
         mutating func text(_ path: Int, _ column: Int) {
             if !isPlaceholder(columns[column]) { fields.set(path, text: columns[column]) }
@@ -208,14 +180,7 @@ struct PANOSFlatTraffic: Sendable {
         /// syslog decoder's sender address, in the document's order.
         mutating func map(priority: Int, hostname: String, peer: String) {
             let at = PANOSFlatTraffic.at
-            fields.set(at.priority, int: Int64(priority))
-            fields.set(at.facility, int: Int64(priority / 8))
-            fields.set(at.severity, int: Int64(priority % 8))
-            fields.set(at.syslogHostname, copying: hostname.utf8)
-            let host = fields.textRange(at.syslogHostname)!
-            fields.set(at.sourceAddress, copying: peer.utf8)
-            fields.set(at.hostHostname, text: host)
-            fields.set(at.hostName, text: host)
+            let host = FlatSyslog.setHeader(&fields, at.header, priority: priority, hostname: hostname, peer: peer)
             fields.set(at.vendor, literal: Literal.vendor.rawValue)
             fields.set(at.product, literal: Literal.product.rawValue)
             fields.set(at.observerType, literal: Literal.firewall.rawValue)

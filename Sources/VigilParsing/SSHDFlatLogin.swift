@@ -13,13 +13,7 @@ import VigilCore
 /// `<PRI>Mmm dd hh:mm:ss host sshd[pid]: ` header, a body starting `Accepted ` or `Failed `, and
 /// no pack before the Linux one taking the line.
 struct SSHDFlatLogin: Sendable {
-    static let schema: FlatSchema = {
-        do {
-            return try FlatSchema(paths: paths, literals: literals)
-        } catch {
-            preconditionFailure("sshd flat schema: \(error)")
-        }
-    }()
+    static let schema = FlatSyslog.schema("sshd", paths: paths, literals: literals)
 
     static let paths = [
         "log.syslog.priority", "log.syslog.facility.code", "log.syslog.severity.code", "log.syslog.hostname", "log.syslog.appname",
@@ -44,14 +38,15 @@ struct SSHDFlatLogin: Sendable {
     ]
 
     struct Paths {
-        let priority, facility, severity, syslogHostname, appname, procid, sourceAddress, hostHostname, hostName, processName, processPID: Int
+        let header: FlatSyslog.HeaderPaths
+        let appname, procid, processName, processPID: Int
         let kind, category, action, outcome, type, dataset, sshEvent, sshMethod, sshSignature, userName, sourceIP, sourcePort: Int
         let relatedIP, relatedUser, message: Int
 
         init(_ s: FlatSchema) {
             func p(_ name: String) -> Int { s.path(name)! }
-            (priority, facility, severity, syslogHostname, appname, procid) = (p("log.syslog.priority"), p("log.syslog.facility.code"), p("log.syslog.severity.code"), p("log.syslog.hostname"), p("log.syslog.appname"), p("log.syslog.procid"))
-            (sourceAddress, hostHostname, hostName, processName, processPID) = (p("log.source.address"), p("host.hostname"), p("host.name"), p("process.name"), p("process.pid"))
+            header = FlatSyslog.HeaderPaths(s)
+            (appname, procid, processName, processPID) = (p("log.syslog.appname"), p("log.syslog.procid"), p("process.name"), p("process.pid"))
             (kind, category, action, outcome, type, dataset) = (p("event.kind"), p("event.category"), p("event.action"), p("event.outcome"), p("event.type"), p("event.dataset"))
             (sshEvent, sshMethod, sshSignature, userName, sourceIP, sourcePort) = (p("system.auth.ssh.event"), p("system.auth.ssh.method"), p("system.auth.ssh.signature"), p("user.name"), p("source.ip"), p("source.port"))
             (relatedIP, relatedUser, message) = (p("related.ip"), p("related.user"), p("message"))
@@ -72,22 +67,10 @@ struct SSHDFlatLogin: Sendable {
         else { return nil }
         let input = PackInput(line: line, syslog: syslog, body: syslog.message, document: nil, receivedAt: receivedAt)
         for pack in earlierPacks where pack.normalize(input) != nil { return nil }
-        var message = syslog.message
-        return message.withUTF8 { body -> FlatNormalizedEvent? in
-            frame.withUnsafeBufferPointer { b -> FlatNormalizedEvent? in
-                guard !b.contains(where: { $0 >= 0x80 }) else { return nil }
-                var end = b.count
-                func bodyAt(_ end: Int) -> Bool {
-                    end >= body.count && memcmp(b.baseAddress! + end - body.count, body.baseAddress!, body.count) == 0
-                }
-                if !bodyAt(end) {
-                    while end > 0, b[end - 1] == 0x0A || b[end - 1] == 0x0D { end -= 1 }
-                    guard bodyAt(end) else { return nil }
-                }
-                var mapping = Mapping(frame: frame, b: b, body: (end - body.count)..<end)
-                mapping.map(priority: priority, hostname: hostname, procID: procID, peer: peer)
-                return FlatNormalizedEvent(fields: mapping.fields, timestamp: syslog.timestamp, dataset: "linux.auth", parseFailure: false)
-            }
+        return FlatSyslog.withBody(frame, message: syslog.message) { b, body -> FlatNormalizedEvent? in
+            var mapping = Mapping(frame: frame, b: b, body: body)
+            mapping.map(priority: priority, hostname: hostname, procID: procID, peer: peer)
+            return FlatNormalizedEvent(fields: mapping.fields, timestamp: syslog.timestamp, dataset: "linux.auth", parseFailure: false)
         }
     }
 
@@ -118,14 +101,7 @@ struct SSHDFlatLogin: Sendable {
             return i > start ? start..<i : nil
         }
 
-        func isPlaceholder(_ range: Range<Int>) -> Bool {
-            switch range.count {
-            case 0: return true
-            case 1: return b[range.lowerBound] == UInt8(ascii: "-")
-            case 3: return PANOSFlatTraffic.equals(b, range, "N/A") || PANOSFlatTraffic.equals(b, range, "n/a")
-            default: return false
-            }
-        }
+        func isPlaceholder(_ range: Range<Int>) -> Bool { FlatSyslog.isPlaceholder(b, range) }
 
         mutating func text(_ path: Int, _ range: Range<Int>?) {
             if let range, !isPlaceholder(range) { fields.set(path, text: range) }
@@ -134,17 +110,10 @@ struct SSHDFlatLogin: Sendable {
         mutating func map(priority: Int, hostname: String, procID: String, peer: String) {
             let at = SSHDFlatLogin.at
             // `SyslogMessage.ecsFields` and the decoder's sender address.
-            fields.set(at.priority, int: Int64(priority))
-            fields.set(at.facility, int: Int64(priority / 8))
-            fields.set(at.severity, int: Int64(priority % 8))
-            fields.set(at.syslogHostname, copying: hostname.utf8)
-            let host = fields.textRange(at.syslogHostname)!
+            _ = FlatSyslog.setHeader(&fields, at.header, priority: priority, hostname: hostname, peer: peer)
             fields.set(at.appname, copying: "sshd".utf8)
             let app = fields.textRange(at.appname)!
             fields.set(at.procid, copying: procID.utf8)
-            fields.set(at.sourceAddress, copying: peer.utf8)
-            fields.set(at.hostHostname, text: host)
-            fields.set(at.hostName, text: host)
             fields.set(at.processName, text: app)
             if let pid = ECSBuilder.parseInt(procID) { fields.set(at.processPID, int: pid) }
             // `LinuxAuthPack` for `Accepted …` and `Failed …`.

@@ -1,0 +1,75 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import VigilCore
+
+/// What the flat syslog paths (`PANOSFlatTraffic`, `SSHDFlatLogin`) share: their schemas, the
+/// frame's body, placeholders, and the header's fields.
+enum FlatSyslog {
+    /// A flat path's schema (its paths are fixed: one it cannot write is a bug).
+    static func schema(_ name: String, paths: [String], literals: [JSONValue]) -> FlatSchema {
+        do {
+            return try FlatSchema(paths: paths, literals: literals)
+        } catch {
+            preconditionFailure("\(name) flat schema: \(error)")
+        }
+    }
+
+    /// Calls `body` with the frame's bytes and the range of its body (`message`, at the end of
+    /// the frame or of it without its line ending). Nil when the frame is not ASCII (its bytes
+    /// are then not the text the header was read from) or the body is not there.
+    static func withBody<Result>(_ frame: [UInt8], message: String, _ body: (UnsafeBufferPointer<UInt8>, Range<Int>) -> Result?) -> Result? {
+        var message = message
+        return message.withUTF8 { text -> Result? in
+            frame.withUnsafeBufferPointer { b -> Result? in
+                guard !b.contains(where: { $0 >= 0x80 }) else { return nil }
+                func endsWithBody(_ end: Int) -> Bool {
+                    end >= text.count && (text.isEmpty || memcmp(b.baseAddress! + end - text.count, text.baseAddress!, text.count) == 0)
+                }
+                var end = b.count
+                if !endsWithBody(end) {
+                    while end > 0, b[end - 1] == 0x0A || b[end - 1] == 0x0D { end -= 1 }
+                    guard endsWithBody(end) else { return nil }
+                }
+                return body(b, (end - text.count)..<end)
+            }
+        }
+    }
+
+    /// `ECSBuilder.isPlaceholder` on bytes: empty, `-`, `N/A` or `n/a`.
+    static func isPlaceholder(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {
+        switch range.count {
+        case 0: return true
+        case 1: return b[range.lowerBound] == UInt8(ascii: "-")
+        case 3: return PANOSFlatTraffic.equals(b, range, "N/A") || PANOSFlatTraffic.equals(b, range, "n/a")
+        default: return false
+        }
+    }
+
+    /// The header's paths (`SyslogMessage.ecsFields`: priority and host) and the sender's.
+    struct HeaderPaths {
+        let priority, facility, severity, hostname, sourceAddress, hostHostname, hostName: Int
+
+        init(_ s: FlatSchema) {
+            func p(_ name: String) -> Int { s.path(name)! }
+            (priority, facility, severity, hostname) = (p("log.syslog.priority"), p("log.syslog.facility.code"), p("log.syslog.severity.code"), p("log.syslog.hostname"))
+            (sourceAddress, hostHostname, hostName) = (p("log.source.address"), p("host.hostname"), p("host.name"))
+        }
+    }
+
+    /// Sets the header's priority and host fields, and the decoder's sender address; returns
+    /// the host's range.
+    static func setHeader(_ fields: inout FlatFields, _ at: HeaderPaths, priority: Int, hostname: String, peer: String) -> Range<Int> {
+        fields.set(at.priority, int: Int64(priority))
+        fields.set(at.facility, int: Int64(priority / 8))
+        fields.set(at.severity, int: Int64(priority % 8))
+        fields.set(at.hostname, copying: hostname.utf8)
+        let host = fields.textRange(at.hostname)!
+        fields.set(at.sourceAddress, copying: peer.utf8)
+        fields.set(at.hostHostname, text: host)
+        fields.set(at.hostName, text: host)
+        return host
+    }
+}
