@@ -13,7 +13,6 @@ public final class FlatSchema: Sendable {
     let keyBytes: [UInt8]
     let keyOffsets: [Int32]
     let keyLengths: [Int32]
-    let keys: [[String]]
     let depths: [Int32]
     /// For two paths, how many leading object components (not the last, the member) they share.
     let shared: [Int32]
@@ -84,7 +83,6 @@ public final class FlatSchema: Sendable {
         self.keyBytes = keyBytes
         keyOffsets = offsets
         keyLengths = lengths
-        self.keys = keys
         depths = keys.map { Int32($0.count) }
         self.shared = shared
         literalValues = literals
