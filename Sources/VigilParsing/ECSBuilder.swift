@@ -14,10 +14,17 @@ struct ECSBuilder: Sendable {
 
     /// Values vendors use for "nothing here".
     static func isPlaceholder(_ s: String) -> Bool {
+        var s = s
+        return s.withUTF8 { isPlaceholder(utf8: $0) }
+    }
+
+    /// `isPlaceholder` on UTF-8 bytes (the flat syslog paths read ranges of the line).
+    static func isPlaceholder(utf8 b: UnsafeBufferPointer<UInt8>) -> Bool {
         // The placeholders are ASCII and short: anything longer is none of them.
-        switch s.utf8.count {
+        switch b.count {
         case 0: return true
-        case 1...3: return s == "-" || s == "N/A" || s == "n/a"
+        case 1: return b[0] == UInt8(ascii: "-")
+        case 3: return b.elementsEqual("N/A".utf8) || b.elementsEqual("n/a".utf8)
         default: return false
         }
     }
@@ -65,19 +72,25 @@ struct ECSBuilder: Sendable {
 
     /// Parses a decimal integer without trapping on overflow.
     static func parseInt(_ text: some StringProtocol) -> Int64? {
-        var utf8 = Substring(text).utf8[...]
-        while let f = utf8.first, f == 0x20 { utf8 = utf8.dropFirst() }
-        while let l = utf8.last, l == 0x20 { utf8 = utf8.dropLast() }
+        var text = Substring(text)
+        return text.withUTF8 { parseInt(utf8: $0) }
+    }
+
+    /// `parseInt` on UTF-8 bytes: spaces around, an optional sign, at most 18 digits.
+    static func parseInt(utf8 b: UnsafeBufferPointer<UInt8>) -> Int64? {
+        var lower = 0, upper = b.count
+        while lower < upper, b[lower] == 0x20 { lower += 1 }
+        while upper > lower, b[upper - 1] == 0x20 { upper -= 1 }
         var negative = false
-        if let f = utf8.first, f == UInt8(ascii: "-") || f == UInt8(ascii: "+") {
-            negative = f == UInt8(ascii: "-")
-            utf8 = utf8.dropFirst()
+        if lower < upper, b[lower] == UInt8(ascii: "-") || b[lower] == UInt8(ascii: "+") {
+            negative = b[lower] == UInt8(ascii: "-")
+            lower += 1
         }
-        guard !utf8.isEmpty, utf8.count <= 18 else { return nil }
+        guard lower < upper, upper - lower <= 18 else { return nil }
         var value: Int64 = 0
-        for b in utf8 {
-            guard b >= 0x30, b <= 0x39 else { return nil }
-            value = value &* 10 &+ Int64(b &- 0x30)
+        for i in lower..<upper {
+            guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }
+            value = value &* 10 &+ Int64(b[i] &- 0x30)
         }
         return negative ? -value : value
     }

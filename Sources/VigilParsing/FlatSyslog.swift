@@ -6,7 +6,7 @@ import Darwin
 import VigilCore
 
 /// What the flat syslog paths (`PANOSFlatTraffic`, `SSHDFlatLogin`) share: their schemas, the
-/// frame's body, placeholders, and the header's fields.
+/// frame's body, reading ranges of it, and the header's fields.
 enum FlatSyslog {
     /// A flat path's schema (its paths are fixed: one it cannot write is a bug).
     static func schema(_ name: String, paths: [String], literals: [JSONValue]) -> FlatSchema {
@@ -38,14 +38,18 @@ enum FlatSyslog {
         }
     }
 
-    /// `ECSBuilder.isPlaceholder` on bytes: empty, `-`, `N/A` or `n/a`.
+    /// `ECSBuilder.isPlaceholder` on a range of the frame.
     static func isPlaceholder(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {
-        switch range.count {
-        case 0: return true
-        case 1: return b[range.lowerBound] == UInt8(ascii: "-")
-        case 3: return PANOSFlatTraffic.equals(b, range, "N/A") || PANOSFlatTraffic.equals(b, range, "n/a")
-        default: return false
-        }
+        ECSBuilder.isPlaceholder(utf8: UnsafeBufferPointer(rebasing: b[range]))
+    }
+
+    /// `ECSBuilder.parseInt` on a range of the frame.
+    static func parseInt(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int64? {
+        ECSBuilder.parseInt(utf8: UnsafeBufferPointer(rebasing: b[range]))
+    }
+
+    static func equals(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ text: StaticString) -> Bool {
+        range.count == text.utf8CodeUnitCount && memcmp(b.baseAddress! + range.lowerBound, text.utf8Start, range.count) == 0
     }
 
     /// The header's paths (`SyslogMessage.ecsFields`: priority and host) and the sender's.

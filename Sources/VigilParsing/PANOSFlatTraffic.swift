@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import VigilCore
 
 /// An event normalized into flat fields (`FlatFields`) instead of a nested document.
@@ -140,7 +135,7 @@ struct PANOSFlatTraffic: Sendable {
         }
 
         func equals(_ column: Int, _ text: StaticString) -> Bool {
-            PANOSFlatTraffic.equals(b, columns[column], text)
+            FlatSyslog.equals(b, columns[column], text)
         }
 
         func isPlaceholder(_ range: Range<Int>) -> Bool { FlatSyslog.isPlaceholder(b, range) }
@@ -150,7 +145,7 @@ struct PANOSFlatTraffic: Sendable {
         }
 
         mutating func int(_ path: Int, _ column: Int) {
-            if let value = PANOSFlatTraffic.parseInt(b, columns[column]) { fields.set(path, int: value) }
+            if let value = FlatSyslog.parseInt(b, columns[column]) { fields.set(path, int: value) }
         }
 
         /// Sets an address (`ECSBuilder.normalizedIP`: an IPv4 or IPv6 literal, as it is).
@@ -168,7 +163,7 @@ struct PANOSFlatTraffic: Sendable {
 
         /// Sets the column's text lower-cased (copied only when it has capitals), unless a placeholder.
         mutating func setLowered(_ path: Int, _ column: Int, _ low: [UInt8]) {
-            guard !PANOSFlatTraffic.isPlaceholderBytes(low) else { return }
+            guard !low.withUnsafeBufferPointer({ ECSBuilder.isPlaceholder(utf8: $0) }) else { return }
             if low.elementsEqual(b[columns[column]]) { fields.set(path, text: columns[column]) } else { fields.set(path, copying: low) }
         }
 
@@ -234,7 +229,7 @@ struct PANOSFlatTraffic: Sendable {
             int(at.networkPackets, Column.packets)
             int(at.sourcePackets, Column.pktsSent)
             int(at.destinationPackets, Column.pktsReceived)
-            if let elapsed = PANOSFlatTraffic.parseInt(b, columns[Column.elapsed]) { fields.set(at.duration, int: elapsed &* 1_000_000_000) }
+            if let elapsed = FlatSyslog.parseInt(b, columns[Column.elapsed]) { fields.set(at.duration, int: elapsed &* 1_000_000_000) }
             if let user = fields.textRange(at.userName) { fields.set(at.relatedUser, texts: [user]) }
             // `related.ip`: the addresses set, each once.
             var related: [Range<Int>] = []
@@ -247,36 +242,5 @@ struct PANOSFlatTraffic: Sendable {
             fields.set(at.message, text: 0..<b.count)
             fields.set(at.dataset, literal: Literal.dataset.rawValue)
         }
-    }
-
-    static func isPlaceholderBytes(_ bytes: [UInt8]) -> Bool {
-        switch bytes.count {
-        case 0: return true
-        case 1...3: return ECSBuilder.isPlaceholder(String(decoding: bytes, as: UTF8.self))
-        default: return false
-        }
-    }
-
-    static func equals(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ text: StaticString) -> Bool {
-        range.count == text.utf8CodeUnitCount && memcmp(b.baseAddress! + range.lowerBound, text.utf8Start, range.count) == 0
-    }
-
-    /// `ECSBuilder.parseInt` on bytes.
-    static func parseInt(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int64? {
-        var lower = range.lowerBound, upper = range.upperBound
-        while lower < upper, b[lower] == 0x20 { lower += 1 }
-        while upper > lower, b[upper - 1] == 0x20 { upper -= 1 }
-        var negative = false
-        if lower < upper, b[lower] == UInt8(ascii: "-") || b[lower] == UInt8(ascii: "+") {
-            negative = b[lower] == UInt8(ascii: "-")
-            lower += 1
-        }
-        guard lower < upper, upper - lower <= 18 else { return nil }
-        var value: Int64 = 0
-        for i in lower..<upper {
-            guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }
-            value = value &* 10 &+ Int64(b[i] &- 0x30)
-        }
-        return negative ? -value : value
     }
 }

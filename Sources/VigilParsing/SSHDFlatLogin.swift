@@ -142,7 +142,7 @@ struct SSHDFlatLogin: Sendable {
                 fields.set(at.sourceIP, text: ip)
                 sourceIsIP = true
             }
-            if let port = after(" port "), let value = PANOSFlatTraffic.parseInt(b, port) { fields.set(at.sourcePort, int: value) }
+            if let port = after(" port "), let value = FlatSyslog.parseInt(b, port) { fields.set(at.sourcePort, int: value) }
             if end(of: "ssh2: ") != nil { text(at.sshSignature, after(": ", until: UInt8(ascii: "\n"))) }
             if sourceIsIP { fields.set(at.relatedIP, texts: [fields.textRange(at.sourceIP)!]) }
             if let name = fields.textRange(at.userName) { fields.set(at.relatedUser, texts: [name]) }
