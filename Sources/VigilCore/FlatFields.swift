@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The output paths of one kind of event (a pack's log type), fixed when the pack is built:
 /// the order the stored document lists them in, their keys pre-encoded, and the literal values
 /// the pack sets (pre-encoded too).
@@ -91,6 +93,25 @@ public final class FlatSchema: Sendable {
 
     /// The position of a path (looked up once, when a pack is built).
     public func path(_ name: String) -> Int? { index[name] }
+}
+
+/// The positions of a fixed list of paths in each schema it is asked about, looked up once per
+/// schema (the schema is kept while cached, so its identifier cannot be reused by another).
+public final class FlatPathLookup: Sendable {
+    public let names: [String]
+    let cache = Mutex<[ObjectIdentifier: (schema: FlatSchema, positions: [Int?])]>([:])
+
+    public init(_ names: [String]) { self.names = names }
+
+    /// By `names`: each one's position in `schema`, nil where it has none.
+    public func positions(in schema: FlatSchema) -> [Int?] {
+        cache.withLock { cache in
+            if let known = cache[ObjectIdentifier(schema)] { return known.positions }
+            let found = names.map { schema.path($0) }
+            cache[ObjectIdentifier(schema)] = (schema, found)
+            return found
+        }
+    }
 }
 
 /// One event's fields as values over one byte buffer: the text of a field is a range of the

@@ -1,4 +1,3 @@
-import Synchronization
 import VigilCore
 
 /// The ECS fields every backend keeps in columns of their own.
@@ -150,21 +149,15 @@ public struct StoredEvent: Sendable, Equatable {
                   columns: columns, message: message, document: JSONWriter.bytes(fields, omitting: IndexedColumns.omitted, values: columns.values))
     }
 
-    /// Per flat schema (kept, so that its identifier is not reused), the positions of the
-    /// columns' paths and of `message`.
-    static let flatPositions = Mutex<[ObjectIdentifier: (schema: FlatSchema, positions: [Int?])]>([:])
+    /// The columns' paths and `message`, in flat schemas.
+    static let flatPaths = FlatPathLookup(IndexedColumns.fieldNames + ["message"])
 
     /// Encodes flat fields (`FlatFields`): the event the initializer taking their nested
     /// document (`FlatFields.object()` with `appending` added) makes, without building it.
     public init(tenant: TenantName, key: EventKey, timestamp: EpochMillis, ingested: EpochMillis, flat: FlatFields,
                 appending: [(key: String, value: JSONValue)]) {
         let schema = flat.schema
-        let positions = Self.flatPositions.withLock { cache in
-            if let known = cache[ObjectIdentifier(schema)] { return known.positions }
-            let found = (IndexedColumns.fieldNames + ["message"]).map { schema.path($0) }
-            cache[ObjectIdentifier(schema)] = (schema, found)
-            return found
-        }
+        let positions = Self.flatPaths.positions(in: schema)
         let values = positions.dropLast().map { $0.flatMap { flat.value($0) } }
         let columns = IndexedColumns(values: values)
         // A field goes where the nested document's would: only an exact copy of its column.

@@ -166,24 +166,16 @@ public enum Enrichment {
         }
     static let paths = KeyPathSet(split.map(\.keys))
 
-    /// Per flat schema (kept, so that its identifier is not reused), the positions of the
-    /// paths enrichment reads.
-    static let flatPositions = Mutex<[ObjectIdentifier: (schema: FlatSchema, positions: [(position: Int, path: String)])]>([:])
+    /// The paths enrichment reads, in flat schemas.
+    static let flatPaths = FlatPathLookup(split.map(\.path))
 
     /// Whether `enrich` would change flat fields (`FlatFields`): it is run on a document of
     /// only the paths it reads.
     public static func matches(_ fields: FlatFields, with set: IndicatorSet) -> Bool {
         guard set.count > 0 else { return false }
-        let schema = fields.schema
-        let positions = flatPositions.withLock { cache in
-            if let known = cache[ObjectIdentifier(schema)] { return known.positions }
-            let found = split.compactMap { entry in schema.path(entry.path).map { (position: $0, path: entry.path) } }
-            cache[ObjectIdentifier(schema)] = (schema, found)
-            return found
-        }
         var probe = JSONObject()
-        for (position, path) in positions {
-            if let value = fields.value(position) { FieldNesting.set(value, at: path, in: &probe) }
+        for (index, position) in flatPaths.positions(in: fields.schema).enumerated() {
+            if let position, let value = fields.value(position) { FieldNesting.set(value, at: split[index].path, in: &probe) }
         }
         return !probe.isEmpty && enrich(&probe, with: set) > 0
     }
