@@ -66,7 +66,10 @@ public struct Normalizer: Sendable {
             guard packs.first is PANOSPack else { return nil }
             return PANOSFlatTraffic.normalize(frame: frame, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer)
         }
-        if line.containsBytes(" sshd["), let linux = packs.firstIndex(where: { $0 is LinuxAuthPack }) {
+        // Only a login line is worth a header parse here: any other sshd line would have it
+        // parsed (and the earlier packs run) twice.
+        if line.containsBytes(" sshd["), line.containsBytes(": Accepted ") || line.containsBytes(": Failed "),
+           let linux = packs.firstIndex(where: { $0 is LinuxAuthPack }) {
             return SSHDFlatLogin.normalize(frame: frame, line: line, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer,
                                            receivedAt: receivedAt, earlierPacks: packs[..<linux])
         }
