@@ -121,11 +121,12 @@ public final class FlatPathLookup: Sendable {
 /// ranges (`write`), and the nested document is built only for what needs one (`object()`).
 public struct FlatFields: Sendable {
     public struct Value: Sendable, Equatable {
-        enum Kind: UInt8, Sendable { case none, text, int, literal, texts }
+        enum Kind: UInt8, Sendable { case none, text, int, literal, texts, members }
         var kind: Kind = .none
-        /// `.text`: the range's start in `bytes`; `.texts`: the first range in `lists`.
+        /// `.text`: the range's start in `bytes`; `.texts`: the first range in `lists`;
+        /// `.members`: the first key's range in `lists` (each key is followed by its value's).
         var start: Int32 = 0
-        /// `.text`: the range's length; `.texts`: the number of ranges.
+        /// `.text`: the range's length; `.texts`: the number of ranges; `.members`: of members.
         var count: Int32 = 0
         /// `.int`: the number; `.literal`: its position in the schema's literals.
         var number: Int64 = 0
@@ -154,9 +155,14 @@ public struct FlatFields: Sendable {
 
     /// Appends `text` to `bytes` and sets it.
     public mutating func set(_ path: Int, copying text: some Collection<UInt8>) {
+        set(path, text: append(text))
+    }
+
+    /// Appends `text` to `bytes`; returns its range there.
+    public mutating func append(_ text: some Collection<UInt8>) -> Range<Int> {
         let start = bytes.count
         bytes.append(contentsOf: text)
-        set(path, text: start..<bytes.count)
+        return start..<bytes.count
     }
 
     public mutating func set(_ path: Int, int: Int64) {
@@ -173,6 +179,18 @@ public struct FlatFields: Sendable {
         let first = lists.count
         for range in ranges { lists.append(Int32(range.lowerBound)..<Int32(range.upperBound)) }
         values[path] = Value(kind: .texts, start: Int32(first), count: Int32(ranges.count))
+    }
+
+    /// Sets an object whose members are the keys and texts at `members`' ranges of `bytes`, in
+    /// that order (the fields a vendor sends that have no ECS name, under one object). The
+    /// keys must be distinct; an object with no members is set as an empty object.
+    public mutating func set(_ path: Int, members: [(key: Range<Int>, value: Range<Int>)]) {
+        let first = lists.count
+        for member in members {
+            lists.append(Int32(member.key.lowerBound)..<Int32(member.key.upperBound))
+            lists.append(Int32(member.value.lowerBound)..<Int32(member.value.upperBound))
+        }
+        values[path] = Value(kind: .members, start: Int32(first), count: Int32(members.count))
     }
 
     public mutating func remove(_ path: Int) { values[path] = Value() }
@@ -205,6 +223,14 @@ public struct FlatFields: Sendable {
                 .array(lists[Int(value.start)..<Int(value.start + value.count)].map {
                     .string(String(decoding: UnsafeBufferPointer(rebasing: bytes[Int($0.lowerBound)..<Int($0.upperBound)]), as: UTF8.self))
                 })
+            }
+        case .members:
+            return bytes.withUnsafeBufferPointer { bytes in
+                func text(_ range: Range<Int32>) -> String {
+                    String(decoding: UnsafeBufferPointer(rebasing: bytes[Int(range.lowerBound)..<Int(range.upperBound)]), as: UTF8.self)
+                }
+                let first = Int(value.start)
+                return .object(JSONObject((0..<Int(value.count)).map { (text(lists[first + 2 * $0]), .string(text(lists[first + 2 * $0 + 1]))) }))
             }
         }
     }
@@ -258,6 +284,16 @@ public struct FlatFields: Sendable {
                         JSONWriter.writeEscaped(UnsafeBufferPointer(rebasing: bytes[Int(range.lowerBound)..<Int(range.upperBound)]), into: &writer.out)
                     }
                     writer.out.append(UInt8(ascii: "]"))
+                case .members:
+                    writer.out.append(UInt8(ascii: "{"))
+                    for member in 0..<Int(value.count) {
+                        if member > 0 { writer.out.append(UInt8(ascii: ",")) }
+                        let key = lists[Int(value.start) + 2 * member], text = lists[Int(value.start) + 2 * member + 1]
+                        JSONWriter.writeEscaped(UnsafeBufferPointer(rebasing: bytes[Int(key.lowerBound)..<Int(key.upperBound)]), into: &writer.out)
+                        writer.out.append(UInt8(ascii: ":"))
+                        JSONWriter.writeEscaped(UnsafeBufferPointer(rebasing: bytes[Int(text.lowerBound)..<Int(text.upperBound)]), into: &writer.out)
+                    }
+                    writer.out.append(UInt8(ascii: "}"))
                 }
             }
             writer.close(to: 0)

@@ -124,22 +124,22 @@ public struct FortiGatePack: ProtocolPack {
             b.set("fortinet.firewall.\(k)", string: v)
         }
         for path in ["source.ip", "destination.ip"] { b.append("related.ip", b.string(path)) }
-        let ts = timestamp(kv)
+        let ts = Self.timestamp(date: kv[.date], time: kv[.time], tz: kv[.tz], eventtime: kv[.eventtime])
         return PackResult(dataset: "fortinet.firewall", fields: b.object, timestamp: ts?.0, timestampHasZone: ts?.1 ?? true)
     }
 
     /// `date` + `time` + `tz` (`-0700`); without `tz`, `eventtime` (ns/µs/s since epoch).
-    private func timestamp(_ kv: Record) -> (EpochMillis, Bool)? {
-        if let date = kv[.date], let time = kv[.time] {
+    static func timestamp(date: String?, time: String?, tz: String?, eventtime: String?) -> (EpochMillis, Bool)? {
+        if let date, let time {
             var zone = "Z"
             var hasZone = false
-            if let tz = kv[.tz], tz.count == 5, tz.first == "+" || tz.first == "-" {
+            if let tz, tz.count == 5, tz.first == "+" || tz.first == "-" {
                 zone = String(tz.prefix(3)) + ":" + String(tz.suffix(2))
                 hasZone = true
             }
             if let t = Timestamp.parseRFC3339("\(date)T\(time)\(zone)") { return (t, hasZone) }
         }
-        if let et = kv[.eventtime], let n = ECSBuilder.parseInt(et) {
+        if let et = eventtime, let n = ECSBuilder.parseInt(et) {
             switch et.count {
             case 19...: return (n / 1_000_000, true)
             case 16...18: return (n / 1000, true)

@@ -11,50 +11,94 @@ enum KeyValueParser {
     /// Values are made straight from the line's bytes; only a quoted value with an escape in
     /// it is copied byte by byte.
     static func parse(_ b: UnsafeBufferPointer<UInt8>) -> [(key: String, value: String)] {
-        var i = 0
         var pairs: [(key: String, value: String)] = []
         pairs.reserveCapacity(16)
-        func isKeyByte(_ c: UInt8) -> Bool {
+        func text(_ range: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[range]), as: UTF8.self) }
+        var scanner = Scanner(b, 0..<b.count)
+        while let pair = scanner.next() {
+            pairs.append((text(pair.key), pair.escaped ? String(decoding: unescaped(b, pair.value), as: UTF8.self) : text(pair.value)))
+        }
+        return pairs
+    }
+
+    /// One pair as ranges of the text: the key, and the value without its quotes (still
+    /// escaped when `escaped`: see `unescaped`).
+    struct Pair {
+        var key: Range<Int>
+        var value: Range<Int>
+        var escaped: Bool
+    }
+
+    /// The pairs of `range` of `b`, one by one, without copying anything (the flat FortiGate
+    /// path reads them as ranges; `parse` makes them strings).
+    struct Scanner {
+        let b: UnsafeBufferPointer<UInt8>
+        let end: Int
+        var i: Int
+
+        init(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) {
+            self.b = b
+            end = range.upperBound
+            i = range.lowerBound
+        }
+
+        static func isKeyByte(_ c: UInt8) -> Bool {
             (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
                 || c == UInt8(ascii: "_") || c == UInt8(ascii: "-") || c == UInt8(ascii: ".") || c == UInt8(ascii: ":")
         }
-        func text(_ range: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[range]), as: UTF8.self) }
-        while i < b.count {
-            while i < b.count, b[i] == 0x20 || b[i] == UInt8(ascii: ",") || b[i] == 0x09 || b[i] == UInt8(ascii: ";") { i += 1 }
-            let keyStart = i
-            while i < b.count, isKeyByte(b[i]) { i += 1 }
-            guard i < b.count, b[i] == UInt8(ascii: "="), i > keyStart else {
-                // Not a pair: skip to the next separator.
-                while i < b.count, b[i] != 0x20 { i += 1 }
-                continue
-            }
-            let key = text(keyStart..<i)
-            i += 1
-            if i < b.count, b[i] == UInt8(ascii: "\"") {
-                i += 1
-                let start = i
-                var end = b.count  // an unclosed quote runs to the end
-                var unescaped: [UInt8]?
-                while i < b.count {
-                    let c = b[i]
-                    if c == UInt8(ascii: "\\"), i + 1 < b.count, b[i + 1] == UInt8(ascii: "\"") || b[i + 1] == UInt8(ascii: "\\") {
-                        if unescaped == nil { unescaped = Array(b[start..<i]) }
-                        unescaped!.append(b[i + 1])
-                        i += 2
-                        continue
-                    }
-                    i += 1
-                    if c == UInt8(ascii: "\"") { end = i - 1; break }
-                    unescaped?.append(c)
+
+        mutating func next() -> Pair? {
+            while i < end {
+                while i < end, b[i] == 0x20 || b[i] == UInt8(ascii: ",") || b[i] == 0x09 || b[i] == UInt8(ascii: ";") { i += 1 }
+                let keyStart = i
+                while i < end, Self.isKeyByte(b[i]) { i += 1 }
+                guard i < end, b[i] == UInt8(ascii: "="), i > keyStart else {
+                    // Not a pair: skip to the next separator.
+                    while i < end, b[i] != 0x20 { i += 1 }
+                    continue
                 }
-                pairs.append((key, unescaped.map { String(decoding: $0, as: UTF8.self) } ?? text(start..<end)))
-            } else {
+                let key = keyStart..<i
+                i += 1
+                if i < end, b[i] == UInt8(ascii: "\"") {
+                    i += 1
+                    let start = i
+                    var close = end  // an unclosed quote runs to the end
+                    var escaped = false
+                    while i < end {
+                        let c = b[i]
+                        if c == UInt8(ascii: "\\"), i + 1 < end, b[i + 1] == UInt8(ascii: "\"") || b[i + 1] == UInt8(ascii: "\\") {
+                            escaped = true
+                            i += 2
+                            continue
+                        }
+                        i += 1
+                        if c == UInt8(ascii: "\"") { close = i - 1; break }
+                    }
+                    return Pair(key: key, value: start..<close, escaped: escaped)
+                }
                 let start = i
-                while i < b.count, b[i] != 0x20, b[i] != 0x09 { i += 1 }
-                pairs.append((key, text(start..<i)))
+                while i < end, b[i] != 0x20, b[i] != 0x09 { i += 1 }
+                return Pair(key: key, value: start..<i, escaped: false)
+            }
+            return nil
+        }
+    }
+
+    /// A quoted value's bytes with `\"` and `\\` unescaped.
+    static func unescaped(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(range.count)
+        var i = range.lowerBound
+        while i < range.upperBound {
+            if b[i] == UInt8(ascii: "\\"), i + 1 < range.upperBound, b[i + 1] == UInt8(ascii: "\"") || b[i + 1] == UInt8(ascii: "\\") {
+                out.append(b[i + 1])
+                i += 2
+            } else {
+                out.append(b[i])
+                i += 1
             }
         }
-        return pairs
+        return out
     }
 
     /// Last value wins, as most vendors' own parsers do.

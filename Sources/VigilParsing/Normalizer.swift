@@ -52,10 +52,10 @@ public struct Normalizer: Sendable {
         return finish(fallback, syslog: syslog, message: line)
     }
 
-    /// A PAN-OS TRAFFIC line (`PANOSFlatTraffic`) or an sshd login line (`SSHDFlatLogin`) as
-    /// flat fields: the document `normalize(line:)` and the syslog decoder make for it, without
-    /// building it. Nil for any other line, and when this normalizer's packs would not take the
-    /// line the same way (PAN-OS not first, no Linux pack).
+    /// A PAN-OS TRAFFIC line (`PANOSFlatTraffic`), an sshd login line (`SSHDFlatLogin`) or a
+    /// FortiGate traffic log (`FortiGateFlatTraffic`) as flat fields: the document
+    /// `normalize(line:)` and the syslog decoder make for it, without building it. Nil for any other line, and when this normalizer's packs would not take the
+    /// line the same way (PAN-OS not first, no Linux or FortiGate pack, an earlier pack taking it).
     ///
     /// - Parameters:
     ///   - frame: the line's bytes; `line` is their text.
@@ -72,6 +72,10 @@ public struct Normalizer: Sendable {
            let linux = packs.firstIndex(where: { $0 is LinuxAuthPack }) {
             return SSHDFlatLogin.normalize(frame: frame, line: line, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer,
                                            receivedAt: receivedAt, earlierPacks: packs[..<linux])
+        }
+        if line.containsBytes("devid="), line.containsBytes("traffic"), let fortinet = packs.firstIndex(where: { $0 is FortiGatePack }) {
+            return FortiGateFlatTraffic.normalize(frame: frame, line: line, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer,
+                                                  receivedAt: receivedAt, earlierPacks: packs[..<fortinet])
         }
         return nil
     }

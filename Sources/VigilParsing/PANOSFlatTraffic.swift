@@ -175,7 +175,7 @@ struct PANOSFlatTraffic: Sendable {
         /// syslog decoder's sender address, in the document's order.
         mutating func map(priority: Int, hostname: String, peer: String) {
             let at = PANOSFlatTraffic.at
-            let host = FlatSyslog.setHeader(&fields, at.header, priority: priority, hostname: hostname, peer: peer)
+            let host = FlatSyslog.setHeader(&fields, at.header, priority: priority, hostname: hostname, peer: peer)!
             fields.set(at.vendor, literal: Literal.vendor.rawValue)
             fields.set(at.product, literal: Literal.product.rawValue)
             fields.set(at.observerType, literal: Literal.firewall.rawValue)

@@ -23,11 +23,15 @@ struct FlatFieldsTests {
         }
         var fields = FlatFields(schema: schema, bytes: line)
         for path in schema.paths.indices where Bool.random(using: &generator) {
-            switch Int.random(in: 0..<5, using: &generator) {
+            switch Int.random(in: 0..<6, using: &generator) {
             case 0: fields.set(path, text: ranges.randomElement(using: &generator)!)
             case 1: fields.set(path, int: Int64.random(in: Int64.min...Int64.max, using: &generator))
             case 2: fields.set(path, literal: Int.random(in: 0..<literals.count, using: &generator))
             case 3: fields.set(path, texts: (0..<Int.random(in: 0...3, using: &generator)).map { _ in ranges.randomElement(using: &generator)! })
+            case 4:
+                // Distinct texts as keys (an object's keys are distinct), any as values.
+                let keys = ranges.shuffled(using: &generator).prefix(Int.random(in: 0...3, using: &generator))
+                fields.set(path, members: keys.map { ($0, ranges.randomElement(using: &generator)!) })
             default: fields.set(path, copying: Array(texts.randomElement(using: &generator)!.utf8))
             }
         }

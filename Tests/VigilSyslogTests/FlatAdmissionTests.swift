@@ -77,6 +77,66 @@ struct FlatAdmissionTests {
         }
     }
 
+    /// A FortiGate key=value line: traffic logs the flat path takes, with keys in any order,
+    /// repeated, quoted, escaped, placeholders and keys the pack does not map, and lines it must
+    /// leave alone (other types, keys with dots, CEF, RFC 5424, a tag, non-ASCII).
+    static func fortigateLine(_ g: inout SplitMix64) -> String {
+        func pick(_ values: [String]) -> String { values.randomElement(using: &g)! }
+        func value(_ values: [String]) -> String {
+            let text = pick(values)
+            switch Int.random(in: 0..<4, using: &g) {
+            case 0: return "\"\(text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\""
+            case 1 where !text.contains(" ") && !text.contains("\"") && !text.isEmpty: return text
+            default: return "\"\(text)\""  // unescaped: a quote inside ends the value early
+            }
+        }
+        var pairs: [String] = []
+        if Int.random(in: 0..<10, using: &g) > 0 { pairs.append("date=\(pick(["2026-11-24", "2026-11-23", "24/11/2026", "-"]))") }
+        if Int.random(in: 0..<10, using: &g) > 0 { pairs.append("time=\(pick(["09:58:00", "10:00:00", "25:00:00"]))") }
+        if Bool.random(using: &g) { pairs.append("tz=\(value(["+0100", "-0700", "UTC", "+01:00"]))") }
+        if Bool.random(using: &g) { pairs.append("eventtime=\(pick(["1795514300000000000", "1795514300000000", "1795514300", "x"]))") }
+        pairs.append("devname=\(value(["fgt-1", "FG 2", "-", "N/A", "a\\b"]))")
+        if Int.random(in: 0..<20, using: &g) > 0 { pairs.append("devid=\(value(["FGT60E", "FG100", "-"]))") }
+        pairs.append("logid=\(value(["0000000013", "0101037141", "0100044547", ""]))")
+        pairs.append("type=\(Int.random(in: 0..<12, using: &g) > 0 ? value(["traffic"]) : value(["utm", "event", "Traffic"]))")
+        pairs.append("subtype=\(value(["forward", "local", "-"]))")
+        for key in ["level", "vd", "srcip", "srcport", "srcintf", "dstip", "dstport", "dstintf", "remip", "locip", "remport", "locport", "srcmac", "dstmac",
+                    "sessionid", "proto", "action", "policyid", "service", "sentbyte", "rcvdbyte", "sentpkt", "rcvdpkt", "duration", "user", "msg",
+                    "logdesc", "app", "crscore", "x:y", "status", "eapuser", "Mixed_Key"] where Bool.random(using: &g) {
+            let values: [String] = switch key {
+            case "srcip", "dstip", "remip", "locip": ["10.1.2.3", "203.0.113.9", "2001:db8::1", "999.1.1.1", "", "-", "host"]
+            case "srcport", "dstport", "remport", "locport", "sentbyte", "rcvdbyte", "sentpkt", "rcvdpkt", "duration", "sessionid":
+                ["443", "0", " 12 ", "+5", "-3", "x1", "", "99999999999999999999"]
+            case "proto": ["6", "17", "1", "58", "TCP", "-", "", "N/A"]
+            case "action": ["accept", "deny", "Deny", "start", "server-rst", "close", "-", "timeout"]
+            case "service": ["HTTPS", "DNS", "N/A", "-", "tcp/8080"]
+            case "user", "eapuser": ["alice", "corp\\bob", "-", "x\"y"]
+            case "msg", "logdesc": ["a \"quoted\" \\ message", "tab\there", "Login ok", "-"]
+            default: ["1", "port1", "notice", "Mixed Case", "-", "", "N/A"]
+            }
+            pairs.append("\(key)=\(value(values))")
+        }
+        if Int.random(in: 0..<8, using: &g) == 0 { pairs.append("srcip=\(pick(["10.9.9.9", "bad"]))") }  // a repeated key: the last wins
+        if Int.random(in: 0..<8, using: &g) == 0 { pairs.append("vd=\(pick(["root", "-"]))") }
+        if Int.random(in: 0..<6, using: &g) == 0 { pairs.append(pick(["junk", "=x", "k=\"unclosed value"])) }
+        pairs.shuffle(using: &g)
+        let separators = [" ", " ", " ", ",", "\t", "; "]
+        var body = ""
+        for (i, pair) in pairs.enumerated() { body += (i == 0 ? "" : separators.randomElement(using: &g)!) + pair }
+        switch Int.random(in: 0..<14, using: &g) {
+        case 0: return "<189>Nov 24 10:00:00 fgt-1 \(body)"
+        case 1: return "<189>Nov 24 10:00:00 - \(body)"                       // placeholder host
+        case 2: return "<189>1 2026-11-24T10:00:00Z fgt-1 - - - - \(body)"   // RFC 5424: not flat
+        case 3: return "<189>\(body)\r\n"
+        case 4: return "<189>\(body) a.b=1"                                   // a key the pack nests: not flat
+        case 5: return "<189>\(body) CEF:0|x"                                 // not flat
+        case 6: return "<189>Nov 24 10:00:00 fgt-1 fgt[1]: \(body)"          // a tag: not flat
+        case 7: return "<189>\(body) é"                                       // not ASCII
+        case 8: return "\(body)"                                              // no priority: not flat
+        default: return "<189>\(body)"
+        }
+    }
+
     /// The candidate the syslog decoder made before flat fields: the packs' nested document.
     func documentCandidate(_ line: String) -> Candidate {
         var normalized = Normalizer().normalize(line: line, receivedAt: now)
@@ -99,7 +159,7 @@ struct FlatAdmissionTests {
         canonical((try? JSONParser.parse(bytes)) ?? .null)
     }
 
-    @Test(arguments: ["panos", "sshd"])
+    @Test(arguments: ["panos", "sshd", "fortigate"])
     func flatFieldsAreStoredAsTheDocumentTheyStandFor(kind: String) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flat-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -115,7 +175,11 @@ struct FlatAdmissionTests {
         var generator = SplitMix64(seed: 42)
         var flat = 0, storedFlat = 0, enriched = 0, withoutDocument = 0
         for n in 0..<3_000 {
-            let line = kind == "panos" ? Self.line(&generator) : Self.sshdLine(&generator)
+            let line = switch kind {
+            case "panos": Self.line(&generator)
+            case "sshd": Self.sshdLine(&generator)
+            default: Self.fortigateLine(&generator)
+            }
             let frame = Array(line.utf8)
             guard case .candidate(var candidate) = NormalizingSyslogDecoder().decode(frame: frame, peer: peer, received: now).item else {
                 Issue.record("a syslog line is a candidate: \(line)")
@@ -156,8 +220,8 @@ struct FlatAdmissionTests {
                 }
             }
         }
-        // Half the PAN-OS lines or so, and a third of the sshd ones, are ones the flat path
-        // takes; a match of the feed goes the document way and is enriched the same.
+        // Half the PAN-OS lines or so, and a third of the sshd and FortiGate ones, are ones the
+        // flat path takes; a match of the feed goes the document way and is enriched the same.
         let least = kind == "panos" ? 1_000 : 600
         #expect(flat > least)
         #expect(storedFlat > least)
