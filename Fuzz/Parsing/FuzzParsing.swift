@@ -15,13 +15,14 @@ public func fuzzParsing(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if case .object(let document)? = try? JSONParser.parse(bytes) {
         _ = Normalizer().normalize(document: document, receivedAt: 1_700_000_000_000)
     }
-    // The flat paths (PAN-OS TRAFFIC, sshd logins, FortiGate traffic), on the input as it is,
-    // as the columns of a TRAFFIC line, as the rest of an sshd login and as pairs of a
-    // FortiGate traffic log.
+    // The flat paths (PAN-OS TRAFFIC, sshd logins, FortiGate traffic, ASA connections), on the
+    // input as it is, as the columns of a TRAFFIC line, as the rest of an sshd login, as pairs
+    // of a FortiGate traffic log and as the rest of an ASA connection message.
     let spliced = "<14>Nov 24 10:00:00 fw 1,2026/11/24 10:00:00,0123,TRAFFIC," + line + String(repeating: ",0", count: 50)
     let login = "<38>Nov 24 10:00:00 h sshd[1]: Failed password for " + line
     let pairs = "<189>date=2026-11-24 time=10:00:00 devid=\"FG1\" type=\"traffic\" " + line
-    for text in [line, spliced, login, pairs] {
+    let connection = "<166>Nov 24 10:00:00 asa-1 : %ASA-6-302013: Built outbound TCP connection " + line
+    for text in [line, spliced, login, pairs, connection] {
         if let flat = Normalizer().normalizeFlat(frame: Array(text.utf8), line: text, peer: "192.0.2.1", receivedAt: 1_700_000_000_000) {
             _ = flat.fields.write()
             _ = flat.fields.object()

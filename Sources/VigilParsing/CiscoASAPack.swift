@@ -73,40 +73,40 @@ struct ASAMessage {
     static func endpoint(_ raw: Substring?) -> Endpoint? {
         // By byte: every delimiter is ASCII, and a `Character` search walks grapheme clusters
         // (this ran twice per connection message and was a third of the pack's time).
-        guard let raw else { return nil }
-        let bytes = Array(raw.utf8)
-        func text(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
-        let open = bytes.firstIndex(of: UInt8(ascii: "("))
-        var end = bytes.count
-        while end > 0, Self.trailing.contains(bytes[end - 1]), !(bytes[end - 1] == UInt8(ascii: ")") && open != nil) { end -= 1 }
-        var e = Endpoint()
-        // `iface/ip(port)` (106100)
-        if let open, end > 0, bytes[end - 1] == UInt8(ascii: ")") {
-            e.port = text((open + 1)..<(end - 1))
-            var start = 0
-            if let slash = bytes[..<open].firstIndex(of: UInt8(ascii: "/")) {
-                e.interface = text(0..<slash)
-                start = slash + 1
-            }
-            e.ip = ECSBuilder.normalizedIP(text(start..<open))
-            return e.ip == nil ? nil : e
+        guard var raw else { return nil }
+        return raw.withUTF8 { bytes in
+            func text(_ range: Range<Int>?) -> String? { range.map { String(decoding: UnsafeBufferPointer(rebasing: bytes[$0]), as: UTF8.self) } }
+            return endpoint(bytes, 0..<bytes.count).map { Endpoint(interface: text($0.interface), ip: text($0.ip), port: text($0.port)) }
         }
-        if let slash = bytes[..<end].lastIndex(of: UInt8(ascii: "/")) {
-            e.port = text((slash + 1)..<end)
+    }
+
+    /// `endpoint` as ranges of `bytes` (the flat ASA path reads the frame): nil when `range`
+    /// holds no address.
+    static func endpoint(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> (interface: Range<Int>?, ip: Range<Int>, port: Range<Int>?)? {
+        func isIP(_ range: Range<Int>) -> Bool { ECSBuilder.isIP(String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)) }
+        let start = range.lowerBound
+        let open = bytes[range].firstIndex(of: UInt8(ascii: "("))
+        var end = range.upperBound
+        while end > start, Self.trailing.contains(bytes[end - 1]), !(bytes[end - 1] == UInt8(ascii: ")") && open != nil) { end -= 1 }
+        // `iface/ip(port)` (106100)
+        if let open, end > start, bytes[end - 1] == UInt8(ascii: ")") {
+            let port = (open + 1)..<max(open + 1, end - 1)
+            var interface: Range<Int>?
+            var ipStart = start
+            if let slash = bytes[start..<open].firstIndex(of: UInt8(ascii: "/")) {
+                interface = start..<slash
+                ipStart = slash + 1
+            }
+            return isIP(ipStart..<open) ? (interface, ipStart..<open, port) : nil
+        }
+        var port: Range<Int>?
+        if let slash = bytes[start..<end].lastIndex(of: UInt8(ascii: "/")) {
+            port = (slash + 1)..<end
             end = slash
         }
-        let s = text(0..<end)
-        if ECSBuilder.isIP(s) {
-            e.ip = s
-        } else if let c = bytes[..<end].firstIndex(of: UInt8(ascii: ":")) {
-            e.interface = text(0..<c)
-            let rest = text((c + 1)..<end)
-            guard ECSBuilder.isIP(rest) else { return nil }
-            e.ip = rest
-        } else {
-            return nil
-        }
-        return e
+        if isIP(start..<end) { return (nil, start..<end, port) }
+        guard let c = bytes[start..<end].firstIndex(of: UInt8(ascii: ":")), isIP((c + 1)..<end) else { return nil }
+        return (start..<c, (c + 1)..<end, port)
     }
 
     /// Punctuation that may follow an endpoint in the text.

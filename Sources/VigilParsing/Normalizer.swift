@@ -52,10 +52,11 @@ public struct Normalizer: Sendable {
         return finish(fallback, syslog: syslog, message: line)
     }
 
-    /// A PAN-OS TRAFFIC line (`PANOSFlatTraffic`), an sshd login line (`SSHDFlatLogin`) or a
-    /// FortiGate traffic log (`FortiGateFlatTraffic`) as flat fields: the document
+    /// A PAN-OS TRAFFIC line (`PANOSFlatTraffic`), an sshd login line (`SSHDFlatLogin`), a
+    /// FortiGate traffic log (`FortiGateFlatTraffic`) or a Cisco ASA connection message
+    /// (`ASAFlatConnection`) as flat fields: the document
     /// `normalize(line:)` and the syslog decoder make for it, without building it. Nil for any other line, and when this normalizer's packs would not take the
-    /// line the same way (PAN-OS not first, no Linux or FortiGate pack, an earlier pack taking it).
+    /// line the same way (PAN-OS not first, no Linux, FortiGate or ASA pack, an earlier pack taking it).
     ///
     /// - Parameters:
     ///   - frame: the line's bytes; `line` is their text.
@@ -72,6 +73,10 @@ public struct Normalizer: Sendable {
            let linux = packs.firstIndex(where: { $0 is LinuxAuthPack }) {
             return SSHDFlatLogin.normalize(frame: frame, line: line, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer,
                                            receivedAt: receivedAt, earlierPacks: packs[..<linux])
+        }
+        if line.containsBytes("%ASA-"), line.containsBytes("-30201"), let asa = packs.firstIndex(where: { $0 is CiscoASAPack }) {
+            return ASAFlatConnection.normalize(frame: frame, line: line, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer,
+                                               receivedAt: receivedAt, earlierPacks: packs[..<asa])
         }
         if line.containsBytes("devid="), line.containsBytes("traffic"), let fortinet = packs.firstIndex(where: { $0 is FortiGatePack }) {
             return FortiGateFlatTraffic.normalize(frame: frame, line: line, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer,

@@ -137,6 +137,38 @@ struct FlatAdmissionTests {
         }
     }
 
+    /// A Cisco ASA connection message (302013–302016): endpoints in every form the pack reads
+    /// (`iface:ip/port`, `ip/port`, `iface:ip`, `iface/ip(port)`, IPv6, bad), directions, words
+    /// missing or doubled, and lines the flat path must leave alone.
+    static func asaLine(_ g: inout SplitMix64) -> String {
+        func pick(_ values: [String]) -> String { values.randomElement(using: &g)! }
+        func endpoint() -> String {
+            let ip = pick(["203.0.113.9", "10.1.2.3", "2001:db8::1", "999.1.1.1", "host"])
+            let port = pick(["443", "51000", "x", "", " 12"])
+            return pick(["outside:\(ip)/\(port)", "\(ip)/\(port)", "inside:\(ip)", "dmz/\(ip)(\(port))", ":\(ip)/\(port)", "-", "\(ip)/\(port),"])
+        }
+        let id = pick(["302013", "302014", "302015", "302016", "302013", "302020"])
+        let built = id == "302013" || id == "302015" || id == "302020"
+        let verb = built ? "Built \(pick(["outbound ", "inbound ", ""]))\(pick(["TCP", "UDP"]))" : "Teardown \(pick(["TCP", "UDP"]))"
+        var text = "\(verb) connection \(pick(["77", "-", "1234567"])) for \(endpoint()) (\(endpoint())) \(pick(["to", "to", "towards"])) \(endpoint())"
+        if Bool.random(using: &g) { text += " (\(endpoint()))" }
+        if !built { text += " duration \(pick(["0:00:30", "-", ""])) bytes \(pick(["1234", "x", "-", "99999999999999999999"]))\(pick(["", " TCP FINs"]))" }
+        text = text.replacingOccurrences(of: " ", with: pick([" ", " ", "  "]))
+        let mnemonic = "%ASA-\(pick(["6", "6", "9", "x", ""]))-\(id):\(pick([" ", "  ", "\t", ""]))\(text)\(pick(["", " ", "\t"]))"
+        switch Int.random(in: 0..<12, using: &g) {
+        case 0: return "<166>\(mnemonic)"
+        case 1: return "<166>Nov 24 10:00:00 - : \(mnemonic)"                       // placeholder host
+        case 2: return "<166>1 2026-11-24T10:00:00Z asa-1 - - - - \(mnemonic)"     // RFC 5424: not flat
+        case 3: return "<166>Nov 24 10:00:00 asa-1 : \(mnemonic)\r\n"
+        case 4: return "<166>Nov 24 10:00:00 asa-1 : %ASA-4-302013: message repeated 2 times: [ \(text)]"  // not flat
+        case 5: return "<166>Nov 24 10:00:00 asa-1 asa[1]: \(mnemonic)"            // a tag: not flat
+        case 6: return "<166>Nov 24 10:00:00 asa-1 : \(mnemonic) é"                // not ASCII
+        case 7: return "<166>Nov 24 2026 10:00:00 asa-1 %FTD-6-302013: \(text) %ASA-6-302013: x"
+        case 8: return "<166>Nov 24 10:00:00 asa-1 \(mnemonic)"
+        default: return "<166>Nov 24 10:00:00 asa-\(Int.random(in: 1...3, using: &g)) : \(mnemonic)"
+        }
+    }
+
     /// The candidate the syslog decoder made before flat fields: the packs' nested document.
     func documentCandidate(_ line: String) -> Candidate {
         var normalized = Normalizer().normalize(line: line, receivedAt: now)
@@ -159,7 +191,7 @@ struct FlatAdmissionTests {
         canonical((try? JSONParser.parse(bytes)) ?? .null)
     }
 
-    @Test(arguments: ["panos", "sshd", "fortigate"])
+    @Test(arguments: ["panos", "sshd", "fortigate", "asa"])
     func flatFieldsAreStoredAsTheDocumentTheyStandFor(kind: String) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flat-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -178,6 +210,7 @@ struct FlatAdmissionTests {
             let line = switch kind {
             case "panos": Self.line(&generator)
             case "sshd": Self.sshdLine(&generator)
+            case "asa": Self.asaLine(&generator)
             default: Self.fortigateLine(&generator)
             }
             let frame = Array(line.utf8)
@@ -220,8 +253,7 @@ struct FlatAdmissionTests {
                 }
             }
         }
-        // Half the PAN-OS lines or so, and a third of the sshd and FortiGate ones, are ones the
-        // flat path takes; a match of the feed goes the document way and is enriched the same.
+        // Half the PAN-OS lines or so, and a third of the others, are ones the flat path takes; a match of the feed goes the document way and is enriched the same.
         let least = kind == "panos" ? 1_000 : 600
         #expect(flat > least)
         #expect(storedFlat > least)
