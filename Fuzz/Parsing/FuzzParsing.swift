@@ -15,14 +15,17 @@ public func fuzzParsing(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if case .object(let document)? = try? JSONParser.parse(bytes) {
         _ = Normalizer().normalize(document: document, receivedAt: 1_700_000_000_000)
     }
-    // The flat paths (PAN-OS TRAFFIC, sshd logins, FortiGate traffic, ASA connections), on the
-    // input as it is, as the columns of a TRAFFIC line, as the rest of an sshd login, as pairs
-    // of a FortiGate traffic log and as the rest of an ASA connection message.
+    // The flat paths (PAN-OS TRAFFIC, sshd logins, FortiGate traffic, ASA connections, F5 LTM),
+    // on the input as it is, as the columns of a TRAFFIC line, as the rest of an sshd login, as
+    // pairs of a FortiGate traffic log, as the rest of an ASA connection message and as an F5
+    // tmm message; and the input as the syslog decoder normalizes a frame.
     let spliced = "<14>Nov 24 10:00:00 fw 1,2026/11/24 10:00:00,0123,TRAFFIC," + line + String(repeating: ",0", count: 50)
     let login = "<38>Nov 24 10:00:00 h sshd[1]: Failed password for " + line
     let pairs = "<189>date=2026-11-24 time=10:00:00 devid=\"FG1\" type=\"traffic\" " + line
     let connection = "<166>Nov 24 10:00:00 asa-1 : %ASA-6-302013: Built outbound TCP connection " + line
-    for text in [line, spliced, login, pairs, connection] {
+    let ltm = "<134>Nov 24 10:00:00 bigip-1 tmm[1]: " + line
+    _ = Normalizer().normalize(frame: bytes, line: line, peer: "192.0.2.1", receivedAt: 1_700_000_000_000)
+    for text in [line, spliced, login, pairs, connection, ltm] {
         if let flat = Normalizer().normalizeFlat(frame: Array(text.utf8), line: text, peer: "192.0.2.1", receivedAt: 1_700_000_000_000) {
             _ = flat.fields.write()
             _ = flat.fields.object()

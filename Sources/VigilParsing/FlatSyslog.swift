@@ -78,4 +78,24 @@ enum FlatSyslog {
         fields.set(at.hostName, text: host)
         return host
     }
+
+    /// The header's tag paths (`SyslogMessage.ecsFields`: the app name and process id).
+    struct ProcessPaths {
+        let appname, procid, processName, processPID: Int
+
+        init(_ s: FlatSchema) {
+            func p(_ name: String) -> Int { s.path(name)! }
+            (appname, procid, processName, processPID) = (p("log.syslog.appname"), p("log.syslog.procid"), p("process.name"), p("process.pid"))
+        }
+    }
+
+    /// Sets the tag's fields as `SyslogMessage.ecsFields` does (placeholders left out).
+    static func setProcess(_ fields: inout FlatFields, _ at: ProcessPaths, appName: String?, procID: String?) {
+        if let appName, !ECSBuilder.isPlaceholder(appName) {
+            fields.set(at.appname, copying: appName.utf8)
+            fields.set(at.processName, text: fields.textRange(at.appname)!)
+        }
+        if let procID, !ECSBuilder.isPlaceholder(procID) { fields.set(at.procid, copying: procID.utf8) }
+        if let procID, let pid = ECSBuilder.parseInt(procID) { fields.set(at.processPID, int: pid) }
+    }
 }

@@ -40,7 +40,11 @@ public struct Normalizer: Sendable {
             let ts = (doc["@timestamp"]?.stringValue).flatMap(Timestamp.parseRFC3339)
             return NormalizedEvent(fields: b.object, timestamp: ts, dataset: "json")
         }
-        let syslog = syslogParser.parse(line, referenceTime: receivedAt)
+        return normalize(line: line, syslog: syslogParser.parse(line, referenceTime: receivedAt), receivedAt: receivedAt)
+    }
+
+    /// `normalize(line:)` for a line that is no JSON object, with its header already parsed.
+    func normalize(line: String, syslog: SyslogMessage, receivedAt: EpochMillis) -> NormalizedEvent {
         var document: JSONObject?
         if syslog.message.hasPrefix("{"), case .object(let doc)? = try? JSONParser.parse(syslog.message) { document = doc }
         let input = PackInput(line: line, syslog: syslog, body: syslog.message, document: document, receivedAt: receivedAt)
@@ -52,35 +56,63 @@ public struct Normalizer: Sendable {
         return finish(fallback, syslog: syslog, message: line)
     }
 
-    /// A PAN-OS TRAFFIC line (`PANOSFlatTraffic`), an sshd login line (`SSHDFlatLogin`), a
-    /// FortiGate traffic log (`FortiGateFlatTraffic`) or a Cisco ASA connection message
-    /// (`ASAFlatConnection`) as flat fields: the document
-    /// `normalize(line:)` and the syslog decoder make for it, without building it. Nil for any other line, and when this normalizer's packs would not take the
-    /// line the same way (PAN-OS not first, no Linux, FortiGate or ASA pack, an earlier pack taking it).
+    /// A syslog frame normalized the way the syslog decoder stores it.
+    public enum FrameNormalized: Sendable {
+        /// The fields of a line a flat path takes (`normalizeFlat`).
+        case flat(FlatNormalizedEvent)
+        /// The document `normalize(line:)` makes, for any other line.
+        case document(NormalizedEvent)
+    }
+
+    /// A syslog frame as flat fields when a flat path takes it, else as `normalize(line:)`'s
+    /// document; the header is parsed once for both.
+    ///
+    /// - Parameters:
+    ///   - frame: the line's bytes; `line` is their text.
+    ///   - peer: the sender's address, set as `log.source.address` of flat fields (the caller
+    ///     sets it in a document).
+    public func normalize(frame: [UInt8], line: String, peer: String, receivedAt: EpochMillis) -> FrameNormalized {
+        guard frame.first == UInt8(ascii: "<") else { return .document(normalize(line: line, receivedAt: receivedAt)) }
+        let syslog = syslogParser.parse(line, referenceTime: receivedAt)
+        if let flat = normalizeFlat(frame: frame, line: line, syslog: syslog, peer: peer, receivedAt: receivedAt) { return .flat(flat) }
+        return .document(normalize(line: line, syslog: syslog, receivedAt: receivedAt))
+    }
+
+    /// The line as flat fields (`FlatFields`): the document `normalize(line:)` and the syslog
+    /// decoder make for it, without building it. The flat paths are a PAN-OS TRAFFIC line
+    /// (`PANOSFlatTraffic`), an sshd login (`SSHDFlatLogin`), a FortiGate traffic log
+    /// (`FortiGateFlatTraffic`), a Cisco ASA connection message (`ASAFlatConnection`) and an
+    /// F5 LTM message without fields (`F5FlatLTM`). Nil for any other line, and when this
+    /// normalizer's packs would not take the line the same way (PAN-OS not first, the pack
+    /// missing, an earlier pack taking it).
     ///
     /// - Parameters:
     ///   - frame: the line's bytes; `line` is their text.
     ///   - peer: the sender's address, set as `log.source.address`.
     public func normalizeFlat(frame: [UInt8], line: String, peer: String, receivedAt: EpochMillis) -> FlatNormalizedEvent? {
         guard frame.first == UInt8(ascii: "<") else { return nil }
+        return normalizeFlat(frame: frame, line: line, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer, receivedAt: receivedAt)
+    }
+
+    func normalizeFlat(frame: [UInt8], line: String, syslog: SyslogMessage, peer: String, receivedAt: EpochMillis) -> FlatNormalizedEvent? {
+        guard frame.first == UInt8(ascii: "<") else { return nil }
+        func earlier(_ pack: Int) -> ArraySlice<any ProtocolPack> { packs[..<pack] }
         if line.containsBytes(",TRAFFIC,") {
             guard packs.first is PANOSPack else { return nil }
-            return PANOSFlatTraffic.normalize(frame: frame, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer)
+            return PANOSFlatTraffic.normalize(frame: frame, syslog: syslog, peer: peer)
         }
-        // Only a login line is worth a header parse here: any other sshd line would have it
-        // parsed (and the earlier packs run) twice.
         if line.containsBytes(" sshd["), line.containsBytes(": Accepted ") || line.containsBytes(": Failed "),
            let linux = packs.firstIndex(where: { $0 is LinuxAuthPack }) {
-            return SSHDFlatLogin.normalize(frame: frame, line: line, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer,
-                                           receivedAt: receivedAt, earlierPacks: packs[..<linux])
+            return SSHDFlatLogin.normalize(frame: frame, line: line, syslog: syslog, peer: peer, receivedAt: receivedAt, earlierPacks: earlier(linux))
         }
         if line.containsBytes("%ASA-"), line.containsBytes("-30201"), let asa = packs.firstIndex(where: { $0 is CiscoASAPack }) {
-            return ASAFlatConnection.normalize(frame: frame, line: line, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer,
-                                               receivedAt: receivedAt, earlierPacks: packs[..<asa])
+            return ASAFlatConnection.normalize(frame: frame, line: line, syslog: syslog, peer: peer, receivedAt: receivedAt, earlierPacks: earlier(asa))
         }
         if line.containsBytes("devid="), line.containsBytes("traffic"), let fortinet = packs.firstIndex(where: { $0 is FortiGatePack }) {
-            return FortiGateFlatTraffic.normalize(frame: frame, line: line, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer,
-                                                  receivedAt: receivedAt, earlierPacks: packs[..<fortinet])
+            return FortiGateFlatTraffic.normalize(frame: frame, line: line, syslog: syslog, peer: peer, receivedAt: receivedAt, earlierPacks: earlier(fortinet))
+        }
+        if let app = syslog.appName, F5BigIPPack.tags.contains(app), let f5 = packs.firstIndex(where: { $0 is F5BigIPPack }) {
+            return F5FlatLTM.normalize(frame: frame, line: line, syslog: syslog, peer: peer, receivedAt: receivedAt, earlierPacks: earlier(f5))
         }
         return nil
     }

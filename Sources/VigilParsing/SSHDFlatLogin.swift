@@ -39,14 +39,14 @@ struct SSHDFlatLogin: Sendable {
 
     struct Paths {
         let header: FlatSyslog.HeaderPaths
-        let appname, procid, processName, processPID: Int
+        let process: FlatSyslog.ProcessPaths
         let kind, category, action, outcome, type, dataset, sshEvent, sshMethod, sshSignature, userName, sourceIP, sourcePort: Int
         let relatedIP, relatedUser, message: Int
 
         init(_ s: FlatSchema) {
             func p(_ name: String) -> Int { s.path(name)! }
             header = FlatSyslog.HeaderPaths(s)
-            (appname, procid, processName, processPID) = (p("log.syslog.appname"), p("log.syslog.procid"), p("process.name"), p("process.pid"))
+            process = FlatSyslog.ProcessPaths(s)
             (kind, category, action, outcome, type, dataset) = (p("event.kind"), p("event.category"), p("event.action"), p("event.outcome"), p("event.type"), p("event.dataset"))
             (sshEvent, sshMethod, sshSignature, userName, sourceIP, sourcePort) = (p("system.auth.ssh.event"), p("system.auth.ssh.method"), p("system.auth.ssh.signature"), p("user.name"), p("source.ip"), p("source.port"))
             (relatedIP, relatedUser, message) = (p("related.ip"), p("related.user"), p("message"))
@@ -111,11 +111,7 @@ struct SSHDFlatLogin: Sendable {
             let at = SSHDFlatLogin.at
             // `SyslogMessage.ecsFields` and the decoder's sender address.
             _ = FlatSyslog.setHeader(&fields, at.header, priority: priority, hostname: hostname, peer: peer)
-            fields.set(at.appname, copying: "sshd".utf8)
-            let app = fields.textRange(at.appname)!
-            fields.set(at.procid, copying: procID.utf8)
-            fields.set(at.processName, text: app)
-            if let pid = ECSBuilder.parseInt(procID) { fields.set(at.processPID, int: pid) }
+            FlatSyslog.setProcess(&fields, at.process, appName: "sshd", procID: procID)
             // `LinuxAuthPack` for `Accepted …` and `Failed …`.
             let accepted = b[body.lowerBound] == UInt8(ascii: "A")
             fields.set(at.kind, literal: Literal.event.rawValue)

@@ -14,13 +14,16 @@ public struct NormalizingSyslogDecoder: SyslogDecoding {
 
     public func decode(frame: [UInt8], peer: String, received: EpochMillis) -> SyslogDecoded {
         let line = String(decoding: frame, as: UTF8.self)
-        if let flat = normalizer.normalizeFlat(frame: frame, line: line, peer: peer, receivedAt: received) {
+        let normalized: NormalizedEvent
+        switch normalizer.normalize(frame: frame, line: line, peer: peer, receivedAt: received) {
+        case .flat(let flat):
             var candidate = Candidate(object: JSONObject(), timestamp: flat.timestamp.map { .millis($0) } ?? .absent, raw: frame)
             candidate.flat = flat.fields
             candidate.normalized = true
             return SyslogDecoded(item: .candidate(candidate), dataset: flat.dataset, parseFailure: flat.parseFailure)
+        case .document(let document):
+            normalized = document
         }
-        let normalized = normalizer.normalize(line: line, receivedAt: received)
         var fields = normalized.fields
         FieldNesting.set(.string(peer), at: "log.source.address", in: &fields)
         let timestamp: Candidate.TimestampField = normalized.timestamp.map { .millis($0) } ?? .absent
