@@ -169,15 +169,38 @@ public enum Enrichment {
     /// The paths enrichment reads, in flat schemas.
     static let flatPaths = FlatPathLookup(split.map(\.path))
 
-    /// Whether `enrich` would change flat fields (`FlatFields`): it is run on a document of
-    /// only the paths it reads.
+    /// Whether `enrich` would change flat fields (`FlatFields`): whether a text it reads
+    /// matches, read straight from the fields, without a document.
     public static func matches(_ fields: FlatFields, with set: IndicatorSet) -> Bool {
         guard set.count > 0 else { return false }
-        var probe = JSONObject()
+        var missedIPs: [String] = []
         for (index, position) in flatPaths.positions(in: fields.schema).enumerated() {
-            if let position, let value = fields.value(position) { FieldNesting.set(value, at: split[index].path, in: &probe) }
+            guard let position, let value = fields.value(position) else { continue }
+            switch value {
+            case .string(let text):
+                if match(text, split[index].kind, in: set, missedIPs: &missedIPs) != nil { return true }
+            case .array(let items):
+                for case .string(let text) in items where match(text, split[index].kind, in: set, missedIPs: &missedIPs) != nil { return true }
+            default: continue
+            }
         }
-        return !probe.isEmpty && enrich(&probe, with: set) > 0
+        return false
+    }
+
+    /// The indicator `text` matches as a field of `kind`. Addresses already looked up without
+    /// a match are skipped (`related.ip` repeats source and destination): a lookup in a million
+    /// indicators is a cache miss or two.
+    static func match(_ text: String, _ kind: FieldKind, in set: IndicatorSet, missedIPs: inout [String]) -> Indicator? {
+        switch kind {
+        case .ip:
+            guard !missedIPs.contains(text) else { return nil }
+            let hit = set.match(ip: text)
+            if hit == nil { missedIPs.append(text) }
+            return hit
+        case .domain: return set.match(domain: text)
+        case .url: return set.match(url: text)
+        case .hash: return set.match(hash: text)
+        }
     }
 
     /// Adds `threat.indicator.*` (the first match), `threat.enrichments` (every match) and the
@@ -189,8 +212,6 @@ public enum Enrichment {
         // scanned it 21 times).
         let values = fields.values(at: paths)
         var matches: [(Indicator, String, String)] = []
-        // Addresses already looked up without a match (`related.ip` repeats source and
-        // destination): a lookup in a million indicators is a cache miss or two.
         var missedIPs: [String] = []
         for (index, (_, path, kind)) in split.enumerated() {
             guard let value = values[index] else { continue }
@@ -201,17 +222,7 @@ public enum Enrichment {
             default: continue
             }
             for text in texts {
-                let hit: Indicator?
-                switch kind {
-                case .ip:
-                    guard !missedIPs.contains(text) else { continue }
-                    hit = set.match(ip: text)
-                    if hit == nil { missedIPs.append(text) }
-                case .domain: hit = set.match(domain: text)
-                case .url: hit = set.match(url: text)
-                case .hash: hit = set.match(hash: text)
-                }
-                if let hit { matches.append((hit, path, text)) }
+                if let hit = match(text, kind, in: set, missedIPs: &missedIPs) { matches.append((hit, path, text)) }
             }
         }
         guard !matches.isEmpty else { return 0 }
