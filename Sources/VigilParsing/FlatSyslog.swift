@@ -63,13 +63,15 @@ enum FlatSyslog {
         }
     }
 
-    /// Sets the header's priority and host fields (none for a placeholder host), and the
+    /// Sets the header's priority and host fields (none for a placeholder host or no priority), and the
     /// decoder's sender address; returns the host's range, nil when none was set.
     @discardableResult
-    static func setHeader(_ fields: inout FlatFields, _ at: HeaderPaths, priority: Int, hostname: String?, peer: String) -> Range<Int>? {
-        fields.set(at.priority, int: Int64(priority))
-        fields.set(at.facility, int: Int64(priority / 8))
-        fields.set(at.severity, int: Int64(priority % 8))
+    static func setHeader(_ fields: inout FlatFields, _ at: HeaderPaths, priority: Int?, hostname: String?, peer: String) -> Range<Int>? {
+        if let priority {
+            fields.set(at.priority, int: Int64(priority))
+            fields.set(at.facility, int: Int64(priority / 8))
+            fields.set(at.severity, int: Int64(priority % 8))
+        }
         fields.set(at.sourceAddress, copying: peer.utf8)
         guard let hostname, !ECSBuilder.isPlaceholder(hostname) else { return nil }
         fields.set(at.hostname, copying: hostname.utf8)

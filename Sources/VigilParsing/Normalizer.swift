@@ -45,15 +45,19 @@ public struct Normalizer: Sendable {
 
     /// `normalize(line:)` for a line that is no JSON object, with its header already parsed.
     func normalize(line: String, syslog: SyslogMessage, receivedAt: EpochMillis) -> NormalizedEvent {
+        let fallback = PackResult(dataset: "syslog", fields: JSONObject(), parseFailure: false)
+        return finish(packResult(line: line, syslog: syslog, receivedAt: receivedAt) ?? fallback, syslog: syslog, message: line)
+    }
+
+    /// The first pack's result for the line; nil when no pack takes it.
+    func packResult(line: String, syslog: SyslogMessage, receivedAt: EpochMillis) -> PackResult? {
         var document: JSONObject?
         if syslog.message.hasPrefix("{"), case .object(let doc)? = try? JSONParser.parse(syslog.message) { document = doc }
         let input = PackInput(line: line, syslog: syslog, body: syslog.message, document: document, receivedAt: receivedAt)
         for pack in packs {
-            guard let result = pack.normalize(input) else { continue }
-            return finish(result, syslog: syslog, message: line)
+            if let result = pack.normalize(input) { return result }
         }
-        let fallback = PackResult(dataset: "syslog", fields: JSONObject(), parseFailure: false)
-        return finish(fallback, syslog: syslog, message: line)
+        return nil
     }
 
     /// A syslog frame normalized the way the syslog decoder stores it.
@@ -64,8 +68,9 @@ public struct Normalizer: Sendable {
         case document(NormalizedEvent)
     }
 
-    /// A syslog frame as flat fields when a flat path takes it, else as `normalize(line:)`'s
-    /// document; the header is parsed once for both.
+    /// A syslog frame as flat fields when a flat path takes it or no pack does (generic
+    /// `syslog`, `GenericFlatSyslog`), else as `normalize(line:)`'s document; the header is
+    /// parsed once for all of them, and the packs run once.
     ///
     /// - Parameters:
     ///   - frame: the line's bytes; `line` is their text.
@@ -75,7 +80,12 @@ public struct Normalizer: Sendable {
         guard frame.first == UInt8(ascii: "<") else { return .document(normalize(line: line, receivedAt: receivedAt)) }
         let syslog = syslogParser.parse(line, referenceTime: receivedAt)
         if let flat = normalizeFlat(frame: frame, line: line, syslog: syslog, peer: peer, receivedAt: receivedAt) { return .flat(flat) }
-        return .document(normalize(line: line, syslog: syslog, receivedAt: receivedAt))
+        if let result = packResult(line: line, syslog: syslog, receivedAt: receivedAt) {
+            return .document(finish(result, syslog: syslog, message: line))
+        }
+        if let generic = GenericFlatSyslog.normalize(frame: frame, line: line, syslog: syslog, peer: peer) { return .flat(generic) }
+        let fallback = PackResult(dataset: "syslog", fields: JSONObject(), parseFailure: false)
+        return .document(finish(fallback, syslog: syslog, message: line))
     }
 
     /// The line as flat fields (`FlatFields`): the document `normalize(line:)` and the syslog

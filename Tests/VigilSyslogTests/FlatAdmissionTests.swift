@@ -2,12 +2,12 @@ import Foundation
 import Logging
 import Testing
 import VigilCore
-import VigilParsing
 import VigilStorage
 import VigilStorageSQLite
 import VigilThreatIntel
 @testable import VigilIntake
 @testable import VigilSyslog
+@testable import VigilParsing
 
 /// PAN-OS TRAFFIC lines reach admission as flat fields (`FlatFields`) and are stored from them
 /// without a nested document: what is stored must be the event the document path stores
@@ -206,6 +206,29 @@ struct FlatAdmissionTests {
         }
     }
 
+    /// Any syslog line: mostly ones no pack takes (stored as generic `syslog`, flat), with
+    /// every header form the parser reads, and ones a pack takes (the document way).
+    static func genericLine(_ g: inout SplitMix64) -> String {
+        func pick(_ values: [String]) -> String { values.randomElement(using: &g)! }
+        let body = pick([
+            "generic message number \(Int.random(in: 0...999, using: &g)) user=u7", "a \"quoted\" \\ text\twith tab", "-", "",
+            "{\"a\": 1}", "{not json", "é non-ASCII text", "k1=v1 k2=v2 k3=v3", "CEF:0|Acme|App|1|100|Thing|5|src=10.0.0.1",
+            "Accepted password for root from 10.0.0.1 port 22 ssh2", "%ASA-6-106100: access-list x denied",
+        ])
+        let tag = pick(["app[42]: ", "app: ", "cron[-]: ", "x[1a]: ", "", "- ", "tmm[1]: "])
+        switch Int.random(in: 0..<10, using: &g) {
+        case 0: return "<13>Nov 24 10:00:00 host-\(Int.random(in: 1...9, using: &g)) \(tag)\(body)\r\n"
+        case 1: return "<13>Nov 24 10:00:00 - \(tag)\(body)"
+        case 2: return "<13>1 2026-11-24T10:00:00Z host-1 app \(pick(["42", "-"])) \(pick(["ID7", "-"])) - \(body)"
+        case 3: return "<13>1 2026-11-24T10:00:00Z host-1 app 42 ID7 [ex@1 a=\"b\"] \(body)"  // structured data: the document way
+        case 4: return "<x>\(tag)\(body)"
+        case 5: return "<13>\(tag)\(body)"
+        case 6: return "<13>2026-11-24T10:00:00Z host-2 \(tag)\(body)"
+        case 7: return "<999>Nov 24 10:00:00 host-3 \(tag)\(body)"
+        default: return "<13>Nov 24 10:00:00 host-\(Int.random(in: 1...9, using: &g)) \(tag)\(body)"
+        }
+    }
+
     /// The candidate the syslog decoder made before flat fields: the packs' nested document.
     func documentCandidate(_ line: String) -> Candidate {
         var normalized = Normalizer().normalize(line: line, receivedAt: now)
@@ -228,7 +251,7 @@ struct FlatAdmissionTests {
         canonical((try? JSONParser.parse(bytes)) ?? .null)
     }
 
-    @Test(arguments: ["panos", "sshd", "fortigate", "asa", "f5"])
+    @Test(arguments: ["panos", "sshd", "fortigate", "asa", "f5", "generic"])
     func flatFieldsAreStoredAsTheDocumentTheyStandFor(kind: String) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flat-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -249,6 +272,7 @@ struct FlatAdmissionTests {
             case "sshd": Self.sshdLine(&generator)
             case "asa": Self.asaLine(&generator)
             case "f5": Self.f5Line(&generator)
+            case "generic": Self.genericLine(&generator)
             default: Self.fortigateLine(&generator)
             }
             let frame = Array(line.utf8)
@@ -297,8 +321,8 @@ struct FlatAdmissionTests {
         #expect(storedFlat > least)
         // Those that intel leaves alone are admitted without their document.
         #expect(withoutDocument > least)
-        // F5's LTM messages hold no address for the feed to match.
-        if kind != "f5" { #expect(enriched > 100) }
+        // F5's LTM messages and generic lines hold no address for the feed to match.
+        if kind != "f5" && kind != "generic" { #expect(enriched > 100) }
     }
 
     @Test func flatFieldsHoldingAnIdentityFieldGoTheDocumentWay() throws {
@@ -329,6 +353,19 @@ struct FlatAdmissionTests {
         #expect(document.value(atPath: "vigil.tenant") == .string("acme"))
         #expect(document.value(atPath: "vigil.event_id") == .string("syslog-test-1"))
         #expect(event.message == "hello")
+    }
+
+    @Test func aFrameThatIsNotValidUTF8IsStoredAsItsRepairedText() {
+        let frame = Array("<13>Nov 24 10:00:00 host-1 app[7]: bad ".utf8) + [0xFF, 0xC3] + Array(" bytes".utf8)
+        guard case .candidate(let candidate) = NormalizingSyslogDecoder().decode(frame: frame, peer: peer, received: now).item,
+              let fields = candidate.flat
+        else {
+            Issue.record("a generic line is a candidate with flat fields")
+            return
+        }
+        let line = String(decoding: frame, as: UTF8.self)
+        #expect(fields.object() == documentCandidate(line).object)
+        #expect(fields.value(GenericFlatSyslog.at.message) == .string(line))
     }
 
     @Test func aLineTheFlatPathDoesNotKnowGoesTheDocumentWay() {
