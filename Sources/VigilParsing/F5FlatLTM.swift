@@ -11,11 +11,7 @@ import VigilCore
 struct F5FlatLTM: Sendable {
     static let schema = FlatSyslog.schema("F5 LTM", paths: paths, literals: literals)
 
-    static let paths = [
-        "log.syslog.priority", "log.syslog.facility.code", "log.syslog.severity.code", "log.syslog.hostname", "log.syslog.appname",
-        "log.syslog.procid", "log.source.address",
-        "host.hostname", "host.name",
-        "process.name", "process.pid",
+    static let paths = FlatSyslog.taggedHeaderPaths + [
         "observer.vendor", "observer.product", "observer.type",
         "f5.bigip.product", "f5.bigip.message",
         "event.code", "event.severity", "event.category", "event.dataset",

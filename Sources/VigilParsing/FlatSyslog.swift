@@ -81,6 +81,15 @@ enum FlatSyslog {
         return host
     }
 
+    /// The paths of a header with a tag (`SyslogMessage.ecsFields`) and the sender's address,
+    /// in document order.
+    static let taggedHeaderPaths = [
+        "log.syslog.priority", "log.syslog.facility.code", "log.syslog.severity.code", "log.syslog.hostname", "log.syslog.appname",
+        "log.syslog.procid", "log.source.address",
+        "host.hostname", "host.name",
+        "process.name", "process.pid",
+    ]
+
     /// The header's tag paths (`SyslogMessage.ecsFields`: the app name and process id).
     struct ProcessPaths {
         let appname, procid, processName, processPID: Int

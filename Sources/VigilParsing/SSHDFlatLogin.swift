@@ -15,11 +15,7 @@ import VigilCore
 struct SSHDFlatLogin: Sendable {
     static let schema = FlatSyslog.schema("sshd", paths: paths, literals: literals)
 
-    static let paths = [
-        "log.syslog.priority", "log.syslog.facility.code", "log.syslog.severity.code", "log.syslog.hostname", "log.syslog.appname",
-        "log.syslog.procid", "log.source.address",
-        "host.hostname", "host.name",
-        "process.name", "process.pid",
+    static let paths = FlatSyslog.taggedHeaderPaths + [
         "event.kind", "event.category", "event.action", "event.outcome", "event.type", "event.dataset",
         "system.auth.ssh.event", "system.auth.ssh.method", "system.auth.ssh.signature",
         "user.name",
