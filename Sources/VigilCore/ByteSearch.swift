@@ -26,6 +26,22 @@ public enum ByteScan {
         forEachOffset(of: byte, in: bytes) { _ in count += 1 }
         return count
     }
+
+    /// The offset of the first occurrence of a non-empty `needle` in `haystack`: `memchr` for
+    /// its first byte, `memcmp` for the rest.
+    @inlinable
+    public static func firstOffset(of needle: UnsafeBufferPointer<UInt8>, in haystack: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard let base = haystack.baseAddress, let wanted = needle.baseAddress, needle.count <= haystack.count else { return nil }
+        let last = haystack.count - needle.count
+        var offset = 0
+        while offset <= last {
+            guard let hit = memchr(base + offset, Int32(wanted.pointee), last - offset + 1) else { return nil }
+            let at = UnsafeRawPointer(hit) - UnsafeRawPointer(base)
+            if memcmp(base + at, wanted, needle.count) == 0 { return at }
+            offset = at + 1
+        }
+        return nil
+    }
 }
 
 /// Byte-level (UTF-8) searching and splitting for the parsing hot paths.
@@ -75,30 +91,14 @@ extension StringProtocol {
         var needle = needle
         let offsets: Range<Int>? = needle.withUTF8 { wanted in
             guard !wanted.isEmpty else { return 0..<0 }
-            let found: Int?? = utf8.withContiguousStorageIfAvailable { Self.find(wanted, in: $0) }
+            let found: Int?? = utf8.withContiguousStorageIfAvailable { ByteScan.firstOffset(of: wanted, in: $0) }
             // Not contiguous (a bridged string): search a copy.
-            guard let start = found ?? Array(utf8).withUnsafeBufferPointer({ Self.find(wanted, in: $0) }) else { return nil }
+            guard let start = found ?? Array(utf8).withUnsafeBufferPointer({ ByteScan.firstOffset(of: wanted, in: $0) }) else { return nil }
             return start..<(start + wanted.count)
         }
         guard let offsets else { return nil }
         let lower = utf8.index(startIndex, offsetBy: offsets.lowerBound)
         return lower..<utf8.index(lower, offsetBy: offsets.count)
-    }
-
-    /// The offset of the first occurrence of a non-empty `needle` in `haystack`: `memchr` for
-    /// its first byte, `memcmp` for the rest.
-    @inlinable
-    @usableFromInline static func find(_ needle: UnsafeBufferPointer<UInt8>, in haystack: UnsafeBufferPointer<UInt8>) -> Int? {
-        guard let base = haystack.baseAddress, let wanted = needle.baseAddress, needle.count <= haystack.count else { return nil }
-        let last = haystack.count - needle.count
-        var offset = 0
-        while offset <= last {
-            guard let hit = memchr(base + offset, Int32(wanted.pointee), last - offset + 1) else { return nil }
-            let at = UnsafeRawPointer(hit) - UnsafeRawPointer(base)
-            if memcmp(base + at, wanted, needle.count) == 0 { return at }
-            offset = at + 1
-        }
-        return nil
     }
 
     /// The index of the first `byte` (ASCII), found with `memchr`: `utf8.firstIndex(of:)`

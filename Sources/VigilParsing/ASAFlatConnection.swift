@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import VigilCore
 
 /// Cisco ASA connection messages (302013–302016: a TCP or UDP connection built or torn down)
@@ -74,8 +69,7 @@ struct ASAFlatConnection: Sendable {
         guard syslog.format == .rfc3164, let priority = syslog.priority, syslog.appName == nil, syslog.procID == nil,
               syslog.msgID == nil, syslog.structuredData == nil, !body.hasPrefix("{"), body.containsBytes("%ASA-"), body.containsBytes("-30201")
         else { return nil }
-        let input = PackInput(line: line, syslog: syslog, body: body, document: nil, receivedAt: receivedAt)
-        for pack in earlierPacks where pack.normalize(input) != nil { return nil }
+        guard FlatSyslog.noneTakes(earlierPacks, line: line, syslog: syslog, receivedAt: receivedAt) else { return nil }
         return FlatSyslog.withBody(frame, message: body) { b, body -> FlatNormalizedEvent? in
             var mapping = Mapping(frame: frame, b: b)
             guard let ok = mapping.map(body, priority: priority, hostname: syslog.hostname, peer: peer) else { return nil }
@@ -92,13 +86,6 @@ struct ASAFlatConnection: Sendable {
             self.b = b
         }
 
-        func first(_ marker: StaticString, in range: Range<Int>) -> Int? {
-            let count = marker.utf8CodeUnitCount
-            guard range.count >= count else { return nil }
-            for i in range.lowerBound...(range.upperBound - count) where memcmp(b.baseAddress! + i, marker.utf8Start, count) == 0 { return i }
-            return nil
-        }
-
         func isWhitespace(_ c: UInt8) -> Bool { c == 0x20 || (c >= 0x09 && c <= 0x0D) }
 
         /// Maps the message as `CiscoASAPack` does; nil when it is not one this path takes,
@@ -106,7 +93,7 @@ struct ASAFlatConnection: Sendable {
         mutating func map(_ body: Range<Int>, priority: Int, hostname: String?, peer: String) -> Bool? {
             let at = ASAFlatConnection.at
             // `%ASA-6-302013: text` (the first of `%ASA-`, `%FTD-`, `%PIX-` is the pack's).
-            guard let mnemonic = first("%ASA-", in: body) else { return nil }
+            guard let mnemonic = FlatSyslog.find("%ASA-", in: b, body) else { return nil }
             let after = (mnemonic + 5)..<body.upperBound
             guard let dash = b[after].firstIndex(of: UInt8(ascii: "-")), let colon = b[after].firstIndex(of: UInt8(ascii: ":")), dash < colon else { return nil }
             let id = (dash + 1)..<colon
@@ -123,7 +110,7 @@ struct ASAFlatConnection: Sendable {
             while start < end, isWhitespace(b[start]) { start += 1 }
             while end > start, isWhitespace(b[end - 1]) { end -= 1 }
             let rest = start..<end
-            guard first("message repeated ", in: rest) != rest.lowerBound else { return nil }
+            guard FlatSyslog.find("message repeated ", in: b, rest) != rest.lowerBound else { return nil }
             let words = Words(b, rest)
 
             FlatSyslog.setHeader(&fields, at.header, priority: priority, hostname: hostname, peer: peer)
@@ -163,11 +150,7 @@ struct ASAFlatConnection: Sendable {
                 int(at.bytes, words.word(after: "bytes"))
                 text(at.duration, words.word(after: "duration"))
             }
-            // `related.ip`: the addresses, each once.
-            var related: [Range<Int>] = []
-            if let source { related.append(source.ip) }
-            if let destination, !related.contains(where: { b[$0].elementsEqual(b[destination.ip]) }) { related.append(destination.ip) }
-            if !related.isEmpty { fields.set(at.relatedIP, texts: related) }
+            FlatSyslog.setDistinct(&fields, at.relatedIP, [source?.ip, destination?.ip])
             fields.set(at.message, text: 0..<b.count)
             fields.set(at.dataset, literal: Literal.dataset.rawValue)
             return first != nil && second != nil

@@ -83,7 +83,7 @@ struct ASAMessage {
     /// `endpoint` as ranges of `bytes` (the flat ASA path reads the frame): nil when `range`
     /// holds no address.
     static func endpoint(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> (interface: Range<Int>?, ip: Range<Int>, port: Range<Int>?)? {
-        func isIP(_ range: Range<Int>) -> Bool { ECSBuilder.isIP(String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)) }
+        func isIP(_ range: Range<Int>) -> Bool { FlatSyslog.isIP(bytes, range) }
         let start = range.lowerBound
         let open = bytes[range].firstIndex(of: UInt8(ascii: "("))
         var end = range.upperBound

@@ -53,8 +53,7 @@ struct F5FlatLTM: Sendable {
               !body.containsBytes("CEF:"), !body.containsBytes("unit_hostname="), !body.containsBytes("management_ip_address="), !body.hasPrefix("ASM:"),
               !F5BigIPPack.levels.contains(String(body.prefix { $0 != " " }))
         else { return nil }
-        let input = PackInput(line: line, syslog: syslog, body: body, document: nil, receivedAt: receivedAt)
-        for pack in earlierPacks where pack.normalize(input) != nil { return nil }
+        guard FlatSyslog.noneTakes(earlierPacks, line: line, syslog: syslog, receivedAt: receivedAt) else { return nil }
         return FlatSyslog.withBody(frame, message: body) { b, body -> FlatNormalizedEvent? in
             var fields = FlatFields(schema: schema, bytes: frame)
             // `F5BigIPPack.module`: an 8-hex code and a severity before the message.

@@ -5,8 +5,9 @@ import Darwin
 #endif
 import VigilCore
 
-/// What the flat syslog paths (`PANOSFlatTraffic`, `SSHDFlatLogin`) share: their schemas, the
-/// frame's body, reading ranges of it, and the header's fields.
+/// What the flat syslog paths (`PANOSFlatTraffic`, `SSHDFlatLogin`, `FortiGateFlatTraffic`,
+/// `ASAFlatConnection`, `F5FlatLTM`, `GenericFlatSyslog`) share: their schemas, the frame's
+/// body, reading ranges of it, the header's fields, and the packs before theirs.
 enum FlatSyslog {
     /// A flat path's schema (its paths are fixed: one it cannot write is a bug).
     static func schema(_ name: String, paths: [String], literals: [JSONValue]) -> FlatSchema {
@@ -46,6 +47,38 @@ enum FlatSyslog {
     /// `ECSBuilder.parseInt` on a range of the frame.
     static func parseInt(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int64? {
         ECSBuilder.parseInt(utf8: UnsafeBufferPointer(rebasing: b[range]))
+    }
+
+    /// Where `marker` first occurs in `range` of the frame (its start); nil when it does not.
+    static func find(_ marker: StaticString, in b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int? {
+        let needle = UnsafeBufferPointer(start: marker.utf8Start, count: marker.utf8CodeUnitCount)
+        return ByteScan.firstOffset(of: needle, in: UnsafeBufferPointer(rebasing: b[range])).map { range.lowerBound + $0 }
+    }
+
+    /// `ECSBuilder.isIP` on a range of the frame.
+    static func isIP(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {
+        ECSBuilder.isIP(String(decoding: UnsafeBufferPointer(rebasing: b[range]), as: UTF8.self))
+    }
+
+    /// ASCII letters lower-cased, as `String.lowercased()` does to ASCII text.
+    static func lowercased(_ text: some Sequence<UInt8>) -> [UInt8] {
+        text.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+    }
+
+    /// Sets `path` to the texts at the ranges that are there, each text once
+    /// (`ECSBuilder.append`, as `related.ip` is built); leaves it unset when there are none.
+    static func setDistinct(_ fields: inout FlatFields, _ path: Int, _ ranges: [Range<Int>?]) {
+        var distinct: [Range<Int>] = []
+        for case let range? in ranges where !distinct.contains(where: { fields.bytes[$0].elementsEqual(fields.bytes[range]) }) {
+            distinct.append(range)
+        }
+        if !distinct.isEmpty { fields.set(path, texts: distinct) }
+    }
+
+    /// Whether none of `packs` takes the line (a flat path stands for the first pack that does).
+    static func noneTakes(_ packs: ArraySlice<any ProtocolPack>, line: String, syslog: SyslogMessage, receivedAt: EpochMillis) -> Bool {
+        let input = PackInput(line: line, syslog: syslog, body: syslog.message, document: nil, receivedAt: receivedAt)
+        return !packs.contains { $0.normalize(input) != nil }
     }
 
     static func equals(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ text: StaticString) -> Bool {

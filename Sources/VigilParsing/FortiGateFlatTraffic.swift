@@ -100,8 +100,7 @@ struct FortiGateFlatTraffic: Sendable {
               !body.hasPrefix("{"), !body.containsBytes("CEF:"),
               body.containsBytes("devid="), body.containsBytes("type="), body.containsBytes("logid=") || body.containsBytes("date=")
         else { return nil }
-        let input = PackInput(line: line, syslog: syslog, body: body, document: nil, receivedAt: receivedAt)
-        for pack in earlierPacks where pack.normalize(input) != nil { return nil }
+        guard FlatSyslog.noneTakes(earlierPacks, line: line, syslog: syslog, receivedAt: receivedAt) else { return nil }
         return FlatSyslog.withBody(frame, message: body) { b, body -> FlatNormalizedEvent? in
             var mapping = Mapping(frame: frame, b: b)
             guard mapping.read(body) else { return nil }
@@ -177,12 +176,9 @@ struct FortiGateFlatTraffic: Sendable {
 
         /// `ECSBuilder.set(_:ip:)` (an escaped value is never an address).
         mutating func setIP(_ path: Int, _ pair: Pair?) {
-            guard let pair, !pair.escaped, ECSBuilder.isIP(String(decoding: UnsafeBufferPointer(rebasing: b[pair.value]), as: UTF8.self)) else { return }
+            guard let pair, !pair.escaped, FlatSyslog.isIP(b, pair.value) else { return }
             fields.set(path, text: pair.value)
         }
-
-        /// ASCII lower-casing (the frame is ASCII), as `String.lowercased()` does to it.
-        static func lowercased(_ text: [UInt8]) -> [UInt8] { text.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 } }
 
         /// Sets `text` unless it is a placeholder.
         mutating func setCopy(_ path: Int, _ text: [UInt8]) {
@@ -216,7 +212,7 @@ struct FortiGateFlatTraffic: Sendable {
             setInt(at.destinationBytes, pair(.rcvdbyte))
             setInt(at.sourcePackets, pair(.sentpkt))
             setInt(at.destinationPackets, pair(.rcvdpkt))
-            if let proto = pair(.proto).map(bytes).map(Self.lowercased) {
+            if let proto = pair(.proto).map(bytes).map(FlatSyslog.lowercased) {
                 // `CEFRecord.transport`: the protocol number's name, or the text lower-cased.
                 if let named = FortiGateFlatTraffic.transports.first(where: { $0.number == proto }) {
                     fields.set(at.transport, literal: named.literal.rawValue)
@@ -224,7 +220,7 @@ struct FortiGateFlatTraffic: Sendable {
                     setCopy(at.transport, proto)
                 }
             }
-            if let service = pair(.service) { setCopy(at.networkProtocol, Self.lowercased(bytes(service))) }
+            if let service = pair(.service) { setCopy(at.networkProtocol, FlatSyslog.lowercased(bytes(service))) }
             if let duration = pair(.duration), !duration.escaped, let seconds = FlatSyslog.parseInt(b, duration.value) {
                 fields.set(at.duration, int: seconds &* 1_000_000_000)
             }
@@ -235,19 +231,13 @@ struct FortiGateFlatTraffic: Sendable {
                 setText(at.action, .action)
             }
             // The traffic type's verdict.
-            let denied = FortiGateFlatTraffic.deniedActions.contains(Self.lowercased(action ?? []))
+            let denied = FortiGateFlatTraffic.deniedActions.contains(FlatSyslog.lowercased(action ?? []))
             fields.set(at.category, literal: Literal.network.rawValue)
             fields.set(at.type, literal: (denied ? Literal.denied : action == Array("start".utf8) ? .start : .end).rawValue)
             fields.set(at.outcome, literal: (denied ? Literal.failure : .success).rawValue)
             setText(at.userName, .user)
             setVendorFields()
-            // `related.ip`: the addresses, each once.
-            var related: [Range<Int>] = []
-            if let source = fields.textRange(at.sourceIP) { related.append(source) }
-            if let destination = fields.textRange(at.destinationIP), !related.contains(where: { b[$0].elementsEqual(b[destination]) }) {
-                related.append(destination)
-            }
-            if !related.isEmpty { fields.set(at.relatedIP, texts: related) }
+            FlatSyslog.setDistinct(&fields, at.relatedIP, [fields.textRange(at.sourceIP), fields.textRange(at.destinationIP)])
             fields.set(at.message, text: 0..<b.count)
             fields.set(at.dataset, literal: Literal.dataset.rawValue)
             return FortiGatePack.timestamp(date: string(pair(.date)), time: string(pair(.time)), tz: string(pair(.tz)), eventtime: string(pair(.eventtime)))?.0

@@ -104,8 +104,8 @@ public struct Normalizer: Sendable {
         return normalizeFlat(frame: frame, line: line, syslog: syslogParser.parse(line, referenceTime: receivedAt), peer: peer, receivedAt: receivedAt)
     }
 
+    /// `normalizeFlat` for a frame starting with `<`, its header already parsed.
     func normalizeFlat(frame: [UInt8], line: String, syslog: SyslogMessage, peer: String, receivedAt: EpochMillis) -> FlatNormalizedEvent? {
-        guard frame.first == UInt8(ascii: "<") else { return nil }
         func earlier(_ pack: Int) -> ArraySlice<any ProtocolPack> { packs[..<pack] }
         if line.containsBytes(",TRAFFIC,") {
             guard packs.first is PANOSPack else { return nil }

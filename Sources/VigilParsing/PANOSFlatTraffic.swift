@@ -149,17 +149,12 @@ struct PANOSFlatTraffic: Sendable {
         }
 
         /// Sets an address (`ECSBuilder.normalizedIP`: an IPv4 or IPv6 literal, as it is).
-        mutating func ip(_ path: Int, _ column: Int) -> Bool {
-            let range = columns[column]
-            guard ECSBuilder.isIP(String(decoding: UnsafeBufferPointer(rebasing: b[range]), as: UTF8.self)) else { return false }
-            fields.set(path, text: range)
-            return true
+        mutating func ip(_ path: Int, _ column: Int) {
+            if FlatSyslog.isIP(b, columns[column]) { fields.set(path, text: columns[column]) }
         }
 
         /// The column's text lower-cased.
-        func lowered(_ column: Int) -> [UInt8] {
-            b[columns[column]].map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }
-        }
+        func lowered(_ column: Int) -> [UInt8] { FlatSyslog.lowercased(b[columns[column]]) }
 
         /// Sets the column's text lower-cased (copied only when it has capitals), unless a placeholder.
         mutating func setLowered(_ path: Int, _ column: Int, _ low: [UInt8]) {
@@ -183,13 +178,12 @@ struct PANOSFlatTraffic: Sendable {
             fields.set(at.panosType, literal: Literal.traffic.rawValue)
             let subtype = lowered(Column.subtype)
             setLowered(at.subType, Column.subtype, subtype)
-            let sourceIsIP = ip(at.sourceIP, Column.src)
-            let destinationIsIP = ip(at.destinationIP, Column.dst)
+            ip(at.sourceIP, Column.src)
+            ip(at.destinationIP, Column.dst)
             int(at.sourcePort, Column.sport)
             int(at.destinationPort, Column.dport)
-            var natIsIP = false
-            if !equals(Column.natsrc, "0.0.0.0") { natIsIP = ip(at.sourceNATIP, Column.natsrc) }
-            if !equals(Column.natdst, "0.0.0.0") { _ = ip(at.destinationNATIP, Column.natdst) }
+            if !equals(Column.natsrc, "0.0.0.0") { ip(at.sourceNATIP, Column.natsrc) }
+            if !equals(Column.natdst, "0.0.0.0") { ip(at.destinationNATIP, Column.natdst) }
             if !equals(Column.natsport, "0") { int(at.sourceNATPort, Column.natsport) }
             if !equals(Column.natdport, "0") { int(at.destinationNATPort, Column.natdport) }
             text(at.ruleName, Column.rule)
@@ -230,14 +224,8 @@ struct PANOSFlatTraffic: Sendable {
             int(at.sourcePackets, Column.pktsSent)
             int(at.destinationPackets, Column.pktsReceived)
             if let elapsed = FlatSyslog.parseInt(b, columns[Column.elapsed]) { fields.set(at.duration, int: elapsed &* 1_000_000_000) }
-            if let user = fields.textRange(at.userName) { fields.set(at.relatedUser, texts: [user]) }
-            // `related.ip`: the addresses set, each once.
-            var related: [Range<Int>] = []
-            for (isIP, path) in [(sourceIsIP, at.sourceIP), (destinationIsIP, at.destinationIP), (natIsIP, at.sourceNATIP)] where isIP {
-                let range = fields.textRange(path)!
-                if !related.contains(where: { b[$0].elementsEqual(b[range]) }) { related.append(range) }
-            }
-            if !related.isEmpty { fields.set(at.relatedIP, texts: related) }
+            FlatSyslog.setDistinct(&fields, at.relatedUser, [fields.textRange(at.userName)])
+            FlatSyslog.setDistinct(&fields, at.relatedIP, [fields.textRange(at.sourceIP), fields.textRange(at.destinationIP), fields.textRange(at.sourceNATIP)])
             fields.set(at.observerHostname, text: host)
             fields.set(at.message, text: 0..<b.count)
             fields.set(at.dataset, literal: Literal.dataset.rawValue)

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import VigilCore
 
 /// sshd's `Accepted …` and `Failed …` lines behind an RFC 3164 header, normalized into flat
@@ -61,8 +56,7 @@ struct SSHDFlatLogin: Sendable {
               !ECSBuilder.isPlaceholder(hostname), !ECSBuilder.isPlaceholder(procID),
               syslog.message.hasPrefix("Accepted ") || syslog.message.hasPrefix("Failed ")
         else { return nil }
-        let input = PackInput(line: line, syslog: syslog, body: syslog.message, document: nil, receivedAt: receivedAt)
-        for pack in earlierPacks where pack.normalize(input) != nil { return nil }
+        guard FlatSyslog.noneTakes(earlierPacks, line: line, syslog: syslog, receivedAt: receivedAt) else { return nil }
         return FlatSyslog.withBody(frame, message: syslog.message) { b, body -> FlatNormalizedEvent? in
             var mapping = Mapping(frame: frame, b: b, body: body)
             mapping.map(priority: priority, hostname: hostname, procID: procID, peer: peer)
@@ -83,10 +77,7 @@ struct SSHDFlatLogin: Sendable {
 
         /// Where `marker` first occurs in the body (its end); nil when it does not.
         func end(of marker: StaticString) -> Int? {
-            let count = marker.utf8CodeUnitCount
-            guard body.count >= count else { return nil }
-            for i in body.lowerBound...(body.upperBound - count) where memcmp(b.baseAddress! + i, marker.utf8Start, count) == 0 { return i + count }
-            return nil
+            FlatSyslog.find(marker, in: b, body).map { $0 + marker.utf8CodeUnitCount }
         }
 
         /// `LinuxAuthPack`'s `after`: the text after the marker's first occurrence, up to `stop`; nil when empty.
@@ -129,15 +120,11 @@ struct SSHDFlatLogin: Sendable {
             text(at.sshMethod, words.count > 1 ? words[1] : nil)
             let user = end(of: " for invalid user ") != nil ? after("for invalid user ") : after(" for ")
             text(at.userName, user)
-            var sourceIsIP = false
-            if let ip = after(" from "), ECSBuilder.isIP(String(decoding: UnsafeBufferPointer(rebasing: b[ip]), as: UTF8.self)) {
-                fields.set(at.sourceIP, text: ip)
-                sourceIsIP = true
-            }
+            if let ip = after(" from "), FlatSyslog.isIP(b, ip) { fields.set(at.sourceIP, text: ip) }
             if let port = after(" port "), let value = FlatSyslog.parseInt(b, port) { fields.set(at.sourcePort, int: value) }
             if end(of: "ssh2: ") != nil { text(at.sshSignature, after(": ", until: UInt8(ascii: "\n"))) }
-            if sourceIsIP { fields.set(at.relatedIP, texts: [fields.textRange(at.sourceIP)!]) }
-            if let name = fields.textRange(at.userName) { fields.set(at.relatedUser, texts: [name]) }
+            FlatSyslog.setDistinct(&fields, at.relatedIP, [fields.textRange(at.sourceIP)])
+            FlatSyslog.setDistinct(&fields, at.relatedUser, [fields.textRange(at.userName)])
             fields.set(at.message, text: 0..<b.count)
             fields.set(at.dataset, literal: Literal.dataset.rawValue)
         }
