@@ -390,16 +390,17 @@ public final class IntakeService: Sendable {
     }
 
     /// Admits flat fields (`FlatFields`, a syslog frame's) as they are, without their nested
-    /// document, when nothing in admission would change them: no per-event rules, every step
-    /// leaving them unchanged, a server id, a time in range. Nil sends them the usual way
-    /// (their nested document), which also makes every rejection's reason.
+    /// document, when nothing in admission would change them: every step leaving them
+    /// unchanged, a server id, a time in range. Nil sends them the usual way (their nested
+    /// document), which also makes every rejection's reason. Per-event rules match the nested
+    /// fields the document way would have stored; the event is still encoded from the flat ones.
     /// Top-level fields admission moves under `vigil.*` (or reads for the key): flat fields
     /// holding one go the document's way.
     static let identityKeys = ["vigil", "event_id", "source_id", "seq"]
 
     func admitFlat(_ flat: FlatFields, _ candidate: Candidate, tenant: TenantName, received: EpochMillis, firstKeptDay: Int64,
                    rules: (any EventMatcher)?) -> Admission? {
-        guard rules == nil, let eventID = candidate.transportID, candidate.idIsServers, !eventID.isEmpty, eventID.utf8.count <= 512,
+        guard let eventID = candidate.transportID, candidate.idIsServers, !eventID.isEmpty, eventID.utf8.count <= 512,
               !Self.identityKeys.contains(where: flat.schema.topLevelKeys.contains)
         else { return nil }
         for step in steps where step.appliesToNormalized || !candidate.normalized {
@@ -415,8 +416,15 @@ public final class IntakeService: Sendable {
         }
         guard Timestamp.day(of: timestamp) >= firstKeptDay else { return nil }
         let vigil = JSONObject([("tenant", .string(tenant.rawValue)), ("event_id", .string(eventID))])
-        return .event(StoredEvent(tenant: tenant, key: Self.serverIDKey(tenant: tenant.rawValue, id: eventID, timestamp: timestamp), timestamp: timestamp,
-                                  ingested: received, flat: flat, appending: [("vigil", .object(vigil))]))
+        var event = StoredEvent(tenant: tenant, key: Self.serverIDKey(tenant: tenant.rawValue, id: eventID, timestamp: timestamp), timestamp: timestamp,
+                                ingested: received, flat: flat, appending: [("vigil", .object(vigil))])
+        if let rules {
+            // The fields `normalize` matches: the nested document, `vigil` last.
+            var fields = flat.object()
+            fields["vigil"] = .object(vigil)
+            event.matched = rules.tags(fields)
+        }
+        return .event(event)
     }
 
     /// Runs quarantined items through the current pipeline again.
