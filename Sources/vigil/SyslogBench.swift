@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VigilCore
+import VigilSigma
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -100,11 +101,14 @@ struct SyslogBench: AsyncParsableCommand {
     @Option(help: "Indicators in the generated threat-intel feed (0: no feed).") var indicators: Int = 1_000_000
     @Option(help: "Where to write the JSON result.") var output: String = "bench-results/syslog.json"
     @Option(help: "rsyslogd runs; the fastest is the ceiling.") var rsyslogRunCount: Int = 3
+    @Option(help: "Sigma rules from the corpus's Linux and network rules matched per event at admission (0: none).") var sigmaRules: Int = 0
+    @Option(help: "Directory of the Sigma corpus's rules (default: ../shared/testdata/sigma/rules).") var sigmaDir: String = "../shared/testdata/sigma/rules"
 
     func validate() throws {
         guard events > 0 else { throw ValidationError("--events must be at least 1") }
         guard rsyslogRunCount >= 1 else { throw ValidationError("--rsyslog-run-count must be at least 1") }
         guard indicators >= 0 else { throw ValidationError("--indicators must not be negative") }
+        guard sigmaRules >= 0 else { throw ValidationError("--sigma-rules must not be negative") }
     }
 
     func run() async throws {
@@ -145,6 +149,8 @@ struct SyslogBench: AsyncParsableCommand {
             environment["VIGIL_INTEL_FEEDS"] = feed.path
             print("threat-intel feed: \(indicators) indicators")
         }
+        let rules = try loadRules()
+        if !rules.isEmpty { environment["VIGIL_DETECTION_INTERVAL_SECS"] = "1" }
         let process = try ServerProcess(extraEnvironment: environment)
         let baseURL = try await process.start(timeoutSeconds: 300)
         defer { process.stop() }
@@ -152,6 +158,16 @@ struct SyslogBench: AsyncParsableCommand {
         guard let tcp = addresses?["syslog_tcp"], let tcpAddress = SocketAddress(tcp) else { throw GateFailure("the server has no syslog TCP listener") }
         let client = VigilHTTPClient(baseURL: baseURL, connections: 2)
         let context = GateContext(client: client, adminToken: process.adminToken)
+        var sigmaLoaded = 0
+        if !rules.isEmpty {
+            for source in rules {
+                let reply = try await client.send("POST", "/api/v1/rules?tenant=default", headers: ["Authorization": "Bearer \(process.adminToken)"], body: Data(source.utf8))
+                if reply.status < 300 { sigmaLoaded += 1 }
+            }
+            print("Sigma rules: \(sigmaLoaded) of \(rules.count) from the corpus loaded for per-event matching")
+            // Loaded means adopted: the scheduler publishes them on its next tick (one a second).
+            try await Task.sleep(for: .milliseconds(2_500))
+        }
         let cpuBefore = process.cpuSeconds()
         let start = Date()
         let sender = try TCPSender(host: tcpAddress.host, port: tcpAddress.port)
@@ -168,7 +184,7 @@ struct SyslogBench: AsyncParsableCommand {
         let serverCPU: Double? = if let before = cpuBefore, let after = process.cpuSeconds() { after - before } else { nil }
 
         let result: [String: Any] = [
-            "benchmark": "syslog", "events": events, "raw_bytes": rawBytes, "indicators": indicators,
+            "benchmark": "syslog", "events": events, "raw_bytes": rawBytes, "indicators": indicators, "sigma_rules": sigmaLoaded,
             "vigil_searchable_eps": Int(vigilRate),
             "vigil_send_seconds": (sent * 100).rounded() / 100,
             "rsyslog_file_eps": rsyslogRate.map { Int($0) } ?? -1,
@@ -180,7 +196,7 @@ struct SyslogBench: AsyncParsableCommand {
             "date": ISO8601DateFormatter().string(from: Date()),
         ]
         print("| metric | value |\n|---|---|")
-        for key in ["events", "indicators", "vigil_searchable_eps", "rsyslog_file_eps", "ratio_to_rsyslog", "peak_rss_mib", "server_cpu_us_per_line", "machine"] {
+        for key in ["events", "indicators", "sigma_rules", "vigil_searchable_eps", "rsyslog_file_eps", "ratio_to_rsyslog", "peak_rss_mib", "server_cpu_us_per_line", "machine"] {
             print("| \(key) | \(result[key] ?? "") |")
         }
         try writeBenchResult(result, to: output)
@@ -242,6 +258,24 @@ struct SyslogBench: AsyncParsableCommand {
             usleep(20_000)  // polling for the file to be complete
         }
         throw GateFailure("rsyslogd did not write every line in 600 s")
+    }
+
+    /// Up to `sigmaRules` per-event Sigma rules from the corpus's Linux and network rules, in
+    /// path order (correlations and rules that do not parse left out).
+    func loadRules() throws -> [String] {
+        guard sigmaRules > 0 else { return [] }
+        var loaded: [String] = []
+        for sub in ["linux", "network"] {
+            let dir = sigmaDir + "/" + sub
+            guard let paths = FileManager.default.enumerator(atPath: dir)?.compactMap({ $0 as? String }).filter({ $0.hasSuffix(".yml") }).sorted() else { continue }
+            for path in paths where loaded.count < sigmaRules {
+                if let text = try? String(contentsOfFile: dir + "/" + path, encoding: .utf8), !text.contains("correlation:"), (try? SigmaRule.parse(text)) != nil {
+                    loaded.append(text)
+                }
+            }
+        }
+        guard !loaded.isEmpty else { throw ValidationError("no Sigma rules under \(sigmaDir)/linux or \(sigmaDir)/network") }
+        return loaded
     }
 
     /// A CSV feed of mixed indicators, none of which the generated traffic hits except a
