@@ -12,6 +12,8 @@ public final class FlatSchema: Sendable {
     let parts: [[String]]
     /// The first part of every path (the document's top-level keys).
     public let topLevelKeys: Set<String>
+    /// The paths of the document's objects (`source` and `source.nat` for `source.nat.ip`).
+    public let objects: Set<String>
     let index: [String: Int]
     /// `"key":` of each path's components, by `keyOffsets[path * maxDepth + level]`.
     let keyBytes: [UInt8]
@@ -84,6 +86,7 @@ public final class FlatSchema: Sendable {
         self.paths = paths
         parts = keys
         topLevelKeys = Set(keys.map { $0[0] })
+        objects = Set(keys.flatMap { parts in (1..<parts.count).map { parts[..<$0].joined(separator: ".") } })
         self.index = index
         self.keyBytes = keyBytes
         keyOffsets = offsets

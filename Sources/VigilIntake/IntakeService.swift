@@ -418,12 +418,8 @@ public final class IntakeService: Sendable {
         let vigil = JSONObject([("tenant", .string(tenant.rawValue)), ("event_id", .string(eventID))])
         var event = StoredEvent(tenant: tenant, key: Self.serverIDKey(tenant: tenant.rawValue, id: eventID, timestamp: timestamp), timestamp: timestamp,
                                 ingested: received, flat: flat, appending: [("vigil", .object(vigil))])
-        if let rules {
-            // The fields `normalize` matches: the nested document, `vigil` last.
-            var fields = flat.object()
-            fields["vigil"] = .object(vigil)
-            event.matched = rules.tags(fields)
-        }
+        // The fields `normalize` matches: the nested document, `vigil` last.
+        if let rules { event.matched = rules.tags(flat: flat, appending: JSONObject([("vigil", .object(vigil))])) }
         return .event(event)
     }
 

@@ -44,7 +44,16 @@ struct Text {
 /// Sigma's Windows field names are; other sources go through the mapping's ECS names, then the
 /// field name as a dotted path.
 public final class SigmaEvent {
-    let event: JSONValue
+    /// The event as a document: given, or made from `flat` when a field needs it.
+    lazy var event: JSONValue = {
+        var fields = flat?.object() ?? JSONObject()
+        for member in appended.members { fields[member.key] = member.value }
+        return .object(fields)
+    }()
+    /// Flat fields the event was prepared from (nil: a document), and the members added at
+    /// their top level.
+    let flat: FlatFields?
+    let appended: JSONObject
     let mapping: FieldMapping
     let isWindows: Bool
     let eventData: JSONObject?
@@ -71,7 +80,15 @@ public final class SigmaEvent {
             default: break
             }
         }
-        walk(event)
+        if let flat {
+            // The document's values in its order: the fields' in schema order, then the added members'.
+            for path in flat.schema.paths.indices {
+                if let value = flat.value(path) { walk(value) }
+            }
+            walk(.object(appended))
+        } else {
+            walk(event)
+        }
         return out
     }()
 
@@ -80,7 +97,8 @@ public final class SigmaEvent {
     }
 
     init(_ fields: JSONObject, mapping: FieldMapping, plan: FieldPlan?) {
-        event = .object(fields)
+        flat = nil
+        appended = JSONObject()
         self.mapping = mapping
         self.plan = plan
         if case .object(let winlog)? = fields["winlog"] {
@@ -92,11 +110,13 @@ public final class SigmaEvent {
         }
         guard let plan else {
             table = UnsafeMutableBufferPointer(start: nil, count: 0)
+            event = .object(fields)
             return
         }
         table = .allocate(capacity: plan.paths.count + plan.topLevelKeys.count)
         table[..<plan.paths.count].initialize(repeating: -1)
         table[plan.paths.count...].initialize(repeating: 0)
+        event = .object(fields)
         slots.reserveCapacity(16)
         // One pass over the document's top level and its EventData, a lookup per key; every
         // other field is resolved when asked for, and only when a top-level key allows it.
@@ -111,6 +131,61 @@ public final class SigmaEvent {
                 slots.append(FieldPlan.Slot(value: eventData.members[index].value))
             }
         }
+    }
+
+    /// The event of flat fields without `winlog` (`SigmaRuleSet.event(flat:appending:)`).
+    init(flat: FlatFields, appending: JSONObject, mapping: FieldMapping, plan: FieldPlan?) {
+        self.flat = flat
+        appended = appending
+        self.mapping = mapping
+        self.plan = plan
+        isWindows = false
+        eventData = nil
+        guard let plan else {
+            table = UnsafeMutableBufferPointer(start: nil, count: 0)
+            return
+        }
+        table = .allocate(capacity: plan.paths.count + plan.topLevelKeys.count)
+        table[..<plan.paths.count].initialize(repeating: -1)
+        table[plan.paths.count...].initialize(repeating: 0)
+        slots.reserveCapacity(16)
+        // Keys of the schema the event may leave empty are marked too: a lookup more, which
+        // then finds nothing.
+        for key in flat.schema.topLevelKeys {
+            if let number = plan.topLevelKeys[key] { table[plan.paths.count + number] = 1 }
+        }
+        for index in appending.members.indices {
+            if let number = plan.topLevelKeys[appending.members[index].key] { table[plan.paths.count + number] = 1 }
+        }
+    }
+
+    /// What flat fields say of `event.value(atPath: path)`: `.some` of a path they hold (or
+    /// nil inside, for a path the document cannot hold), nil when only the document can tell
+    /// (a path naming one of their objects, one inside one of their values, one under a member
+    /// added to them). Their document has no dotted key outside their values (a schema's
+    /// paths are split at every dot), so a path is read there part by part.
+    static func flatValue(_ flat: FlatFields, appended: JSONObject, _ path: String) -> JSONValue?? {
+        let schema = flat.schema
+        if let position = schema.path(path) { return .some(flat.value(position)) }
+        if schema.objects.contains(path) { return nil }
+        let utf8 = path.utf8
+        guard var dot = utf8.firstIndex(of: UInt8(ascii: ".")) else {
+            return appended.members.contains(where: { $0.key == path }) ? nil : .some(nil)
+        }
+        let first = path[..<dot]
+        if appended.members.contains(where: { $0.key == first }) { return nil }
+        guard schema.topLevelKeys.contains(String(first)) else { return .some(nil) }
+        while true {
+            if schema.path(String(path[..<dot])) != nil { return nil }
+            guard let next = utf8[utf8.index(after: dot)...].firstIndex(of: UInt8(ascii: ".")) else { return .some(nil) }
+            dot = next
+        }
+    }
+
+    /// `event.value(atPath: path)`, from the flat fields where they can tell.
+    func lookup(_ path: String) -> JSONValue? {
+        if let flat, let known = Self.flatValue(flat, appended: appended, path) { return known }
+        return event.value(atPath: path)
     }
 
     /// Whether the event belongs to a logsource, decided once per event and predicate.
@@ -135,6 +210,7 @@ public final class SigmaEvent {
     /// objects without a dotted key (events are stored nested) are passed through by their
     /// member named by the next part, which is all that search could find in them.
     func value(atPath path: String, parts: [String]?) -> JSONValue? {
+        if let flat, let known = Self.flatValue(flat, appended: appended, path) { return known }
         guard let parts else { return event.value(atPath: path) }
         if let found = event.value(atKeys: parts) { return found }
         var current = event
@@ -169,9 +245,9 @@ public final class SigmaEvent {
     func resolve(_ field: String) -> JSONValue? {
         if let v = eventData?[field] { return v }
         for path in mapping.fields[field] ?? [] {
-            if let v = event.value(atPath: path) { return v }
+            if let v = lookup(path) { return v }
         }
-        return event.value(atPath: field)
+        return lookup(field)
     }
 
     /// The field's scalar values (every element of an array) as prepared texts.

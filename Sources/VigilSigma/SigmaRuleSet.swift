@@ -133,6 +133,22 @@ public struct SigmaRuleSet: Sendable {
     /// Indexes (into `rules`, ascending) of the rules that match the event.
     public func matches(_ fields: JSONObject) -> [Int] { matches(event(fields)) }
 
+    /// An event prepared from flat fields (`FlatFields`) and members added at their top level:
+    /// the same event as `event(_:)` of their nested document with those members set in it,
+    /// which the fields are read as only where they cannot answer a field themselves.
+    public func event(flat: FlatFields, appending: JSONObject) -> SigmaEvent {
+        // Windows events read their `EventData` as a whole: from the document.
+        guard !flat.schema.topLevelKeys.contains("winlog"), appending["winlog"] == nil else {
+            var fields = flat.object()
+            for member in appending.members { fields[member.key] = member.value }
+            return event(fields)
+        }
+        return SigmaEvent(flat: flat, appending: appending, mapping: mapping, plan: plan)
+    }
+
+    /// `matches(_:)` of flat fields with members added at their top level.
+    public func matches(flat: FlatFields, appending: JSONObject) -> [Int] { matches(event(flat: flat, appending: appending)) }
+
     /// The same on a prepared event (one made by `event(_:)` resolves fastest).
     public func matches(_ event: SigmaEvent) -> [Int] {
         // Per rule, its clause bits hit so far; on the stack, as an `Array(repeating:count:)`

@@ -16,6 +16,22 @@ public protocol AdmissionMatcher: Sendable {
 public protocol EventMatcher: Sendable {
     /// The tags of the rules the event's fields match (`StoredEvent.matched`).
     func tags(_ fields: JSONObject) -> [UInt64]
+    /// The same for flat fields (`FlatFields`) with top-level members added after them: the
+    /// tags of their nested document (`FlatFields.object()`) with `appending` set in it.
+    func tags(flat: FlatFields, appending: JSONObject) -> [UInt64]
+}
+
+extension EventMatcher {
+    public func tags(flat: FlatFields, appending: JSONObject) -> [UInt64] {
+        tags(Self.document(flat: flat, appending: appending))
+    }
+
+    /// The nested document of flat fields with `appending`'s members set in it.
+    public static func document(flat: FlatFields, appending: JSONObject) -> JSONObject {
+        var fields = flat.object()
+        for member in appending.members { fields[member.key] = member.value }
+        return fields
+    }
 }
 
 /// A store's query filters on one event in memory (`EventStore.eventPredicates(for:)`).

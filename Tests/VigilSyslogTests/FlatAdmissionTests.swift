@@ -368,6 +368,79 @@ struct FlatAdmissionTests {
         }
     }
 
+    /// Rules that read flat fields every way a Sigma event can: paths they hold, Sigma names
+    /// mapped to them, fields no such event has, a path naming one of their objects, a path
+    /// inside an object of the line's keys, the members added to them, and keywords.
+    static let flatReadingRules = [
+        ("firewall", "DestinationPort: 443\n        SourceIp|startswith: '10.'"),
+        ("firewall", "network.transport: udp\n        destination.ip|cidr: '203.0.0.0/16'"),
+        ("firewall", "fortinet.firewall.crscore: port1"),
+        ("firewall", "fortinet.firewall.app|contains: 'case'"),
+        ("firewall", "source: 'x'"),
+        ("firewall", "process.command_line|contains: 'x'"),
+        ("firewall", "vigil.tenant: acme\n        event.action|contains: 'deny'"),
+        ("firewall", "vigil: 'x'"),
+        ("firewall", "observer.vendor: Cisco\n        cisco.asa.connection_id|endswith: '1'"),
+        ("linux-sshd", "user.name|startswith: 'r'\n        event.outcome: failure"),
+        ("linux-sshd", "log.syslog.hostname|endswith: '1'"),
+    ]
+
+    static func flatReadingRuleSet() throws -> SigmaRuleSet {
+        var rules: [SigmaRule] = []
+        for (number, (logsource, selection)) in flatReadingRules.enumerated() {
+            let source = logsource == "firewall" ? "{category: firewall}" : "{product: linux, service: sshd}"
+            rules.append(try SigmaRule.parse("title: r\(number)\nid: r\(number)\nlogsource: \(source)\ndetection:\n    sel:\n        \(selection)\n    condition: sel\n"))
+        }
+        for (number, keywords) in ["['deny', 'Failed']", "['port1', 'teardown']", "['syslog-1']"].enumerated() {
+            for source in ["{category: firewall}", "{product: linux, service: sshd}"] {
+                rules.append(try SigmaRule.parse("title: k\(number)\nid: k\(number)-\(source.count)\nlogsource: \(source)\ndetection:\n    keywords: \(keywords)\n    condition: keywords\n"))
+            }
+        }
+        // The corpus's Linux and network rules, where the test data is.
+        for sub in ["linux", "network"] {
+            let dir = "../shared/testdata/sigma/rules/" + sub
+            for path in (FileManager.default.enumerator(atPath: dir)?.compactMap { $0 as? String } ?? []).sorted() where path.hasSuffix(".yml") {
+                if let text = try? String(contentsOfFile: dir + "/" + path, encoding: .utf8), let rule = try? SigmaRule.parse(text) { rules.append(rule) }
+            }
+        }
+        return SigmaRuleSet(rules)
+    }
+
+    /// A Sigma event prepared from flat fields matches the rules the event of their nested
+    /// document does, with the members admission adds.
+    @Test(arguments: ["panos", "sshd", "fortigate", "asa", "f5", "generic"])
+    func sigmaRulesMatchFlatFieldsAsTheirDocument(kind: String) throws {
+        let set = try Self.flatReadingRuleSet()
+        let vigil = JSONObject([("vigil", .object(JSONObject([("tenant", .string("acme")), ("event_id", .string("syslog-1"))])))])
+        var generator = SplitMix64(seed: 7)
+        var flat = 0, hits = 0
+        var hitRules = Set<Int>()
+        for _ in 0..<3_000 {
+            let line = switch kind {
+            case "panos": Self.line(&generator)
+            case "sshd": Self.sshdLine(&generator)
+            case "asa": Self.asaLine(&generator)
+            case "f5": Self.f5Line(&generator)
+            case "generic": Self.genericLine(&generator)
+            default: Self.fortigateLine(&generator)
+            }
+            guard case .candidate(let candidate) = NormalizingSyslogDecoder().decode(frame: Array(line.utf8), peer: peer, received: now).item,
+                  let fields = candidate.flat else { continue }
+            flat += 1
+            var document = fields.object()
+            document["vigil"] = vigil["vigil"]
+            let matched = set.matches(flat: fields, appending: vigil)
+            #expect(matched == set.matches(document), "\(line)")
+            hits += matched.isEmpty ? 0 : 1
+            hitRules.formUnion(matched)
+        }
+        #expect(flat > 600)
+        if kind != "f5" && kind != "generic" { #expect(hits > 100 && hitRules.count >= 2, "\(hits) \(hitRules)") }
+        // Among them, paths inside an object of the line's keys, and under the added members
+        // (a field, and a keyword found only there: the event's id).
+        if kind == "fortigate" { #expect(hitRules.isSuperset(of: [2, 3, 6, 15]), "\(hitRules)") }
+    }
+
     @Test func flatFieldsHoldingAnIdentityFieldGoTheDocumentWay() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flat-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
