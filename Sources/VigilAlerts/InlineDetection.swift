@@ -104,7 +104,7 @@ public final class InlineDetection: AdmissionMatcher, Sendable {
         func tags(flat: FlatFields, appending: JSONObject) -> [UInt64] {
             var tags = sigmaMembers.isEmpty ? [] : set.matches(flat: flat, appending: appending).map { members[sigmaMembers[$0]].tag }
             if let predicates {
-                for index in predicates.matching(Self.document(flat: flat, appending: appending)) { tags.append(members[natives[index]].tag) }
+                for index in predicates.matching(flat.object(setting: appending)) { tags.append(members[natives[index]].tag) }
             }
             return tags
         }

@@ -241,6 +241,14 @@ public struct FlatFields: Sendable {
         }
     }
 
+    /// The nested document with members set at its top level (replaced where it has them,
+    /// else added after its own).
+    public func object(setting members: JSONObject) -> JSONObject {
+        var fields = object()
+        for member in members.members { fields[member.key] = member.value }
+        return fields
+    }
+
     /// The nested document, members in schema order.
     ///
     /// In one pass over the paths with a stack of open objects, as `write` does (every

@@ -45,11 +45,7 @@ struct Text {
 /// field name as a dotted path.
 public final class SigmaEvent {
     /// The event as a document: given, or made from `flat` when a field needs it.
-    lazy var event: JSONValue = {
-        var fields = flat?.object() ?? JSONObject()
-        for member in appended.members { fields[member.key] = member.value }
-        return .object(fields)
-    }()
+    lazy var event: JSONValue = .object(flat?.object(setting: appended) ?? appended)
     /// Flat fields the event was prepared from (nil: a document), and the members added at
     /// their top level.
     let flat: FlatFields?

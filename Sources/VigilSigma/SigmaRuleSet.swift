@@ -138,11 +138,7 @@ public struct SigmaRuleSet: Sendable {
     /// which the fields are read as only where they cannot answer a field themselves.
     public func event(flat: FlatFields, appending: JSONObject) -> SigmaEvent {
         // Windows events read their `EventData` as a whole: from the document.
-        guard !flat.schema.topLevelKeys.contains("winlog"), appending["winlog"] == nil else {
-            var fields = flat.object()
-            for member in appending.members { fields[member.key] = member.value }
-            return event(fields)
-        }
+        guard !flat.schema.topLevelKeys.contains("winlog"), appending["winlog"] == nil else { return event(flat.object(setting: appending)) }
         return SigmaEvent(flat: flat, appending: appending, mapping: mapping, plan: plan)
     }
 

@@ -23,14 +23,7 @@ public protocol EventMatcher: Sendable {
 
 extension EventMatcher {
     public func tags(flat: FlatFields, appending: JSONObject) -> [UInt64] {
-        tags(Self.document(flat: flat, appending: appending))
-    }
-
-    /// The nested document of flat fields with `appending`'s members set in it.
-    public static func document(flat: FlatFields, appending: JSONObject) -> JSONObject {
-        var fields = flat.object()
-        for member in appending.members { fields[member.key] = member.value }
-        return fields
+        tags(flat.object(setting: appending))
     }
 }
 

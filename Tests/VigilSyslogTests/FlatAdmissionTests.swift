@@ -13,6 +13,11 @@ import VigilThreatIntel
 /// PAN-OS TRAFFIC lines reach admission as flat fields (`FlatFields`) and are stored from them
 /// without a nested document: what is stored must be the event the document path stores
 /// (member order aside, where a field is missing).
+///
+/// Serialized: its cases are seconds of synchronous work each, and run side by side they held
+/// both of the machine's test threads long enough for other suites' searches to reach their
+/// time budget.
+@Suite(.serialized)
 struct FlatAdmissionTests {
     let now: EpochMillis = 1_795_514_400_000
     let tenant = TenantName("acme")!
@@ -230,6 +235,18 @@ struct FlatAdmissionTests {
         }
     }
 
+    /// A generated line of one of the kinds the flat paths take.
+    static func line(kind: String, _ g: inout SplitMix64) -> String {
+        switch kind {
+        case "panos": line(&g)
+        case "sshd": sshdLine(&g)
+        case "asa": asaLine(&g)
+        case "f5": f5Line(&g)
+        case "generic": genericLine(&g)
+        default: fortigateLine(&g)
+        }
+    }
+
     /// The candidate the syslog decoder made before flat fields: the packs' nested document.
     func documentCandidate(_ line: String) -> Candidate {
         var normalized = Normalizer().normalize(line: line, receivedAt: now)
@@ -303,14 +320,7 @@ struct FlatAdmissionTests {
         let rules = FingerprintMatcher()
         var flat = 0, storedFlat = 0, enriched = 0, withoutDocument = 0, ruleHits = 0
         for n in 0..<3_000 {
-            let line = switch kind {
-            case "panos": Self.line(&generator)
-            case "sshd": Self.sshdLine(&generator)
-            case "asa": Self.asaLine(&generator)
-            case "f5": Self.f5Line(&generator)
-            case "generic": Self.genericLine(&generator)
-            default: Self.fortigateLine(&generator)
-            }
+            let line = Self.line(kind: kind, &generator)
             let frame = Array(line.utf8)
             guard case .candidate(var candidate) = NormalizingSyslogDecoder().decode(frame: frame, peer: peer, received: now).item else {
                 Issue.record("a syslog line is a candidate: \(line)")
@@ -385,6 +395,9 @@ struct FlatAdmissionTests {
         ("linux-sshd", "log.syslog.hostname|endswith: '1'"),
     ]
 
+    /// Made once for all cases.
+    static let preparedRuleSet = Result { try flatReadingRuleSet() }
+
     static func flatReadingRuleSet() throws -> SigmaRuleSet {
         var rules: [SigmaRule] = []
         for (number, (logsource, selection)) in flatReadingRules.enumerated() {
@@ -410,20 +423,13 @@ struct FlatAdmissionTests {
     /// document does, with the members admission adds.
     @Test(arguments: ["panos", "sshd", "fortigate", "asa", "f5", "generic"])
     func sigmaRulesMatchFlatFieldsAsTheirDocument(kind: String) throws {
-        let set = try Self.flatReadingRuleSet()
+        let set = try Self.preparedRuleSet.get()
         let vigil = JSONObject([("vigil", .object(JSONObject([("tenant", .string("acme")), ("event_id", .string("syslog-1"))])))])
         var generator = SplitMix64(seed: 7)
         var flat = 0, hits = 0
         var hitRules = Set<Int>()
         for _ in 0..<3_000 {
-            let line = switch kind {
-            case "panos": Self.line(&generator)
-            case "sshd": Self.sshdLine(&generator)
-            case "asa": Self.asaLine(&generator)
-            case "f5": Self.f5Line(&generator)
-            case "generic": Self.genericLine(&generator)
-            default: Self.fortigateLine(&generator)
-            }
+            let line = Self.line(kind: kind, &generator)
             guard case .candidate(let candidate) = NormalizingSyslogDecoder().decode(frame: Array(line.utf8), peer: peer, received: now).item,
                   let fields = candidate.flat else { continue }
             flat += 1
