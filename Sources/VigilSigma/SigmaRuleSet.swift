@@ -137,8 +137,11 @@ public struct SigmaRuleSet: Sendable {
     /// the same event as `event(_:)` of their nested document with those members set in it,
     /// which the fields are read as only where they cannot answer a field themselves.
     public func event(flat: FlatFields, appending: JSONObject) -> SigmaEvent {
-        // Windows events read their `EventData` as a whole: from the document.
-        guard !flat.schema.topLevelKeys.contains("winlog"), appending["winlog"] == nil else { return event(flat.object(setting: appending)) }
+        // Windows events read their `EventData` as a whole, and a member replacing one of the
+        // fields' own hides them: from the document.
+        guard !flat.schema.topLevelKeys.contains("winlog"), appending["winlog"] == nil,
+              !appending.members.contains(where: { flat.schema.topLevelKeys.contains($0.key) })
+        else { return event(flat.object(setting: appending)) }
         return SigmaEvent(flat: flat, appending: appending, mapping: mapping, plan: plan)
     }
 

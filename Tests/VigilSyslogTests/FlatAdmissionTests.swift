@@ -426,6 +426,7 @@ struct FlatAdmissionTests {
         let set = try Self.preparedRuleSet.get()
         let vigil = JSONObject([("vigil", .object(JSONObject([("tenant", .string("acme")), ("event_id", .string("syslog-1"))])))])
         var generator = SplitMix64(seed: 7)
+        let replacing = JSONObject([("event", .object(JSONObject([("dataset", .string("cisco.asa"))])))])
         var flat = 0, hits = 0
         var hitRules = Set<Int>()
         for _ in 0..<3_000 {
@@ -439,6 +440,10 @@ struct FlatAdmissionTests {
             #expect(matched == set.matches(document), "\(line)")
             hits += matched.isEmpty ? 0 : 1
             hitRules.formUnion(matched)
+            // A member replacing one of the fields' own (here the dataset logsources select on).
+            var replaced = fields.object()
+            replaced["event"] = replacing["event"]
+            #expect(set.matches(flat: fields, appending: replacing) == set.matches(replaced), "\(line)")
         }
         #expect(flat > 600)
         if kind != "f5" && kind != "generic" { #expect(hits > 100 && hitRules.count >= 2, "\(hits) \(hitRules)") }
