@@ -146,7 +146,7 @@ let package = Package(
         .testTarget(name: "VigilThreatIntelTests", dependencies: ["VigilThreatIntel", "VigilCore"]),
         .testTarget(name: "VigilSigmaTests", dependencies: ["VigilSigma", "VigilParsing", "VigilCore"]),
         .testTarget(name: "VigilAlertsTests", dependencies: ["VigilAlerts", "VigilStorage", "VigilStorageSQLite", "VigilQuery", "VigilCore"]),
-        .testTarget(name: "VigilSyslogTests", dependencies: ["VigilSyslog", "VigilIntake", "VigilStorage", "VigilStorageSQLite", "VigilCore", "VigilSigma", "VigilThreatIntel"]),
+        .testTarget(name: "VigilSyslogTests", dependencies: ["VigilSyslog", "VigilIntake", "VigilStorage", "VigilStorageSQLite", "VigilCore", "VigilSigma", "VigilThreatIntel", "VigilQuery"]),
         .testTarget(name: "VigilServerTests", dependencies: [
             "VigilServer", "VigilIntake", "VigilStorage", "VigilStorageSQLite", "VigilCore",
             .product(name: "Hummingbird", package: "hummingbird"),

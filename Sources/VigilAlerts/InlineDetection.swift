@@ -99,12 +99,11 @@ public final class InlineDetection: AdmissionMatcher, Sendable {
             return tags
         }
 
-        /// Sigma rules read the flat fields themselves; native rules' predicates need the
-        /// nested document, made only for them.
+        /// Sigma rules and native rules' predicates read the flat fields themselves.
         func tags(flat: FlatFields, appending: JSONObject) -> [UInt64] {
             var tags = sigmaMembers.isEmpty ? [] : set.matches(flat: flat, appending: appending).map { members[sigmaMembers[$0]].tag }
             if let predicates {
-                for index in predicates.matching(flat.object(setting: appending)) { tags.append(members[natives[index]].tag) }
+                for index in predicates.matching(flat: flat, appending: appending) { tags.append(members[natives[index]].tag) }
             }
             return tags
         }

@@ -31,4 +31,12 @@ extension EventMatcher {
 public protocol EventPredicates: Sendable {
     /// The indexes of the queries the store would certainly return the event for, in order.
     func matching(_ fields: JSONObject) -> [Int]
+    /// The same for flat fields with top-level members added after them (`EventMatcher.tags(flat:appending:)`).
+    func matching(flat: FlatFields, appending: JSONObject) -> [Int]
+}
+
+extension EventPredicates {
+    public func matching(flat: FlatFields, appending: JSONObject) -> [Int] {
+        matching(flat.object(setting: appending))
+    }
 }

@@ -32,6 +32,11 @@ public struct IndexedColumns: Sendable, Equatable {
         self.init(values: values)
     }
 
+    /// The columns of flat fields' nested document (`FlatFields.object()`).
+    public init(flat: FlatFields) {
+        self.init(values: StoredEvent.flatPaths.positions(in: flat.schema).dropLast().map { $0.flatMap { flat.value($0) } })
+    }
+
     /// From the value at each of `fieldNames` (or none at all).
     init(values: [JSONValue?]) {
         func value(_ i: Int) -> JSONValue? { values.isEmpty ? nil : values[i] }

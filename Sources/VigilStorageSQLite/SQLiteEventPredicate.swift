@@ -205,7 +205,12 @@ struct SQLiteEventPredicate: Sendable {
     /// An event as the store would hold it, read as far as the filters need: one per event,
     /// shared by every filter evaluated on it.
     final class Subject {
-        let fields: JSONObject
+        /// The event's document: given, or made from `flat` when a path needs it.
+        lazy var fields: JSONObject = flat?.object(setting: appended) ?? appended
+        /// Flat fields the event was prepared from (nil: a document), and the members added
+        /// at their top level (none of the fields' own top-level keys).
+        let flat: FlatFields?
+        let appended: JSONObject
         /// The columns `IndexedColumns` extracts, once a filter asks for one (read in place:
         /// a copy of the whole would retain every string in it).
         private var extracted: IndexedColumns?
@@ -235,10 +240,41 @@ struct SQLiteEventPredicate: Sendable {
         }()
 
         init(_ fields: JSONObject) {
-            self.fields = fields
+            flat = nil
+            appended = JSONObject()
             let (found, unique) = Subject.member("message", of: fields)
             messageKnown = unique
             if case .string(let text)? = found { message = text } else { message = nil }
+            self.fields = fields
+        }
+
+        /// Flat fields and members added to them, whose keys are none of theirs
+        /// (`SQLiteEventPredicates.matching(flat:appending:)`).
+        init(flat: FlatFields, appending: JSONObject) {
+            self.flat = flat
+            appended = appending
+            // The document's keys are unique (a schema lists each path once).
+            let (found, unique) = Subject.member("message", of: appending)
+            messageKnown = unique
+            if case .string(let text)? = found ?? flat.schema.path("message").flatMap({ flat.value($0) }) { message = text } else { message = nil }
+            extracted = nil
+        }
+
+        /// `documentValue` of a path the flat fields can tell: one they hold, or one their
+        /// document cannot hold; nil for one naming an object of theirs, one inside one of
+        /// their values, or one under an added member (the document decides those).
+        func flatValue(_ parts: [String]) -> JSONValue?? {
+            guard let flat, let first = parts.first else { return nil }
+            let schema = flat.schema
+            if appended.members.contains(where: { $0.key == first }) { return nil }
+            guard schema.topLevelKeys.contains(first) else { return .some(nil) }
+            var path = first
+            for part in parts.dropFirst() {
+                if schema.path(path) != nil { return nil }
+                path += "." + part
+            }
+            if let position = schema.path(path) { return .some(flat.value(position)) }
+            return schema.objects.contains(path) ? nil : .some(nil)
         }
 
         /// The object's member named `key`, and whether it is the only one of that name. Through
@@ -254,8 +290,12 @@ struct SQLiteEventPredicate: Sendable {
             }
         }
 
+        func extract() -> IndexedColumns {
+            if let flat { IndexedColumns(flat: flat) } else { IndexedColumns(.object(fields)) }
+        }
+
         func text(_ column: TextColumn) -> String? {
-            if extracted == nil { extracted = IndexedColumns(.object(fields)) }
+            if extracted == nil { extracted = extract() }
             switch column {
             case .dataset: return extracted?.dataset
             case .hostName: return extracted?.hostName
@@ -270,7 +310,7 @@ struct SQLiteEventPredicate: Sendable {
         }
 
         func port(source: Bool) -> Int64? {
-            if extracted == nil { extracted = IndexedColumns(.object(fields)) }
+            if extracted == nil { extracted = extract() }
             return source ? extracted?.sourcePort : extracted?.destinationPort
         }
 
@@ -410,13 +450,19 @@ struct SQLiteEventPredicate: Sendable {
 
     /// A field of the stored document (`json_extract(vigil_doc(body), path)`).
     static func documentValue(_ parts: [String], _ subject: Subject) -> Value {
-        var current = JSONValue.object(subject.fields)
-        for part in parts {
-            guard case .object(let object) = current else { return .null }
-            let (found, unique) = Subject.member(part, of: object)
-            guard unique else { return .unsure }
-            guard let found else { return .null }
-            current = found
+        var current: JSONValue
+        if let known = subject.flatValue(parts) {
+            guard let known else { return .null }
+            current = known
+        } else {
+            current = JSONValue.object(subject.fields)
+            for part in parts {
+                guard case .object(let object) = current else { return .null }
+                let (found, unique) = Subject.member(part, of: object)
+                guard unique else { return .unsure }
+                guard let found else { return .null }
+                current = found
+            }
         }
         switch current {
         case .null: return .jsonNull
@@ -539,7 +585,18 @@ struct SQLiteEventPredicates: EventPredicates {
     let predicates: [SQLiteEventPredicate?]
 
     func matching(_ fields: JSONObject) -> [Int] {
-        let subject = SQLiteEventPredicate.Subject(fields)
+        matching(SQLiteEventPredicate.Subject(fields))
+    }
+
+    func matching(flat: FlatFields, appending: JSONObject) -> [Int] {
+        // A member replacing one of the fields' own hides it: then the document decides.
+        guard !appending.members.contains(where: { flat.schema.topLevelKeys.contains($0.key) }) else {
+            return matching(flat.object(setting: appending))
+        }
+        return matching(SQLiteEventPredicate.Subject(flat: flat, appending: appending))
+    }
+
+    func matching(_ subject: SQLiteEventPredicate.Subject) -> [Int] {
         var matched: [Int] = []
         for (index, predicate) in predicates.enumerated() {
             if let predicate, SQLiteEventPredicate.truth(predicate.root, subject) == .yes { matched.append(index) }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Testing
 import VigilCore
+import VigilQuery
 import VigilSigma
 import VigilStorage
 import VigilStorageSQLite
@@ -450,6 +451,48 @@ struct FlatAdmissionTests {
         // Among them, paths inside an object of the line's keys, and under the added members
         // (a field, and a keyword found only there: the event's id).
         if kind == "fortigate" { #expect(hitRules.isSuperset(of: [2, 3, 6, 15]), "\(hitRules)") }
+    }
+
+    /// Native rules' queries read by the store's in-memory predicates: columns, message text,
+    /// document paths the flat fields hold or cannot hold, paths inside their values, arrays,
+    /// numbers, ranges, CIDR blocks, prefixes, existence and the added `vigil` members.
+    static let flatReadingQueries = [
+        "event.dataset:panos.traffic AND destination.port:443", "host.name:pa-fw-1 OR host.name:asa-1", "source.ip:10.0.0.0/8",
+        "destination.port:[1 TO 1023] AND network.transport:tcp", "user.name:r* AND event.outcome:failure", "event.action:deny OR event.action:accept",
+        "observer.vendor:Fortinet AND NOT fortinet.firewall.crscore:port1", "fortinet.firewall.app:*", "_exists_:fortinet.firewall.level",
+        "failed password", "teardown AND NOT udp", "built*", "cisco.asa.connection_id>=100", "related.ip:203.0.113.9", "event.category:network",
+        "log.syslog.priority:134", "log.syslog.priority<20", "process.name:sshd AND _exists_:source.port", "vigil.tenant:acme AND vigil.event_id:syslog-1",
+        "_exists_:vigil", "observer.product:* AND NOT _exists_:process.pid", "event.kind:event", "network.direction:inbound", "message:*",
+    ]
+
+    /// Native rules without a threshold match flat fields as the nested document they stand for.
+    @Test(arguments: ["panos", "sshd", "fortigate", "asa", "f5", "generic"])
+    func nativeRulePredicatesMatchFlatFieldsAsTheirDocument(kind: String) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flat-\(UUID().uuidString)", isDirectory: true)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
+        let parser = QueryParser()
+        let predicates = try #require(store.eventPredicates(for: try Self.flatReadingQueries.map { try parser.parse($0) }))
+        let vigil = JSONObject([("vigil", .object(JSONObject([("tenant", .string("acme")), ("event_id", .string("syslog-1"))])))])
+        var generator = SplitMix64(seed: 11)
+        var flat = 0, hits = 0
+        var hitQueries = Set<Int>()
+        for _ in 0..<3_000 {
+            let line = Self.line(kind: kind, &generator)
+            guard case .candidate(let candidate) = NormalizingSyslogDecoder().decode(frame: Array(line.utf8), peer: peer, received: now).item,
+                  let fields = candidate.flat else { continue }
+            flat += 1
+            var document = fields.object()
+            document["vigil"] = vigil["vigil"]
+            let matched = predicates.matching(flat: fields, appending: vigil)
+            #expect(matched == predicates.matching(document), "\(line)")
+            hits += matched.isEmpty ? 0 : 1
+            hitQueries.formUnion(matched)
+        }
+        #expect(flat > 600)
+        // Every line matches the `vigil` queries; each kind some of its own.
+        #expect(hits == flat && hitQueries.count >= 4, "\(hits) \(hitQueries.sorted())")
     }
 
     @Test func flatFieldsHoldingAnIdentityFieldGoTheDocumentWay() throws {
