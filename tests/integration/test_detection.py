@@ -359,10 +359,11 @@ def test_native_rule_without_threshold_alerts_from_the_pipeline_long_before_its_
             assert s.stop() == 0
 
 
-def test_per_event_sigma_rule_alerts_on_syslog_lines_from_the_pipeline():
+def test_per_event_rules_alert_on_syslog_lines_from_the_pipeline():
     """Syslog lines the packs normalize into flat fields keep that path when the tenant has
-    per-event rules: a Sigma rule for sshd matches them at admission, and each matching line
-    sent with `logger` over TCP alerts once, before any window of the rule could close."""
+    per-event rules: a Sigma rule for sshd and a native rule without a threshold match them at
+    admission, and each matching line sent with `logger` over TCP alerts once per rule, before
+    any window of the rules could close."""
     import subprocess
     with tempfile.TemporaryDirectory() as data_dir:
         s = Server(data_dir, extra=("--detection-interval-secs", "1"))
@@ -378,42 +379,46 @@ detection:
     condition: sel
 level: high
 """
+            native = f"id: inline-sshd-native\nquery: 'event.outcome:failure AND source.ip:{ip} AND process.name:sshd'\nseverity: high\n"
             admin = auth(s.admin)
-            r = requests.post(s.url + "/api/v1/rules?tenant=default", data=rule, headers=admin)
-            assert r.status_code == 201, r.text
+            for source in (rule, native):
+                r = requests.post(s.url + "/api/v1/rules?tenant=default", data=source, headers=admin)
+                assert r.status_code == 201, r.text
             port = s.addresses["syslog_tcp"].rsplit(":", 1)[1]
 
             def send(*lines):
                 subprocess.run(["logger", "-n", "127.0.0.1", "-P", port, "-T", "-t", "sshd", "-i"],
                                input="".join(line + "\n" for line in lines).encode(), check=True, timeout=30)
 
-            def alerts():
-                r = requests.get(s.url + "/api/v1/alerts?tenant=default&rule_id=inline-sshd", headers=admin)
+            def alerts(rule_id="inline-sshd"):
+                r = requests.get(s.url + f"/api/v1/alerts?tenant=default&rule_id={rule_id}", headers=admin)
                 assert r.status_code == 200, r.text
                 return r.json()["alerts"]
 
             started = time.monotonic()
             n = 0
-            while not alerts():  # polling: the rule is adopted on a tick, the pipeline stores the line
+            # Polling: the rules are adopted on a tick, the pipeline stores the line.
+            while not alerts() or not alerts("inline-sshd-native"):
                 assert time.monotonic() - started < 60, "no alert from the pipeline after 60 s"
                 send(f"Failed password for invalid user u{n} from {ip} port {40000 + n} ssh2")
                 n += 1
                 time.sleep(0.2)
-            found = len(alerts())
-            assert 1 <= found <= n
+            found, found_native = len(alerts()), len(alerts("inline-sshd-native"))
+            assert 1 <= found <= n and 1 <= found_native <= n
             # One more failure alerts once; a success, and a failure from elsewhere, not at all.
             send(f"Accepted password for u{n} from {ip} port 41000 ssh2",
                  f"Failed password for invalid user u{n} from 192.0.2.1 port 41001 ssh2",
                  f"Failed password for invalid user u{n} from {ip} port 41002 ssh2")
             deadline = time.monotonic() + 30
-            while len(alerts()) < found + 1:
+            while len(alerts()) < found + 1 or len(alerts("inline-sshd-native")) < found_native + 1:
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
-            listed = alerts()
-            assert len(listed) == found + 1
-            assert len({a["event_ids"][0] for a in listed}) == len(listed)
-            cov = requests.get(s.url + "/api/v1/rules/inline-sshd/coverage?tenant=default", headers=admin).json()
-            assert cov["covered"] == [], cov
+            for rule_id, before in (("inline-sshd", found), ("inline-sshd-native", found_native)):
+                listed = alerts(rule_id)
+                assert len(listed) == before + 1, rule_id
+                assert len({a["event_ids"][0] for a in listed}) == len(listed)
+                cov = requests.get(s.url + f"/api/v1/rules/{rule_id}/coverage?tenant=default", headers=admin).json()
+                assert cov["covered"] == [], cov
             r = requests.post(s.url + "/api/v1/search", headers=admin,
                               json={"query": f"source.ip:{ip} AND user.name:u{n}", "from": "-1h", "tenant": "default"})
             assert r.status_code == 200, r.text
