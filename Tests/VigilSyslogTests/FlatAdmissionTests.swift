@@ -420,24 +420,37 @@ struct FlatAdmissionTests {
         return SigmaRuleSet(rules)
     }
 
-    /// A Sigma event prepared from flat fields matches the rules the event of their nested
-    /// document does, with the members admission adds.
-    @Test(arguments: ["panos", "sshd", "fortigate", "asa", "f5", "generic"])
-    func sigmaRulesMatchFlatFieldsAsTheirDocument(kind: String) throws {
-        let set = try Self.preparedRuleSet.get()
-        let vigil = JSONObject([("vigil", .object(JSONObject([("tenant", .string("acme")), ("event_id", .string("syslog-1"))])))])
-        var generator = SplitMix64(seed: 7)
-        let replacing = JSONObject([("event", .object(JSONObject([("dataset", .string("cisco.asa"))])))])
-        var flat = 0, hits = 0
-        var hitRules = Set<Int>()
+    /// The `vigil` members admission adds to flat fields.
+    static let vigilMembers = JSONObject([("vigil", .object(JSONObject([("tenant", .string("acme")), ("event_id", .string("syslog-1"))])))])
+
+    /// Generates 3,000 lines of a kind and calls `body` with each one the flat path takes, its
+    /// flat fields, and their nested document with `vigilMembers` set in it (as a subscript
+    /// sets it, not as the code under test does); returns how many there were.
+    func eachFlatLine(kind: String, seed: UInt64, _ body: (String, FlatFields, JSONObject) -> Void) -> Int {
+        var generator = SplitMix64(seed: seed)
+        var flat = 0
         for _ in 0..<3_000 {
             let line = Self.line(kind: kind, &generator)
             guard case .candidate(let candidate) = NormalizingSyslogDecoder().decode(frame: Array(line.utf8), peer: peer, received: now).item,
                   let fields = candidate.flat else { continue }
             flat += 1
             var document = fields.object()
-            document["vigil"] = vigil["vigil"]
-            let matched = set.matches(flat: fields, appending: vigil)
+            document["vigil"] = Self.vigilMembers["vigil"]
+            body(line, fields, document)
+        }
+        return flat
+    }
+
+    /// A Sigma event prepared from flat fields matches the rules the event of their nested
+    /// document does, with the members admission adds.
+    @Test(arguments: ["panos", "sshd", "fortigate", "asa", "f5", "generic"])
+    func sigmaRulesMatchFlatFieldsAsTheirDocument(kind: String) throws {
+        let set = try Self.preparedRuleSet.get()
+        let replacing = JSONObject([("event", .object(JSONObject([("dataset", .string("cisco.asa"))])))])
+        var hits = 0
+        var hitRules = Set<Int>()
+        let flat = eachFlatLine(kind: kind, seed: 7) { line, fields, document in
+            let matched = set.matches(flat: fields, appending: Self.vigilMembers)
             #expect(matched == set.matches(document), "\(line)")
             hits += matched.isEmpty ? 0 : 1
             hitRules.formUnion(matched)
@@ -474,18 +487,10 @@ struct FlatAdmissionTests {
         let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
         let parser = QueryParser()
         let predicates = try #require(store.eventPredicates(for: try Self.flatReadingQueries.map { try parser.parse($0) }))
-        let vigil = JSONObject([("vigil", .object(JSONObject([("tenant", .string("acme")), ("event_id", .string("syslog-1"))])))])
-        var generator = SplitMix64(seed: 11)
-        var flat = 0, hits = 0
+        var hits = 0
         var hitQueries = Set<Int>()
-        for _ in 0..<3_000 {
-            let line = Self.line(kind: kind, &generator)
-            guard case .candidate(let candidate) = NormalizingSyslogDecoder().decode(frame: Array(line.utf8), peer: peer, received: now).item,
-                  let fields = candidate.flat else { continue }
-            flat += 1
-            var document = fields.object()
-            document["vigil"] = vigil["vigil"]
-            let matched = predicates.matching(flat: fields, appending: vigil)
+        let flat = eachFlatLine(kind: kind, seed: 11) { line, fields, document in
+            let matched = predicates.matching(flat: fields, appending: Self.vigilMembers)
             #expect(matched == predicates.matching(document), "\(line)")
             hits += matched.isEmpty ? 0 : 1
             hitQueries.formUnion(matched)
