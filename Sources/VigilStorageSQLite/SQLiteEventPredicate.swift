@@ -211,9 +211,11 @@ struct SQLiteEventPredicate: Sendable {
         /// at their top level (none of the fields' own top-level keys).
         let flat: FlatFields?
         let appended: JSONObject
-        /// The columns `IndexedColumns` extracts, once a filter asks for one (read in place:
-        /// a copy of the whole would retain every string in it).
-        private var extracted: IndexedColumns?
+        /// The columns `IndexedColumns` extracts, once a filter asks for one (`isExtracted`).
+        /// Not optional, so that a column is read in place: through an optional the whole was
+        /// copied, and each of its strings retained and released, for every column asked for.
+        private var extracted = IndexedColumns(.null)
+        private var isExtracted = false
         /// Whether `message` is certain: the top level has at most one `message` key.
         let messageKnown: Bool
         /// `message` when it is a string (the store keeps it apart from the document).
@@ -257,7 +259,6 @@ struct SQLiteEventPredicate: Sendable {
             let (found, unique) = Subject.member("message", of: appending)
             messageKnown = unique
             if case .string(let text)? = found ?? flat.schema.path("message").flatMap({ flat.value($0) }) { message = text } else { message = nil }
-            extracted = nil
         }
 
         /// `documentValue` of a path the flat fields can tell: one they hold, or one their
@@ -290,28 +291,30 @@ struct SQLiteEventPredicate: Sendable {
             }
         }
 
-        func extract() -> IndexedColumns {
-            if let flat { IndexedColumns(flat: flat) } else { IndexedColumns(.object(fields)) }
+        func extract() {
+            guard !isExtracted else { return }
+            extracted = if let flat { IndexedColumns(flat: flat) } else { IndexedColumns(.object(fields)) }
+            isExtracted = true
         }
 
         func text(_ column: TextColumn) -> String? {
-            if extracted == nil { extracted = extract() }
+            extract()
             switch column {
-            case .dataset: return extracted?.dataset
-            case .hostName: return extracted?.hostName
-            case .sourceIP: return extracted?.sourceIP
-            case .destinationIP: return extracted?.destinationIP
-            case .networkTransport: return extracted?.networkTransport
-            case .userName: return extracted?.userName
-            case .eventAction: return extracted?.eventAction
-            case .eventOutcome: return extracted?.eventOutcome
-            case .observerVendor: return extracted?.observerVendor
+            case .dataset: return extracted.dataset
+            case .hostName: return extracted.hostName
+            case .sourceIP: return extracted.sourceIP
+            case .destinationIP: return extracted.destinationIP
+            case .networkTransport: return extracted.networkTransport
+            case .userName: return extracted.userName
+            case .eventAction: return extracted.eventAction
+            case .eventOutcome: return extracted.eventOutcome
+            case .observerVendor: return extracted.observerVendor
             }
         }
 
         func port(source: Bool) -> Int64? {
-            if extracted == nil { extracted = extract() }
-            return source ? extracted?.sourcePort : extracted?.destinationPort
+            extract()
+            return source ? extracted.sourcePort : extracted.destinationPort
         }
 
         static func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte + 32 : byte }
