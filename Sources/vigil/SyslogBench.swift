@@ -103,12 +103,14 @@ struct SyslogBench: AsyncParsableCommand {
     @Option(help: "rsyslogd runs; the fastest is the ceiling.") var rsyslogRunCount: Int = 3
     @Option(help: "Sigma rules from the corpus's Linux and network rules matched per event at admission (0: none).") var sigmaRules: Int = 0
     @Option(help: "Directory of the Sigma corpus's rules (default: ../shared/testdata/sigma/rules).") var sigmaDir: String = "../shared/testdata/sigma/rules"
+    @Option(help: "Generated native rules without a threshold matched per event at admission (0: none).") var nativeRules: Int = 0
 
     func validate() throws {
         guard events > 0 else { throw ValidationError("--events must be at least 1") }
         guard rsyslogRunCount >= 1 else { throw ValidationError("--rsyslog-run-count must be at least 1") }
         guard indicators >= 0 else { throw ValidationError("--indicators must not be negative") }
         guard sigmaRules >= 0 else { throw ValidationError("--sigma-rules must not be negative") }
+        guard nativeRules >= 0 else { throw ValidationError("--native-rules must not be negative") }
     }
 
     func run() async throws {
@@ -149,8 +151,9 @@ struct SyslogBench: AsyncParsableCommand {
             environment["VIGIL_INTEL_FEEDS"] = feed.path
             print("threat-intel feed: \(indicators) indicators")
         }
-        let rules = try loadRules()
-        if !rules.isEmpty { environment["VIGIL_DETECTION_INTERVAL_SECS"] = "1" }
+        let rules = (sigma: try loadRules(), native: Self.nativeRules(nativeRules))
+        let anyRules = !rules.sigma.isEmpty || !rules.native.isEmpty
+        if anyRules { environment["VIGIL_DETECTION_INTERVAL_SECS"] = "1" }
         let process = try ServerProcess(extraEnvironment: environment)
         let baseURL = try await process.start(timeoutSeconds: 300)
         defer { process.stop() }
@@ -158,13 +161,14 @@ struct SyslogBench: AsyncParsableCommand {
         guard let tcp = addresses?["syslog_tcp"], let tcpAddress = SocketAddress(tcp) else { throw GateFailure("the server has no syslog TCP listener") }
         let client = VigilHTTPClient(baseURL: baseURL, connections: 2)
         let context = GateContext(client: client, adminToken: process.adminToken)
-        var sigmaLoaded = 0
-        if !rules.isEmpty {
-            for source in rules {
+        var loaded = (sigma: 0, native: 0)
+        if anyRules {
+            for (source, native) in rules.sigma.map({ ($0, false) }) + rules.native.map({ ($0, true) }) {
                 let reply = try await client.send("POST", "/api/v1/rules?tenant=default", headers: ["Authorization": "Bearer \(process.adminToken)"], body: Data(source.utf8))
-                if reply.status < 300 { sigmaLoaded += 1 }
+                guard reply.status < 300 else { continue }
+                if native { loaded.native += 1 } else { loaded.sigma += 1 }
             }
-            print("Sigma rules: \(sigmaLoaded) of \(rules.count) from the corpus loaded for per-event matching")
+            print("rules matched per event: \(loaded.sigma) of \(rules.sigma.count) Sigma rules from the corpus, \(loaded.native) of \(rules.native.count) native rules")
             // Loaded means adopted: the scheduler publishes them on its next tick (one a second).
             try await Task.sleep(for: .milliseconds(2_500))
         }
@@ -184,7 +188,7 @@ struct SyslogBench: AsyncParsableCommand {
         let serverCPU: Double? = if let before = cpuBefore, let after = process.cpuSeconds() { after - before } else { nil }
 
         let result: [String: Any] = [
-            "benchmark": "syslog", "events": events, "raw_bytes": rawBytes, "indicators": indicators, "sigma_rules": sigmaLoaded,
+            "benchmark": "syslog", "events": events, "raw_bytes": rawBytes, "indicators": indicators, "sigma_rules": loaded.sigma, "native_rules": loaded.native,
             "vigil_searchable_eps": Int(vigilRate),
             "vigil_send_seconds": (sent * 100).rounded() / 100,
             "rsyslog_file_eps": rsyslogRate.map { Int($0) } ?? -1,
@@ -196,7 +200,7 @@ struct SyslogBench: AsyncParsableCommand {
             "date": ISO8601DateFormatter().string(from: Date()),
         ]
         print("| metric | value |\n|---|---|")
-        for key in ["events", "indicators", "sigma_rules", "vigil_searchable_eps", "rsyslog_file_eps", "ratio_to_rsyslog", "peak_rss_mib", "server_cpu_us_per_line", "machine"] {
+        for key in ["events", "indicators", "sigma_rules", "native_rules", "vigil_searchable_eps", "rsyslog_file_eps", "ratio_to_rsyslog", "peak_rss_mib", "server_cpu_us_per_line", "machine"] {
             print("| \(key) | \(result[key] ?? "") |")
         }
         try writeBenchResult(result, to: output)
@@ -276,6 +280,22 @@ struct SyslogBench: AsyncParsableCommand {
         }
         guard !loaded.isEmpty else { throw ValidationError("no Sigma rules under \(sigmaDir)/linux or \(sigmaDir)/network") }
         return loaded
+    }
+
+    /// `count` native rules without a threshold on the generated traffic's fields: columns,
+    /// free text, document paths, ranges and CIDR blocks, each with its own values.
+    static func nativeRules(_ count: Int) -> [String] {
+        (0..<count).map { n in
+            let query = switch n % 6 {
+            case 0: "event.outcome:failure AND source.ip:10.\(n % 250).0.0/16"
+            case 1: "destination.port:\(1000 + n) AND event.action:deny"
+            case 2: "\"failed password\" AND user.name:user\(n)"
+            case 3: "event.dataset:fortinet.firewall AND fortinet.firewall.policyid:\(n)"
+            case 4: "network.transport:udp AND destination.port:[\(40000 + n) TO \(40010 + n)]"
+            default: "observer.vendor:Cisco AND cisco.asa.connection_id:\(n * 7)"
+            }
+            return "id: bench-native-\(n)\nquery: '\(query)'\nseverity: low\n"
+        }
     }
 
     /// A CSV feed of mixed indicators, none of which the generated traffic hits except a
