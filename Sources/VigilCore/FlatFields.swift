@@ -241,6 +241,34 @@ public struct FlatFields: Sendable {
         }
     }
 
+    /// Whether setting `members` in the document (`object(setting:)`) would replace one of
+    /// its own top-level members: then only that document tells what it holds.
+    public func isReplaced(by members: JSONObject) -> Bool {
+        members.members.contains { schema.topLevelKeys.contains($0.key) }
+    }
+
+    /// What the fields say of the value at a dotted path of their document with `members` set
+    /// in it (none replacing one of its own, `isReplaced(by:)`): `.some` of a path they hold,
+    /// `.some(nil)` for one that document cannot hold, and nil where only the document can
+    /// tell: a path under one of `members`, one naming an object of theirs, one inside one of
+    /// their values (a list, an object of the line's keys). Their document has no dotted key
+    /// outside their values (a schema's paths are split at every dot), so it is read part by
+    /// part: what `JSONValue.value(atPath:)` finds there.
+    public func documentValue(atPath path: String, setting members: JSONObject) -> JSONValue?? {
+        let utf8 = path.utf8
+        let firstDot = utf8.firstIndex(of: UInt8(ascii: "."))
+        let first = path[..<(firstDot ?? path.endIndex)]
+        if members.members.contains(where: { $0.key == first }) { return nil }
+        if let position = schema.path(path) { return .some(value(position)) }
+        if schema.objects.contains(path) { return nil }
+        guard var dot = firstDot, schema.topLevelKeys.contains(String(first)) else { return .some(nil) }
+        while true {
+            if schema.path(String(path[..<dot])) != nil { return nil }
+            guard let next = utf8[utf8.index(after: dot)...].firstIndex(of: UInt8(ascii: ".")) else { return .some(nil) }
+            dot = next
+        }
+    }
+
     /// The nested document with members set at its top level (replaced where it has them,
     /// else added after its own).
     public func object(setting members: JSONObject) -> JSONObject {

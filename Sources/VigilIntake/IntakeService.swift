@@ -415,11 +415,11 @@ public final class IntakeService: Sendable {
             timestamp = millis
         }
         guard Timestamp.day(of: timestamp) >= firstKeptDay else { return nil }
-        let vigil = JSONObject([("tenant", .string(tenant.rawValue)), ("event_id", .string(eventID))])
+        let added = JSONObject([("vigil", .object(JSONObject([("tenant", .string(tenant.rawValue)), ("event_id", .string(eventID))])))])
         var event = StoredEvent(tenant: tenant, key: Self.serverIDKey(tenant: tenant.rawValue, id: eventID, timestamp: timestamp), timestamp: timestamp,
-                                ingested: received, flat: flat, appending: [("vigil", .object(vigil))])
+                                ingested: received, flat: flat, appending: added.members)
         // The fields `normalize` matches: the nested document, `vigil` last.
-        if let rules { event.matched = rules.tags(flat: flat, appending: JSONObject([("vigil", .object(vigil))])) }
+        if let rules { event.matched = rules.tags(flat: flat, appending: added) }
         return .event(event)
     }
 

@@ -155,32 +155,9 @@ public final class SigmaEvent {
         }
     }
 
-    /// What flat fields say of `event.value(atPath: path)`: `.some` of a path they hold (or
-    /// nil inside, for a path the document cannot hold), nil when only the document can tell
-    /// (a path naming one of their objects, one inside one of their values, one under a member
-    /// added to them). Their document has no dotted key outside their values (a schema's
-    /// paths are split at every dot), so a path is read there part by part.
-    static func flatValue(_ flat: FlatFields, appended: JSONObject, _ path: String) -> JSONValue?? {
-        let schema = flat.schema
-        if let position = schema.path(path) { return .some(flat.value(position)) }
-        if schema.objects.contains(path) { return nil }
-        let utf8 = path.utf8
-        guard var dot = utf8.firstIndex(of: UInt8(ascii: ".")) else {
-            return appended.members.contains(where: { $0.key == path }) ? nil : .some(nil)
-        }
-        let first = path[..<dot]
-        if appended.members.contains(where: { $0.key == first }) { return nil }
-        guard schema.topLevelKeys.contains(String(first)) else { return .some(nil) }
-        while true {
-            if schema.path(String(path[..<dot])) != nil { return nil }
-            guard let next = utf8[utf8.index(after: dot)...].firstIndex(of: UInt8(ascii: ".")) else { return .some(nil) }
-            dot = next
-        }
-    }
-
     /// `event.value(atPath: path)`, from the flat fields where they can tell.
     func lookup(_ path: String) -> JSONValue? {
-        if let flat, let known = Self.flatValue(flat, appended: appended, path) { return known }
+        if let flat, let known = flat.documentValue(atPath: path, setting: appended) { return known }
         return event.value(atPath: path)
     }
 
@@ -206,7 +183,7 @@ public final class SigmaEvent {
     /// objects without a dotted key (events are stored nested) are passed through by their
     /// member named by the next part, which is all that search could find in them.
     func value(atPath path: String, parts: [String]?) -> JSONValue? {
-        if let flat, let known = Self.flatValue(flat, appended: appended, path) { return known }
+        if let flat, let known = flat.documentValue(atPath: path, setting: appended) { return known }
         guard let parts else { return event.value(atPath: path) }
         if let found = event.value(atKeys: parts) { return found }
         var current = event

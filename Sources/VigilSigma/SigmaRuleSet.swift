@@ -139,9 +139,9 @@ public struct SigmaRuleSet: Sendable {
     public func event(flat: FlatFields, appending: JSONObject) -> SigmaEvent {
         // Windows events read their `EventData` as a whole, and a member replacing one of the
         // fields' own hides them: from the document.
-        guard !flat.schema.topLevelKeys.contains("winlog"), appending["winlog"] == nil,
-              !appending.members.contains(where: { flat.schema.topLevelKeys.contains($0.key) })
-        else { return event(flat.object(setting: appending)) }
+        guard !flat.schema.topLevelKeys.contains("winlog"), appending["winlog"] == nil, !flat.isReplaced(by: appending) else {
+            return event(flat.object(setting: appending))
+        }
         return SigmaEvent(flat: flat, appending: appending, mapping: mapping, plan: plan)
     }
 

@@ -261,23 +261,6 @@ struct SQLiteEventPredicate: Sendable {
             if case .string(let text)? = found ?? flat.schema.path("message").flatMap({ flat.value($0) }) { message = text } else { message = nil }
         }
 
-        /// `documentValue` of a path the flat fields can tell: one they hold, or one their
-        /// document cannot hold; nil for one naming an object of theirs, one inside one of
-        /// their values, or one under an added member (the document decides those).
-        func flatValue(_ parts: [String]) -> JSONValue?? {
-            guard let flat, let first = parts.first else { return nil }
-            let schema = flat.schema
-            if appended.members.contains(where: { $0.key == first }) { return nil }
-            guard schema.topLevelKeys.contains(first) else { return .some(nil) }
-            var path = first
-            for part in parts.dropFirst() {
-                if schema.path(path) != nil { return nil }
-                path += "." + part
-            }
-            if let position = schema.path(path) { return .some(flat.value(position)) }
-            return schema.objects.contains(path) ? nil : .some(nil)
-        }
-
         /// The object's member named `key`, and whether it is the only one of that name. Through
         /// the buffer: reading each member out of the array would retain its key and value.
         static func member(_ key: String, of object: JSONObject) -> (value: JSONValue?, unique: Bool) {
@@ -454,7 +437,7 @@ struct SQLiteEventPredicate: Sendable {
     /// A field of the stored document (`json_extract(vigil_doc(body), path)`).
     static func documentValue(_ parts: [String], _ subject: Subject) -> Value {
         var current: JSONValue
-        if let known = subject.flatValue(parts) {
+        if let flat = subject.flat, let known = flat.documentValue(atPath: parts.joined(separator: "."), setting: subject.appended) {
             guard let known else { return .null }
             current = known
         } else {
@@ -593,7 +576,7 @@ struct SQLiteEventPredicates: EventPredicates {
 
     func matching(flat: FlatFields, appending: JSONObject) -> [Int] {
         // A member replacing one of the fields' own hides it: then the document decides.
-        guard !appending.members.contains(where: { flat.schema.topLevelKeys.contains($0.key) }) else {
+        guard !flat.isReplaced(by: appending) else {
             return matching(flat.object(setting: appending))
         }
         return matching(SQLiteEventPredicate.Subject(flat: flat, appending: appending))
