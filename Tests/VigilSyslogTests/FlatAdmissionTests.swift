@@ -15,9 +15,9 @@ import VigilThreatIntel
 /// without a nested document: what is stored must be the event the document path stores
 /// (member order aside, where a field is missing).
 ///
-/// Serialized: its cases are seconds of synchronous work each, and run side by side they held
-/// both of the machine's test threads long enough for other suites' searches to reach their
-/// time budget.
+/// Serialized, and yielding every hundred lines: its cases are seconds of work each, and run
+/// side by side, or without a pause, they held the machine's two test threads long enough for
+/// other suites' searches to reach their time budget.
 @Suite(.serialized)
 struct FlatAdmissionTests {
     let now: EpochMillis = 1_795_514_400_000
@@ -305,7 +305,7 @@ struct FlatAdmissionTests {
     }
 
     @Test(arguments: ["panos", "sshd", "fortigate", "asa", "f5", "generic"])
-    func flatFieldsAreStoredAsTheDocumentTheyStandFor(kind: String) throws {
+    func flatFieldsAreStoredAsTheDocumentTheyStandFor(kind: String) async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flat-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -321,6 +321,7 @@ struct FlatAdmissionTests {
         let rules = FingerprintMatcher()
         var flat = 0, storedFlat = 0, enriched = 0, withoutDocument = 0, ruleHits = 0
         for n in 0..<3_000 {
+            if n % 100 == 0 { await Task.yield() }
             let line = Self.line(kind: kind, &generator)
             let frame = Array(line.utf8)
             guard case .candidate(var candidate) = NormalizingSyslogDecoder().decode(frame: frame, peer: peer, received: now).item else {
@@ -426,10 +427,11 @@ struct FlatAdmissionTests {
     /// Generates 3,000 lines of a kind and calls `body` with each one the flat path takes, its
     /// flat fields, and their nested document with `vigilMembers` set in it (as a subscript
     /// sets it, not as the code under test does); returns how many there were.
-    func eachFlatLine(kind: String, seed: UInt64, _ body: (String, FlatFields, JSONObject) -> Void) -> Int {
+    func eachFlatLine(kind: String, seed: UInt64, _ body: (String, FlatFields, JSONObject) -> Void) async -> Int {
         var generator = SplitMix64(seed: seed)
         var flat = 0
-        for _ in 0..<3_000 {
+        for n in 0..<3_000 {
+            if n % 100 == 0 { await Task.yield() }
             let line = Self.line(kind: kind, &generator)
             guard case .candidate(let candidate) = NormalizingSyslogDecoder().decode(frame: Array(line.utf8), peer: peer, received: now).item,
                   let fields = candidate.flat else { continue }
@@ -444,12 +446,12 @@ struct FlatAdmissionTests {
     /// A Sigma event prepared from flat fields matches the rules the event of their nested
     /// document does, with the members admission adds.
     @Test(arguments: ["panos", "sshd", "fortigate", "asa", "f5", "generic"])
-    func sigmaRulesMatchFlatFieldsAsTheirDocument(kind: String) throws {
+    func sigmaRulesMatchFlatFieldsAsTheirDocument(kind: String) async throws {
         let set = try Self.preparedRuleSet.get()
         let replacing = JSONObject([("event", .object(JSONObject([("dataset", .string("cisco.asa"))])))])
         var hits = 0
         var hitRules = Set<Int>()
-        let flat = eachFlatLine(kind: kind, seed: 7) { line, fields, document in
+        let flat = await eachFlatLine(kind: kind, seed: 7) { line, fields, document in
             let matched = set.matches(flat: fields, appending: Self.vigilMembers)
             #expect(matched == set.matches(document), "\(line)")
             hits += matched.isEmpty ? 0 : 1
@@ -480,7 +482,7 @@ struct FlatAdmissionTests {
 
     /// Native rules without a threshold match flat fields as the nested document they stand for.
     @Test(arguments: ["panos", "sshd", "fortigate", "asa", "f5", "generic"])
-    func nativeRulePredicatesMatchFlatFieldsAsTheirDocument(kind: String) throws {
+    func nativeRulePredicatesMatchFlatFieldsAsTheirDocument(kind: String) async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flat-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -489,7 +491,7 @@ struct FlatAdmissionTests {
         let predicates = try #require(store.eventPredicates(for: try Self.flatReadingQueries.map { try parser.parse($0) }))
         var hits = 0
         var hitQueries = Set<Int>()
-        let flat = eachFlatLine(kind: kind, seed: 11) { line, fields, document in
+        let flat = await eachFlatLine(kind: kind, seed: 11) { line, fields, document in
             let matched = predicates.matching(flat: fields, appending: Self.vigilMembers)
             #expect(matched == predicates.matching(document), "\(line)")
             hits += matched.isEmpty ? 0 : 1
