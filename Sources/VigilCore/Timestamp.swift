@@ -164,6 +164,17 @@ public struct SystemClock: VigilClock {
     }
 }
 
+/// The monotonic clock, for durations and deadlines: it never jumps when the wall clock is
+/// set. Its zero is arbitrary (the system's boot).
+public struct MonotonicClock: VigilClock {
+    public init() {}
+    public func now() -> EpochMillis {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

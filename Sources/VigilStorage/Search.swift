@@ -1,4 +1,3 @@
-import Dispatch
 import Synchronization
 import VigilCore
 import VigilQuery
@@ -109,10 +108,12 @@ public struct AggregateTable: Sendable, Equatable {
 
 /// How long a query may run, and whether its client went away. Stores check it while they
 /// execute (SQLite through its progress handler) and stop with `StoreError.interrupted` or
-/// `.cancelled`.
+/// `.cancelled`. The time limit reads `clock` (monotonic by default); tests give it a clock
+/// that moves only when they say, so a search on a loaded machine is never cut by time.
 public final class QueryBudget: Sendable {
     public let timeoutMillis: Int
-    private let deadline: UInt64
+    private let clock: any VigilClock
+    private let deadline: EpochMillis
     private let cancelled = Atomic<Bool>(false)
 
     private let parent: QueryBudget?
@@ -121,17 +122,20 @@ public final class QueryBudget: Sendable {
     private let stepLimit: Int?
     private let steps = Atomic<Int>(0)
 
-    public init(timeoutMillis: Int) {
+    public init(timeoutMillis: Int, clock: any VigilClock = MonotonicClock()) {
         self.timeoutMillis = timeoutMillis
-        deadline = DispatchTime.now().uptimeNanoseconds &+ UInt64(max(0, timeoutMillis)) &* 1_000_000
+        self.clock = clock
+        deadline = clock.now() &+ Int64(max(0, timeoutMillis))
         parent = nil
         stepLimit = nil
     }
 
-    /// A part of `parent` that ends after `millis` at the latest (or with the parent).
+    /// A part of `parent` that ends after `millis` at the latest (or with the parent), on
+    /// the parent's clock.
     public init(within parent: QueryBudget, millis: Int) {
         timeoutMillis = millis
-        deadline = min(parent.deadline, DispatchTime.now().uptimeNanoseconds &+ UInt64(max(0, millis)) &* 1_000_000)
+        clock = parent.clock
+        deadline = min(parent.deadline, parent.clock.now() &+ Int64(max(0, millis)))
         self.parent = parent
         stepLimit = nil
     }
@@ -140,6 +144,7 @@ public final class QueryBudget: Sendable {
     /// calls of the store's progress handler (or with the parent).
     public init(within parent: QueryBudget, progressCalls: Int) {
         timeoutMillis = parent.timeoutMillis
+        clock = parent.clock
         deadline = parent.deadline
         self.parent = parent
         stepLimit = progressCalls
@@ -157,7 +162,7 @@ public final class QueryBudget: Sendable {
     public func cancel() { cancelled.store(true, ordering: .relaxed) }
 
     public var isCancelled: Bool { cancelled.load(ordering: .relaxed) || (parent?.isCancelled ?? false) }
-    public var isExpired: Bool { DispatchTime.now().uptimeNanoseconds >= deadline }
+    public var isExpired: Bool { clock.now() >= deadline }
     public var shouldStop: Bool { isCancelled || isExpired }
 
     /// Throws the reason to stop, if there is one.

@@ -39,7 +39,7 @@ struct CompactStorageTests {
     }
 
     func count(_ store: SQLiteEventStore, _ query: String) async throws -> Int {
-        let result = try await store.search(SearchRequest(tenant: acme, query: try QueryParser().parse(query), from: day, to: day + 86_400_000, limit: 10_000))
+        let result = try await store.search(SearchRequest(tenant: acme, query: try QueryParser().parse(query), from: day, to: day + 86_400_000, limit: 10_000, budget: patientBudget()))
         guard case .events(let page) = result else { return -1 }
         return page.total
     }
@@ -184,7 +184,7 @@ struct CompactStorageTests {
 
         let (reopened, _) = try makeStore(dir)
         for store in [store, reopened] {
-            let result = try await store.search(SearchRequest(tenant: acme, query: try QueryParser().parse("*"), from: day, to: day + 86_400_000, limit: 10_000))
+            let result = try await store.search(SearchRequest(tenant: acme, query: try QueryParser().parse("*"), from: day, to: day + 86_400_000, limit: 10_000, budget: patientBudget()))
             let back = Dictionary(uniqueKeysWithValues: result.events.map { ($0.key, $0) })
             #expect(back.count == total)
             for original in written {
@@ -246,7 +246,7 @@ struct CompactStorageTests {
         _ = try await store.write(events: messages.enumerated().map { event(UInt64($0.offset), at: day + Int64($0.offset), JSONObject([("message", .string($0.element))])) },
                                   quarantined: [])
         func keys(_ query: String) async throws -> [UInt64] {
-            let result = try await store.search(SearchRequest(tenant: acme, query: try QueryParser().parse(query), from: day, to: day + 1000, limit: 100))
+            let result = try await store.search(SearchRequest(tenant: acme, query: try QueryParser().parse(query), from: day, to: day + 1000, limit: 100, budget: patientBudget()))
             return result.events.map(\.key.low).sorted()
         }
         #expect(try await keys(#""failed password""#) == [0, 2])
@@ -260,7 +260,7 @@ struct CompactStorageTests {
         #expect(try await keys(#""password reset" OR message:nothing*"#) == [2, 3])
         #expect(try await keys(#"("failed password" AND port) OR zzz"#) == [0])
         guard case .events(let page) = try await store.search(SearchRequest(tenant: acme, query: try QueryParser().parse(#""root from 10.1.2.3""#),
-                                                                               from: day, to: day + 1000, limit: 10, highlight: true)) else { return }
+                                                                               from: day, to: day + 1000, limit: 10, budget: patientBudget(), highlight: true)) else { return }
         #expect(page.hits.map { $0.highlights["message"]?.snippet ?? "" }.sorted() == [
             "Failed password for <mark>root from 10.1.2.3</mark> port 22",
             "failed: password reset for <mark>root from 10.1.2.3</mark>",
@@ -302,7 +302,7 @@ struct CompactStorageTests {
         #expect(try await count(store, #"observer.vendor:"Palo Alto Networks""#) == 1)
         #expect(try await count(store, "event.dataset:pan*") == 1)
         let result = try await store.search(SearchRequest(tenant: acme, query: try QueryParser().parse("event.dataset:* | stats count() by event.dataset, observer.vendor"),
-                                                          from: day, to: day + 86_400_000, limit: 10))
+                                                          from: day, to: day + 86_400_000, limit: 10, budget: patientBudget()))
         #expect(result.table?.rows.map { $0.map { "\($0)" } }.sorted { $0[0] < $1[0] } == [
             ["string(\"panos.traffic\")", "string(\"Palo Alto Networks\")", "int(1)"],
             ["string(\"zeek.conn\")", "string(\"Zeek\")", "int(1)"],

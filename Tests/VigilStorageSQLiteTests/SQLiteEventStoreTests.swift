@@ -43,7 +43,7 @@ struct SQLiteEventStoreTests {
     }
 
     func search(_ store: SQLiteEventStore, _ tenant: TenantName, _ query: String, limit: Int = 100) async throws -> SearchResult {
-        try await store.search(SearchRequest(tenant: tenant, query: try QueryParser().parse(query), from: day - 86_400_000, to: day + 2 * 86_400_000, limit: limit))
+        try await store.search(SearchRequest(tenant: tenant, query: try QueryParser().parse(query), from: day - 86_400_000, to: day + 2 * 86_400_000, limit: limit, budget: patientBudget()))
     }
 
     @Test func storesPartitionsPerTenantAndDayAndSearchesAcrossThem() async throws {
@@ -170,7 +170,7 @@ struct SQLiteEventStoreTests {
         // The parser refuses such names; a store given one directly refuses it too.
         #expect(throws: QuerySyntaxError.self) { _ = try QueryParser().parse("doc')--:x") }
         await #expect(throws: QueryRefusal.self) {
-            _ = try await store.search(SearchRequest(tenant: acme, query: Query(filter: .field("doc')--", .equals("x"))), from: day, to: day + 1000, limit: 1))
+            _ = try await store.search(SearchRequest(tenant: acme, query: Query(filter: .field("doc')--", .equals("x"))), from: day, to: day + 1000, limit: 1, budget: patientBudget()))
         }
     }
 
@@ -215,12 +215,12 @@ struct SQLiteEventStoreConcurrencyTests {
                 group.addTask { _ = try await store.write(events: [event], quarantined: []) }
                 for _ in 0..<4 {
                     group.addTask {
-                        _ = try await store.search(SearchRequest(tenant: tenant, query: Query(filter: .all), from: day - 1000, to: day + 1000, limit: 10))
+                        _ = try await store.search(SearchRequest(tenant: tenant, query: Query(filter: .all), from: day - 1000, to: day + 1000, limit: 10, budget: patientBudget()))
                     }
                 }
                 try await group.waitForAll()
             }
-            #expect(try await store.search(SearchRequest(tenant: tenant, query: Query(filter: .all), from: day - 1000, to: day + 1000, limit: 10)).total == 1)
+            #expect(try await store.search(SearchRequest(tenant: tenant, query: Query(filter: .all), from: day - 1000, to: day + 1000, limit: 10, budget: patientBudget())).total == 1)
         }
     }
 }
@@ -246,7 +246,7 @@ struct SQLiteRetentionTests {
         let report = try await service.runOnce()
         #expect(report.droppedPartitions.map(\.day) == [Timestamp.day(of: now) - 5, Timestamp.day(of: now) - 4])
         #expect(report.purgedQuarantine == 1)
-        let all = try await store.search(SearchRequest(tenant: acme, query: Query(filter: .all), from: now - 10 * day, to: now + day, limit: 10))
+        let all = try await store.search(SearchRequest(tenant: acme, query: Query(filter: .all), from: now - 10 * day, to: now + day, limit: 10, budget: patientBudget()))
         #expect(all.events.map(\.key.low).sorted() == [3, 4])
         #expect(try await store.existingKeys(tenant: acme, keys: [EventKey(high: 7, low: 1), EventKey(high: 7, low: 3)]) == [EventKey(high: 7, low: 3)])
         #expect(try await service.runOnce().droppedPartitions.isEmpty)

@@ -44,7 +44,7 @@ struct SQLiteSearchTests {
     func request(_ query: String, tenant: TenantName? = nil, limit: Int = 100, cursor: SearchCursor? = nil,
                  limits: SearchLimits = SearchLimits()) throws -> SearchRequest {
         SearchRequest(tenant: tenant ?? acme, query: try QueryParser().parse(query), from: day, to: day + 2 * Timestamp.millisPerDay,
-                      limit: limit, cursor: cursor, limits: limits)
+                      limit: limit, cursor: cursor, limits: limits, budget: patientBudget())
     }
 
     func ids(_ store: SQLiteEventStore, _ query: String) async throws -> [UInt64] {
@@ -303,7 +303,9 @@ struct SQLiteSearchTests {
 
     @Test func aQueryPastItsTimeoutIsInterruptedMidStatement() async throws {
         let store = try await makeStore()
-        let budget = QueryBudget(timeoutMillis: 50)
+        // Its clock moves 1 ms per look: 50 looks of the progress handler end it.
+        let clock = TickingClock()
+        let budget = QueryBudget(timeoutMillis: 50, clock: clock)
         do {
             // Never ends by itself: only the progress handler can stop it.
             _ = try await store.read(acme, day: Timestamp.day(of: day), budget: budget) { db in
@@ -313,6 +315,7 @@ struct SQLiteSearchTests {
         } catch let error as StoreError {
             #expect(error.code == .interrupted)
         }
+        #expect(clock.reads > 50)
         let cancelled = QueryBudget(timeoutMillis: 60_000)
         cancelled.cancel()
         await #expect(throws: StoreError.self) {
@@ -322,11 +325,11 @@ struct SQLiteSearchTests {
 
     @Test func tailReturnsOnlyNewMatchingEvents() async throws {
         let store = try await makeStore()
-        // Budgets far above what the reads need: this test is about what the tail returns, and
-        // in the full parallel suite on a busy 2-core VM a read once waited past 1 s.
+        // Budgets that time does not end: this test is about what the tail returns, and in the
+        // full parallel suite on a busy 2-core VM a read once waited past 1 s.
         let now = day + Timestamp.millisPerDay + 60_000
         let query = try QueryParser().parse("failed")
-        let start = try await store.tail(tenant: acme, query: query, cursor: nil, now: now, limit: 0, budget: QueryBudget(timeoutMillis: 60_000))
+        let start = try await store.tail(tenant: acme, query: query, cursor: nil, now: now, limit: 0, budget: patientBudget())
         #expect(start.hits.isEmpty)
         _ = try await store.write(events: [
             event(acme, 10, at: now, "failed again later", []),
@@ -334,9 +337,9 @@ struct SQLiteSearchTests {
             StoredEvent(Event(tenant: acme, key: EventKey(high: 9, low: 12), timestamp: now - Timestamp.millisPerDay, ingested: now,
                               fields: JSONObject([("message", .string("failed yesterday, arriving late"))]))),
         ], quarantined: [])
-        let next = try await store.tail(tenant: acme, query: query, cursor: start.cursor, now: now, limit: 100, budget: QueryBudget(timeoutMillis: 60_000))
+        let next = try await store.tail(tenant: acme, query: query, cursor: start.cursor, now: now, limit: 100, budget: patientBudget())
         #expect(Set(next.hits.map(\.event.key.low)) == [10, 12])
-        let again = try await store.tail(tenant: acme, query: query, cursor: next.cursor, now: now, limit: 100, budget: QueryBudget(timeoutMillis: 60_000))
+        let again = try await store.tail(tenant: acme, query: query, cursor: next.cursor, now: now, limit: 100, budget: patientBudget())
         #expect(again.hits.isEmpty)
     }
 }
@@ -382,7 +385,7 @@ struct PartitionMigrationTests {
         }
         try queue.close()
         let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
-        let result = try await store.search(SearchRequest(tenant: acme, query: try QueryParser().parse("old"), from: day, to: day + 10_000, limit: 10))
+        let result = try await store.search(SearchRequest(tenant: acme, query: try QueryParser().parse("old"), from: day, to: day + 10_000, limit: 10, budget: patientBudget()))
         #expect(result.events.map(\.key.low) == [3, 1, 2])
         guard case .events(let page) = result else { return }
         #expect(page.hits.map(\.position) == [5000 << 20 + 1, 5000 << 20, 1000 << 20])
@@ -402,7 +405,7 @@ struct PartitionMigrationTests {
         try queue.close()
         let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
         func keys(_ query: String) async throws -> [UInt64] {
-            try await store.search(SearchRequest(tenant: acme, query: try QueryParser().parse(query), from: day, to: day + 10_000, limit: 10)).events.map(\.key.low)
+            try await store.search(SearchRequest(tenant: acme, query: try QueryParser().parse(query), from: day, to: day + 10_000, limit: 10, budget: patientBudget())).events.map(\.key.low)
         }
         #expect(try await keys("source.ip:10.1.2.3") == [1])
         #expect(try await keys("destination.ip:10.9.9.9") == [2, 1])
