@@ -5,7 +5,8 @@ import VigilStorage
 ///
 /// Binary layout: `u8 kind` then, for kind 3, a `StoredEvent` (see `StoredEvent.encode`); for
 /// kind 4, the same followed by `i64 count` and that many `i64` tags of the rules it matched
-/// at admission (`StoredEvent.matched`); for kind 2 `str tenant, str reason, str detail, str
+/// at admission (`StoredEvent.matched`); kinds 5 and 6 are 3 and 4 for an event whose key
+/// is unique (`StoredEvent.keyIsUnique`); for kind 2 `str tenant, str reason, str detail, str
 /// source, i64 received, bytes raw`.
 /// `str` and `bytes` are a little-endian `u32` length and the bytes.
 public enum IntakeRecord: Sendable, Equatable {
@@ -15,6 +16,8 @@ public enum IntakeRecord: Sendable, Equatable {
     static let eventKind: UInt8 = 3
     static let matchedEventKind: UInt8 = 4
     static let quarantineKind: UInt8 = 2
+    /// Added to an event kind when its key is unique.
+    static let uniqueKeyOffset: UInt8 = 2
 
     public func encoded() -> [UInt8] {
         switch self {
@@ -34,7 +37,7 @@ public enum IntakeRecord: Sendable, Equatable {
 
     /// The record of an event, without wrapping (copying) it in a record first.
     public static func encoded(_ event: borrowing StoredEvent) -> [UInt8] {
-        var out: [UInt8] = [event.matched.isEmpty ? eventKind : matchedEventKind]
+        var out: [UInt8] = [(event.matched.isEmpty ? eventKind : matchedEventKind) + (event.keyIsUnique ? uniqueKeyOffset : 0)]
         out.reserveCapacity(event.document.count + (event.message?.utf8.count ?? 0) + 168 + 8 * event.matched.count)
         event.encode(into: &out)
         guard !event.matched.isEmpty else { return out }
@@ -47,10 +50,13 @@ public enum IntakeRecord: Sendable, Equatable {
     /// Decodes a record; nil when the bytes are not a record this version wrote.
     public static func decode(_ bytes: [UInt8]) -> IntakeRecord? {
         var reader = BinaryReader(bytes)
-        switch reader.byte() {
-        case eventKind?:
-            return StoredEvent.decode(&reader).map(IntakeRecord.event)
-        case matchedEventKind?:
+        let kind = reader.byte()
+        switch kind {
+        case eventKind?, (eventKind + uniqueKeyOffset)?:
+            guard var event = StoredEvent.decode(&reader) else { return nil }
+            event.keyIsUnique = kind != eventKind
+            return .event(event)
+        case matchedEventKind?, (matchedEventKind + uniqueKeyOffset)?:
             guard var event = StoredEvent.decode(&reader), let count = reader.int64(), count > 0, count <= 1_000_000 else { return nil }
             var tags: [UInt64] = []
             for _ in 0..<count {
@@ -58,6 +64,7 @@ public enum IntakeRecord: Sendable, Equatable {
                 tags.append(UInt64(bitPattern: tag))
             }
             event.matched = tags
+            event.keyIsUnique = kind != matchedEventKind
             return .event(event)
         case quarantineKind?:
             guard let tenantText = reader.string(), let tenant = TenantName(tenantText),

@@ -386,6 +386,7 @@ public final class IntakeService: Sendable {
         // Encoded for the queue here, where `fields` is the only reference to the document.
         var event = StoredEvent(tenant: tenant, key: key, timestamp: timestamp, ingested: received, fields: fields)
         event.matched = matched
+        event.keyIsUnique = eventID != nil && candidate.idIsServers
         return .event(event)
     }
 
@@ -418,6 +419,7 @@ public final class IntakeService: Sendable {
         let added = JSONObject([("vigil", .object(JSONObject([("tenant", .string(tenant.rawValue)), ("event_id", .string(eventID))])))])
         var event = StoredEvent(tenant: tenant, key: Self.serverIDKey(tenant: tenant.rawValue, id: eventID, timestamp: timestamp), timestamp: timestamp,
                                 ingested: received, flat: flat, appending: added.members)
+        event.keyIsUnique = true
         // The fields `normalize` matches: the nested document, `vigil` last.
         if let rules { event.matched = rules.tags(flat: flat, appending: added) }
         return .event(event)

@@ -121,6 +121,11 @@ public struct StoredEvent: Sendable, Equatable {
     /// The tags of the per-event rules it matched at admission (`AdmissionMatcher`): carried by
     /// its intake record, not stored with it.
     public var matched: [UInt64] = []
+    /// The key comes from an id this server gave one input (a syslog frame's
+    /// `syslog-<boot>-<n>`): no other event, and no retry, can make it. The store then does not
+    /// record it for duplicate checks (`docs/idempotency.md`); a replay of its intake record is
+    /// still skipped by the day partition's committed sequence. Carried by the intake record.
+    public var keyIsUnique = false
 
     public init(tenant: TenantName, key: EventKey, timestamp: EpochMillis, ingested: EpochMillis,
                 columns: IndexedColumns, message: String?, document: [UInt8]) {

@@ -539,7 +539,11 @@ public final class SQLiteEventStore: EventStore {
 
     /// Records the tenant's idempotency keys and quarantined items; returns the events whose
     /// key this batch holds (new, or claimed by the very record being replayed), in order.
+    /// Unique keys (`StoredEvent.keyIsUnique`) are not recorded: no other event can have one,
+    /// and a replay of its record is skipped by the partition (`insert`).
     func claimKeys(_ tenant: TenantName, events: [StoredEvent], quarantined items: [QuarantineItem]) async throws -> [StoredEvent] {
+        // A batch of syslog frames only: nothing to record, every event is new.
+        if items.isEmpty, events.allSatisfy(\.keyIsUnique) { return events }
         let tenantDB = try tenantDatabase(tenant)
         markDirty(tenantDB)
         let filter = keyFilter(tenant, pool: tenantDB)
@@ -557,6 +561,10 @@ public final class SQLiteEventStore: EventStore {
             let order = events.indices.sorted { (events[$0].key, $0) < (events[$1].key, $1) }
             var previous: EventKey?
             for index in order {
+                if events[index].keyIsUnique {
+                    fresh.append(index)
+                    continue
+                }
                 let key = events[index].key, token = events[index].sequence?.token
                 guard key != previous else { continue }
                 previous = key
@@ -578,7 +586,7 @@ public final class SQLiteEventStore: EventStore {
             }
             // Before the commit: the filter may know a key early (a rollback leaves a false
             // positive), never late.
-            filter.insert(fresh.lazy.map { events[$0].key })
+            filter.insert(fresh.lazy.filter { !events[$0].keyIsUnique }.map { events[$0].key })
             if fresh.count == events.count { return events }
             fresh.sort()
             return fresh.map { events[$0] }

@@ -51,6 +51,8 @@ public actor SyslogBatcher {
     /// the `appended` count it saw, whatever arrives after it.
     var appended = 0
     var admitted = 0
+    /// Frames admitted from a batch that is not all admitted yet (`flushLoop`).
+    var carried = 0
     var waiters: [(target: Int, continuation: CheckedContinuation<Void, Never>)] = []
     var flushing = false
     var sequence: UInt64 = 0
@@ -159,27 +161,34 @@ public actor SyslogBatcher {
             }
             submitting = count
             do {
-                try await submit(batch)
+                try await submit(&batch)
                 submitting = 0
-                admitted += count
+                admitted += count + carried
+                carried = 0
                 backoff = .milliseconds(50)
                 releaseWaiters()
             } catch let error as IntakeError where error.code == .closed {
                 // The spool is closed (the process is stopping): nothing more can be kept.
                 submitting = 0
-                let dropped = count + pending.count
+                let dropped = batch.count + pending.count
                 logger.error("Syslog frames dropped: the intake spool is closed", metadata: ["frames": "\(dropped)"])
                 SyslogMetrics.drop("shutdown", count: dropped)
-                admitted += dropped
+                admitted += count + carried + pending.count
+                carried = 0
                 pending.removeAll()
                 releaseWaiters()
                 break
             } catch {
-                // The spool refused (full, disk full): nothing of the batch was kept. Put the
-                // frames back in front and try again; TCP senders wait meanwhile.
+                // The spool refused (full, disk full) a tenant's share: nothing of it, or of the
+                // tenants after it, was kept. Put those frames back in front and try again;
+                // TCP senders wait meanwhile. The shares admitted before it are not submitted
+                // again: their frames' keys are unique (`StoredEvent.keyIsUnique`), so the
+                // store would not recognise them a second time. They count as admitted once
+                // the rest of their batch is, so waiters are released in order.
                 submitting = 0
+                carried += count - batch.count
                 pending.insert(contentsOf: batch, at: 0)
-                logger.warning("Syslog batch refused by the intake spool; retrying", metadata: ["error": "\(error)", "frames": "\(count)"])
+                logger.warning("Syslog batch refused by the intake spool; retrying", metadata: ["error": "\(error)", "frames": "\(batch.count)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(2))
                 continue
@@ -197,7 +206,9 @@ public actor SyslogBatcher {
         waiters = kept
     }
 
-    func submit(_ batch: [Entry]) async throws {
+    /// Submits the batch one tenant's share at a time; when one throws, `batch` is left with
+    /// the frames not admitted (that share's and the ones after it), in order.
+    func submit(_ batch: inout [Entry]) async throws {
         var byTenant: [TenantName: [DecodedItem]] = [:]
         var order: [TenantName] = []
         for entry in batch {
@@ -205,8 +216,14 @@ public actor SyslogBatcher {
             if byTenant[entry.tenant] == nil { order.append(entry.tenant) }
             byTenant[entry.tenant, default: []].append(item)
         }
-        for tenant in order {
-            _ = try await intake.submit(tenant: tenant, source: "syslog", items: byTenant[tenant] ?? [])
+        for (index, tenant) in order.enumerated() {
+            do {
+                _ = try await intake.submit(tenant: tenant, source: "syslog", items: byTenant[tenant] ?? [])
+            } catch {
+                let admitted = Set(order[..<index])
+                batch.removeAll { admitted.contains($0.tenant) }
+                throw error
+            }
         }
     }
 }

@@ -128,6 +128,13 @@ struct DecoderTests {
         #expect(record.first == 4 && IntakeRecord.event(event).encoded().first == 3)
         #expect(IntakeRecord.decode(record) == .event(matched))
         #expect(IntakeRecord.decode(Array(record.dropLast())) == nil, "a cut tag")
+        // A unique key (a syslog frame's) rides along too, with or without tags.
+        for var unique in [event, matched] {
+            unique.keyIsUnique = true
+            let uniqueRecord = IntakeRecord.event(unique).encoded()
+            #expect(uniqueRecord.first == (unique.matched.isEmpty ? 5 : 6))
+            #expect(IntakeRecord.decode(uniqueRecord) == .event(unique))
+        }
         // Cut anywhere or with any byte changed, a record decodes to nil or to a record, never a crash.
         for length in 0..<record.count { #expect(IntakeRecord.decode(Array(record.prefix(length))) == nil) }
         var generator = SystemRandomNumberGenerator()

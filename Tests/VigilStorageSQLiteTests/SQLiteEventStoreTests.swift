@@ -83,6 +83,43 @@ struct SQLiteEventStoreTests {
         #expect(try await store.existingKeys(tenant: other, keys: [EventKey(high: 0, low: 1)]).isEmpty)
     }
 
+    /// Unique keys (a syslog frame's) are not recorded in the key table; a replay of their
+    /// records (the same sequences: a restart before the spool was committed) adds nothing,
+    /// the day partition skipping what it committed. Other keys in the batch are recorded.
+    @Test func uniqueKeysAreNotRecordedAndTheirReplayAddsNothing() async throws {
+        let (store, _) = try makeStore()
+        func records(_ range: ClosedRange<Int>, unique: Bool, position: Int64) -> [StoredEvent] {
+            range.map { n in
+                var stored = StoredEvent(event(acme, UInt64(n), at: day + Int64(n), "frame \(n)"))
+                stored.keyIsUnique = unique
+                stored.sequence = IntakeSequence(generation: 1, position: position + Int64(n))
+                return stored
+            }
+        }
+        let frames = records(1...4, unique: true, position: 0)
+        let batch = try await store.claim(events: frames, quarantined: [])
+        #expect(batch.claimed.map(\.key.low) == [1, 2, 3, 4])
+        #expect(try await store.insert(batch) == 4)
+        let keys = frames.map(\.key)
+        #expect(try await store.existingKeys(tenant: acme, keys: keys).isEmpty, "unique keys are not in the key table")
+        // The replay: claimed again (nothing records them), skipped by the partition.
+        let replay = try await store.claim(events: frames, quarantined: [])
+        #expect(replay.claimed.count == 4)
+        #expect(try await store.insert(replay) == 0)
+        #expect(try await search(store, acme, "*").total == 4)
+        #expect(try await search(store, acme, "frame").total == 4, "no token-index row twice")
+        // A batch with both kinds: the client keys are recorded, and a second copy of one of
+        // them (another record) is a duplicate.
+        let mixed = records(5...6, unique: true, position: 100) + records(7...8, unique: false, position: 100)
+        let claimed = try await store.claim(events: mixed, quarantined: [])
+        #expect(claimed.claimed.map(\.key.low) == [5, 6, 7, 8])
+        #expect(try await store.insert(claimed) == 4)
+        #expect(try await store.existingKeys(tenant: acme, keys: mixed.map(\.key)) == [mixed[2].key, mixed[3].key])
+        let copy = try await store.claim(events: records(7...7, unique: false, position: 200), quarantined: [])
+        #expect(copy.claimed.isEmpty)
+        #expect(try await search(store, acme, "*").total == 8)
+    }
+
     @Test func aBatchIsSplitByDayAndTimeOrderedWithArrivalOrderWithinAMillisecond() async throws {
         let events = [
             event(acme, 1, at: day + 86_400_000 + 9, "next day"),

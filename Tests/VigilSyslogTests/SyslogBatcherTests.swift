@@ -79,15 +79,15 @@ struct SyslogBatcherTests {
     }
 
     /// A batch holds frames of two tenants; the first tenant's are admitted, the second's
-    /// refused, and the whole batch is submitted again seconds later. The first tenant's
-    /// frames, which carry no time of their own, must make the same keys the second time
-    /// (their key leads with the event's second), so they are duplicates, not stored twice.
-    @Test func framesResubmittedAfterAnotherTenantWasRefusedAreKeptOnce() async throws {
+    /// refused and submitted again seconds later. The first tenant's are not submitted again:
+    /// their keys are unique (the store does not record them), so a second copy would be
+    /// stored twice. Frames without a time of their own take the time they were handed over.
+    @Test func aTenantsFramesAdmittedBeforeAnotherTenantWasRefusedAreNotSubmittedAgain() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("batcher-\(UUID().uuidString)", isDirectory: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let spool = try Spool(configuration: SpoolConfiguration(directory: dir.appendingPathComponent("spool")))
         let clock = ManualClock(now)
-        // Append 1 is acme's frames, append 2 beta's (refused); then both again.
+        // Append 1 is acme's frames, append 2 beta's (refused), append 3 beta's again.
         let queue = RefusingQueue(spool, refusing: [2], clock: clock)
         let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
         let intake = IntakeService(queue: queue, store: store, clock: clock, limits: IntakeLimits(), logger: Logger(label: "test"))
@@ -102,11 +102,14 @@ struct SyslogBatcherTests {
         await batcher.admitAndWait(entries)
 
         #expect(clock.now() == now + 5_000, "the retry came 5 s after the first attempt")
+        #expect(queue.appends.withLock { $0 } == 3)
+        #expect(await batcher.backlog == 0)
         var stored: [String: [String]] = [:]
         while let batch = try await spool.nextBatch(maxRecords: 100, drainOnly: true) {
             for record in batch.records {
                 if case .event(let event)? = IntakeRecord.decode(record) {
                     stored[event.tenant.rawValue, default: []].append(event.message ?? "")
+                    #expect(event.keyIsUnique)
                     #expect(event.timestamp == now, "a frame without a time takes the time it was handed over")
                     #expect(Int64(event.key.high >> 24) == now / 1000, "a frame's key leads with its second")
                 }
