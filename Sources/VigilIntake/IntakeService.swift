@@ -90,7 +90,7 @@ public final class IntakeService: Sendable {
         pending.withLock { pending in
             for bytes in records {
                 if case .event(let event)? = IntakeRecord.decode(bytes) {
-                    pending[event.tenant, default: []].insert(event.key)
+                    if !event.keyIsUnique { pending[event.tenant, default: []].insert(event.key) }
                     unstoredByIngest.withLock { $0[event.ingested, default: 0] += 1 }
                     restored += 1
                 }
@@ -108,7 +108,7 @@ public final class IntakeService: Sendable {
             Self.forEachRun(in: events, same: { events[$0].tenant == events[$1].tenant }) { run in
                 let tenant = events[run.lowerBound].tenant
                 guard var keys = pending.removeValue(forKey: tenant) else { return }
-                for index in run { keys.remove(events[index].key) }
+                for index in run where !events[index].keyIsUnique { keys.remove(events[index].key) }
                 if !keys.isEmpty { pending[tenant] = consume keys }
             }
         }
@@ -178,6 +178,9 @@ public final class IntakeService: Sendable {
         var events: [StoredEvent?] = []
         // Each event's key, apart: reading `events[i]!.key` copied the whole optional event.
         var eventKeys: [EventKey] = []
+        // Unique keys (`StoredEvent.keyIsUnique`, a syslog frame's) need no duplicate check:
+        // they are neither reserved as pending nor looked up in the store.
+        var uniqueKeys: [Bool] = []
         var itemOfEvent: [Int] = []
         var ordinals: [EventKey: Int] = [:]
         ordinals.reserveCapacity(items.count)
@@ -189,6 +192,7 @@ public final class IntakeService: Sendable {
             switch consume admission {
             case .event(let event):
                 eventKeys.append(event.key)
+                uniqueKeys.append(event.keyIsUnique)
                 events.append(consume event)
                 itemOfEvent.append(index)
             case .quarantine(let rejection):
@@ -203,38 +207,51 @@ public final class IntakeService: Sendable {
 
         // Reserve keys: a key already pending, or twice in this request, is a duplicate.
         var reserved: [Int] = []
-        pending.withLock { pending in
-            // The tenant's set is moved out and back (not copied: it would copy every key), so
-            // the tenant is looked up twice per request instead of once per event.
-            var keys = pending.removeValue(forKey: tenant) ?? []
-            // Room for the request at once: grown one doubling at a time, the set rehashed
-            // every key it held each time.
-            keys.reserveCapacity(keys.count + eventKeys.count)
-            for position in events.indices {
-                if keys.insert(eventKeys[position]).inserted {
-                    reserved.append(position)
-                } else {
-                    statuses[itemOfEvent[position]] = .duplicate
+        // The reserved keys that are not unique, which release and the store's check take.
+        var checked: [EventKey] = []
+        let toCheck = uniqueKeys.count { !$0 }
+        if toCheck == 0 {
+            reserved = Array(events.indices)
+        } else {
+            pending.withLock { pending in
+                // The tenant's set is moved out and back (not copied: it would copy every key), so
+                // the tenant is looked up twice per request instead of once per event.
+                var keys = pending.removeValue(forKey: tenant) ?? []
+                // Room for the request at once: grown one doubling at a time, the set rehashed
+                // every key it held each time.
+                keys.reserveCapacity(keys.count + toCheck)
+                for position in events.indices {
+                    if uniqueKeys[position] {
+                        reserved.append(position)
+                    } else if keys.insert(eventKeys[position]).inserted {
+                        reserved.append(position)
+                        checked.append(eventKeys[position])
+                    } else {
+                        statuses[itemOfEvent[position]] = .duplicate
+                    }
                 }
+                if !keys.isEmpty { pending[tenant] = consume keys }
             }
-            if !keys.isEmpty { pending[tenant] = consume keys }
         }
         let stored: Set<EventKey>
         do {
-            stored = try await store.existingKeys(tenant: tenant, keys: reserved.map { eventKeys[$0] })
+            stored = checked.isEmpty ? [] : try await store.existingKeys(tenant: tenant, keys: checked)
         } catch {
-            release(tenant, reserved.map { eventKeys[$0] })
+            release(tenant, checked)
             throw error
         }
+        // Admitted keys that are not unique (released if the append fails), and the count of all.
         var admitted: [EventKey] = []
+        var admittedCount = 0
         var alreadyStored: [EventKey] = []
         for position in reserved {
             let key = eventKeys[position]
-            if stored.contains(key) {
+            if !uniqueKeys[position], stored.contains(key) {
                 statuses[itemOfEvent[position]] = .duplicate
                 alreadyStored.append(key)
             } else {
-                admitted.append(key)
+                if !uniqueKeys[position] { admitted.append(key) }
+                admittedCount += 1
                 var event: StoredEvent?
                 swap(&event, &events[position])
                 records.append(IntakeRecord.encoded(event!))
@@ -243,12 +260,12 @@ public final class IntakeService: Sendable {
         }
         release(tenant, alreadyStored)
         // Counted before the append: the pipeline may store them before append returns.
-        if !admitted.isEmpty { unstoredByIngest.withLock { $0[received, default: 0] += admitted.count } }
+        if admittedCount > 0 { unstoredByIngest.withLock { $0[received, default: 0] += admittedCount } }
         do {
             try await queue.append(records, decoded: consume decoded)
         } catch {
             release(tenant, admitted)
-            removeUnstored(received, count: admitted.count)
+            removeUnstored(received, count: admittedCount)
             throw error
         }
         let outcome = IngestOutcome(statuses: statuses)
