@@ -157,22 +157,21 @@ public protocol VigilClock: Sendable {
 /// The wall clock.
 public struct SystemClock: VigilClock {
     public init() {}
-    public func now() -> EpochMillis {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
+    public func now() -> EpochMillis { millis(of: CLOCK_REALTIME) }
 }
 
 /// The monotonic clock, for durations and deadlines: it never jumps when the wall clock is
 /// set. Its zero is arbitrary (the system's boot).
 public struct MonotonicClock: VigilClock {
     public init() {}
-    public func now() -> EpochMillis {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
+    public func now() -> EpochMillis { millis(of: CLOCK_MONOTONIC) }
+}
+
+/// A system clock's time in milliseconds.
+private func millis(of clock: clockid_t) -> EpochMillis {
+    var ts = timespec()
+    clock_gettime(clock, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
 }
 
 #if canImport(Glibc)
