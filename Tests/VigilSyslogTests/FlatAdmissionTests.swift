@@ -443,19 +443,32 @@ struct FlatAdmissionTests {
         return flat
     }
 
+    /// Over `eachFlatLine`: expects `flat`, given each line's fields, to match what `document`
+    /// matches on their nested document (both with the `vigil` members); `each` adds checks of
+    /// its own per line. Returns the lines, those that matched anything, and every index matched.
+    func expectSameMatches(kind: String, seed: UInt64, flat: (FlatFields) -> [Int], document: (JSONObject) -> [Int],
+                           each: (String, FlatFields) -> Void = { _, _ in }) async -> (lines: Int, hits: Int, matched: Set<Int>) {
+        var hits = 0
+        var matched = Set<Int>()
+        let lines = await eachFlatLine(kind: kind, seed: seed) { line, fields, nested in
+            let found = flat(fields)
+            #expect(found == document(nested), "\(line)")
+            hits += found.isEmpty ? 0 : 1
+            matched.formUnion(found)
+            each(line, fields)
+        }
+        return (lines, hits, matched)
+    }
+
     /// A Sigma event prepared from flat fields matches the rules the event of their nested
     /// document does, with the members admission adds.
     @Test(arguments: ["panos", "sshd", "fortigate", "asa", "f5", "generic"])
     func sigmaRulesMatchFlatFieldsAsTheirDocument(kind: String) async throws {
         let set = try Self.preparedRuleSet.get()
         let replacing = JSONObject([("event", .object(JSONObject([("dataset", .string("cisco.asa"))])))])
-        var hits = 0
-        var hitRules = Set<Int>()
-        let flat = await eachFlatLine(kind: kind, seed: 7) { line, fields, document in
-            let matched = set.matches(flat: fields, appending: Self.vigilMembers)
-            #expect(matched == set.matches(document), "\(line)")
-            hits += matched.isEmpty ? 0 : 1
-            hitRules.formUnion(matched)
+        let (flat, hits, hitRules) = await expectSameMatches(
+            kind: kind, seed: 7, flat: { set.matches(flat: $0, appending: Self.vigilMembers) }, document: { set.matches($0) }
+        ) { line, fields in
             // A member replacing one of the fields' own (here the dataset logsources select on).
             var replaced = fields.object()
             replaced["event"] = replacing["event"]
@@ -489,14 +502,8 @@ struct FlatAdmissionTests {
         let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
         let parser = QueryParser()
         let predicates = try #require(store.eventPredicates(for: try Self.flatReadingQueries.map { try parser.parse($0) }))
-        var hits = 0
-        var hitQueries = Set<Int>()
-        let flat = await eachFlatLine(kind: kind, seed: 11) { line, fields, document in
-            let matched = predicates.matching(flat: fields, appending: Self.vigilMembers)
-            #expect(matched == predicates.matching(document), "\(line)")
-            hits += matched.isEmpty ? 0 : 1
-            hitQueries.formUnion(matched)
-        }
+        let (flat, hits, hitQueries) = await expectSameMatches(
+            kind: kind, seed: 11, flat: { predicates.matching(flat: $0, appending: Self.vigilMembers) }, document: { predicates.matching($0) })
         #expect(flat > 600)
         // Every line matches the `vigil` queries; each kind some of its own.
         #expect(hits == flat && hitQueries.count >= 4, "\(hits) \(hitQueries.sorted())")
