@@ -48,10 +48,18 @@ struct SQLiteEventPredicate: Sendable {
     enum Source: Sendable {
         /// A column (`message` included), by its index in `Column`.
         case column(Column)
-        /// A path in the stored document (`json_extract`), split as `SQLiteDialect.jsonPath` splits it.
-        case document([String])
+        /// A path in the stored document (`json_extract`).
+        case document(DocumentPath)
         /// `@timestamp`, or a path into what the stored document leaves out.
         case unknown
+    }
+
+    /// A path in the stored document, split as `SQLiteDialect.jsonPath` splits it, and its
+    /// parts joined again by dots (what `FlatFields.documentValue(atPath:setting:)` reads),
+    /// both made once per query.
+    struct DocumentPath: Sendable {
+        let parts: [String]
+        let dotted: String
     }
 
     enum Column: Sendable {
@@ -75,7 +83,7 @@ struct SQLiteEventPredicate: Sendable {
         case equalsColumn(Column, wanted: String)
         /// An address column's value, or the marker token (`fieldToken`) in the message.
         case equalsAddress(Column, wanted: String, token: [UInt8])
-        case equalsDocument([String], wanted: String, number: SQLValue?)
+        case equalsDocument(DocumentPath, wanted: String, number: SQLValue?)
         case prefix(Source, String, scalars: Int)
         /// Bounds as the dialect binds them: integers when `numeric` (nil for a real), else text.
         case range(Source, numeric: Bool, lower: RangeBound?, upper: RangeBound?, lowerInt: Int64?, upperInt: Int64?, real: Bool)
@@ -160,7 +168,7 @@ struct SQLiteEventPredicate: Sendable {
         let parts = field.split(separator: ".").map(String.init)
         guard let first = parts.first, first != "message" else { return .unknown }
         for path in columnPaths where parts.count <= path.count && zip(parts, path).allSatisfy({ $0 == $1 }) { return .unknown }
-        return .document(parts)
+        return .document(DocumentPath(parts: parts, dotted: parts.joined(separator: ".")))
     }
 
     static func compile(_ field: String, _ predicate: FieldPredicate) -> Node {
@@ -179,7 +187,7 @@ struct SQLiteEventPredicate: Sendable {
                 case .text, .message:
                     return .equalsColumn(column, wanted: wanted)
                 }
-            case .document(let parts): return .equalsDocument(parts, wanted: wanted, number: SQLiteDialect.number(wanted))
+            case .document(let path): return .equalsDocument(path, wanted: wanted, number: SQLiteDialect.number(wanted))
             case .unknown: return .constant(.unsure)
             }
         case .prefix(let prefix):
@@ -353,8 +361,8 @@ struct SQLiteEventPredicate: Sendable {
                 return found ? .null : .no
             default: return .unsure
             }
-        case .equalsDocument(let parts, let wanted, let number):
-            return documentEquals(documentValue(parts, subject), wanted, number: number)
+        case .equalsDocument(let path, let wanted, let number):
+            return documentEquals(documentValue(path, subject), wanted, number: number)
         case .prefix(let source, let prefix, let scalars):
             let text: String
             switch value(source, subject) {
@@ -415,7 +423,7 @@ struct SQLiteEventPredicate: Sendable {
     static func value(_ source: Source, _ subject: Subject) -> Value {
         switch source {
         case .column(let column): return columnValue(column, subject)
-        case .document(let parts): return documentValue(parts, subject)
+        case .document(let path): return documentValue(path, subject)
         case .unknown: return .unsure
         }
     }
@@ -435,14 +443,14 @@ struct SQLiteEventPredicate: Sendable {
     }
 
     /// A field of the stored document (`json_extract(vigil_doc(body), path)`).
-    static func documentValue(_ parts: [String], _ subject: Subject) -> Value {
+    static func documentValue(_ path: DocumentPath, _ subject: Subject) -> Value {
         var current: JSONValue
-        if let flat = subject.flat, let known = flat.documentValue(atPath: parts.joined(separator: "."), setting: subject.appended) {
+        if let flat = subject.flat, let known = flat.documentValue(atPath: path.dotted, setting: subject.appended) {
             guard let known else { return .null }
             current = known
         } else {
             current = JSONValue.object(subject.fields)
-            for part in parts {
+            for part in path.parts {
                 guard case .object(let object) = current else { return .null }
                 let (found, unique) = Subject.member(part, of: object)
                 guard unique else { return .unsure }
