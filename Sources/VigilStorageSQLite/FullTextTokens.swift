@@ -59,7 +59,53 @@ enum FullTextTokens {
     /// `separator`) as consecutive tokens; with `prefix`, the last one only has to start with
     /// the phrase's last token.
     static func contains(_ text: String, phrase: [String], prefix: Bool) -> Bool {
-        !phraseStarts(in: tokens(of: text).map(fold), phrase: phrase, prefix: prefix, first: true).isEmpty
+        if let answer = asciiContains(text, phrase: phrase, prefix: prefix) { return answer }
+        return !phraseStarts(in: tokens(of: text).map(fold), phrase: phrase, prefix: prefix, first: true).isEmpty
+    }
+
+    /// An ASCII letter or digit: the ASCII bytes `isTokenCharacter` takes.
+    static func isASCIITokenByte(_ byte: UInt8) -> Bool {
+        let letter = byte | 0x20
+        return (byte >= 0x30 && byte <= 0x39) || (letter >= 0x61 && letter <= 0x7A)
+    }
+
+    /// `contains` for an ASCII text and phrase, on the UTF-8 bytes with no token copied: a
+    /// phrase query checks every event the token index gives it, most of which are ASCII.
+    /// Nil when the text or the phrase is not ASCII.
+    static func asciiContains(_ text: String, phrase: [String], prefix: Bool) -> Bool? {
+        var text = text
+        return text.withUTF8 { bytes -> Bool? in
+            var ranges: [Range<Int>] = []
+            ranges.reserveCapacity(64)
+            var start = -1
+            for i in 0..<bytes.count {
+                let byte = bytes[i]
+                guard byte < 0x80 else { return nil }
+                if isASCIITokenByte(byte) {
+                    if start < 0 { start = i }
+                } else if start >= 0 {
+                    ranges.append(start..<i)
+                    start = -1
+                }
+            }
+            if start >= 0 { ranges.append(start..<bytes.count) }
+            var wanted: [[UInt8]] = []
+            for token in phrase {
+                guard token.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
+                wanted.append(Array(token.utf8))
+            }
+            let last = wanted.count - 1
+            return phraseStart(tokens: ranges.count, phrase: wanted.count) { token, i in
+                let range = ranges[token], want = wanted[i]
+                guard i == last && prefix ? range.count >= want.count : range.count == want.count else { return false }
+                for j in 0..<want.count {
+                    var byte = bytes[range.lowerBound + j]
+                    if byte >= 0x41 && byte <= 0x5A { byte |= 0x20 }
+                    if byte != want[j] { return false }
+                }
+                return true
+            } != nil
+        }
     }
 
     /// Where the folded `phrase` starts in the folded `tokens` (only the first place with

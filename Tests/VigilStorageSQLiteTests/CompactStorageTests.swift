@@ -309,6 +309,35 @@ struct CompactStorageTests {
         ])
     }
 
+    /// The phrase check's ASCII path answers what the general one (tokens, folded) answers,
+    /// on random texts and phrases over a small alphabet, so that phrases often match.
+    @Test func thePhraseChecksASCIIPathAgreesWithTheGeneralOne() {
+        var random = SplitMix64(seed: 0x5EED_F7)
+        let pieces = ["a", "B", "ab", "Ab", "b1", "10", "1", "x"]
+        let separators = [" ", ".", ":", "-", "  ", "/", "_", "\t"]
+        func text(_ count: Int) -> String {
+            (0..<count).map { _ in pieces.randomElement(using: &random)! + separators.randomElement(using: &random)! }.joined()
+        }
+        var matched = 0, checked = 0
+        for _ in 0..<4_000 {
+            let haystack = text(Int.random(in: 0...12, using: &random))
+            let phrase = FullTextTokens.tokens(of: text(Int.random(in: 1...3, using: &random))).map { FullTextTokens.fold($0) }
+            guard !phrase.isEmpty else { continue }
+            for prefix in [false, true] {
+                let general = !FullTextTokens.phraseStarts(in: FullTextTokens.tokens(of: haystack).map { FullTextTokens.fold($0) }, phrase: phrase,
+                                                            prefix: prefix, first: true).isEmpty
+                let ascii = FullTextTokens.asciiContains(haystack, phrase: phrase, prefix: prefix)
+                #expect(ascii == general, "\(haystack) \(phrase) prefix: \(prefix)")
+                checked += 1
+                if general { matched += 1 }
+            }
+        }
+        #expect(matched > checked / 10 && matched < checked * 9 / 10, "both answers are common: \(matched) of \(checked)")
+        #expect(FullTextTokens.asciiContains("Zoë failed", phrase: ["failed"], prefix: false) == nil)
+        #expect(FullTextTokens.asciiContains("failed", phrase: ["zoë"], prefix: false) == nil)
+        #expect(FullTextTokens.contains("Connexion refusée pour Zoë", phrase: ["refusee", "pour"], prefix: false))
+    }
+
     @Test func tokensAreCutWhereTheTokenIndexCutsThem() throws {
         let texts = [
             "Connexion refusée pour l'utilisateur Zoë", "日本語のテキスト and ascii", "a_b-c.d/e:f", "x\u{301}y combining",
