@@ -13,9 +13,7 @@ enum FullTextTokens {
 
     static func isTokenCharacter(_ scalar: Unicode.Scalar) -> Bool {
         let v = scalar.value
-        if scalar.isASCII {
-            return (v >= 0x30 && v <= 0x39) || (v >= 0x41 && v <= 0x5A) || (v >= 0x61 && v <= 0x7A)
-        }
+        if scalar.isASCII { return isASCIITokenByte(UInt8(v)) }
         // The combining diacritics `remove_diacritics` folds away count as token characters
         // (SQLite's `sqlite3Fts5UnicodeIsdiacritic`); other marks separate.
         if v >= 768, v <= 817 {
@@ -73,39 +71,51 @@ enum FullTextTokens {
     /// phrase query checks every event the token index gives it, most of which are ASCII.
     /// Nil when the text or the phrase is not ASCII.
     static func asciiContains(_ text: String, phrase: [String], prefix: Bool) -> Bool? {
-        var text = text
-        return text.withUTF8 { bytes -> Bool? in
-            var ranges: [Range<Int>] = []
-            ranges.reserveCapacity(64)
-            var start = -1
-            for i in 0..<bytes.count {
-                let byte = bytes[i]
-                guard byte < 0x80 else { return nil }
-                if isASCIITokenByte(byte) {
-                    if start < 0 { start = i }
-                } else if start >= 0 {
-                    ranges.append(start..<i)
-                    start = -1
-                }
-            }
-            if start >= 0 { ranges.append(start..<bytes.count) }
-            var wanted: [[UInt8]] = []
-            for token in phrase {
-                guard token.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
-                wanted.append(Array(token.utf8))
-            }
-            let last = wanted.count - 1
-            return phraseStart(tokens: ranges.count, phrase: wanted.count) { token, i in
-                let range = ranges[token], want = wanted[i]
-                guard i == last && prefix ? range.count >= want.count : range.count == want.count else { return false }
-                for j in 0..<want.count {
-                    var byte = bytes[range.lowerBound + j]
-                    if byte >= 0x41 && byte <= 0x5A { byte |= 0x20 }
-                    if byte != want[j] { return false }
-                }
-                return true
-            } != nil
+        var wanted: [[UInt8]] = []
+        for token in phrase {
+            guard token.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
+            wanted.append(Array(token.utf8))
         }
+        var text = text
+        return text.withUTF8 { bytes in
+            asciiTokenRanges(bytes).map { asciiPhraseFound(wanted, prefix: prefix, in: bytes, tokens: $0) }
+        }
+    }
+
+    /// The tokens of an ASCII text as ranges of its bytes; nil when a byte is not ASCII.
+    static func asciiTokenRanges(_ bytes: UnsafeBufferPointer<UInt8>) -> [Range<Int>]? {
+        var ranges: [Range<Int>] = []
+        ranges.reserveCapacity(64)
+        var start = -1
+        for i in 0..<bytes.count {
+            let byte = bytes[i]
+            guard byte < 0x80 else { return nil }
+            if isASCIITokenByte(byte) {
+                if start < 0 { start = i }
+            } else if start >= 0 {
+                ranges.append(start..<i)
+                start = -1
+            }
+        }
+        if start >= 0 { ranges.append(start..<bytes.count) }
+        return ranges
+    }
+
+    /// Whether the folded ASCII `phrase` stands as consecutive tokens among the tokens of
+    /// `bytes` at `ranges` (`asciiTokenRanges`), compared without case; with `prefix`, its
+    /// last token only has to start the token it meets.
+    static func asciiPhraseFound(_ phrase: [[UInt8]], prefix: Bool, in bytes: UnsafeBufferPointer<UInt8>, tokens ranges: [Range<Int>]) -> Bool {
+        let last = phrase.count - 1
+        return phraseStart(tokens: ranges.count, phrase: phrase.count) { token, i in
+            let range = ranges[token], want = phrase[i]
+            guard i == last && prefix ? range.count >= want.count : range.count == want.count else { return false }
+            for j in 0..<want.count {
+                var byte = bytes[range.lowerBound + j]
+                if byte >= 0x41 && byte <= 0x5A { byte |= 0x20 }
+                if byte != want[j] { return false }
+            }
+            return true
+        } != nil
     }
 
     /// Where the folded `phrase` starts in the folded `tokens` (only the first place with

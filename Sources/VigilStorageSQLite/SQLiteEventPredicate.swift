@@ -234,18 +234,7 @@ struct SQLiteEventPredicate: Sendable {
         private(set) lazy var tokens: (bytes: [UInt8], ranges: [Range<Int>])? = {
             guard let message, messageKnown else { return nil }
             let bytes = Array(message.utf8)
-            guard bytes.allSatisfy({ $0 < 0x80 }) else { return nil }
-            var ranges: [Range<Int>] = []
-            var start: Int?
-            for (i, byte) in bytes.enumerated() {
-                if FullTextTokens.isTokenCharacter(Unicode.Scalar(byte)) {
-                    if start == nil { start = i }
-                } else if let begin = start {
-                    ranges.append(begin..<i)
-                    start = nil
-                }
-            }
-            if let begin = start { ranges.append(begin..<bytes.count) }
+            guard let ranges = bytes.withUnsafeBufferPointer(FullTextTokens.asciiTokenRanges) else { return nil }
             return (bytes, ranges)
         }()
 
@@ -308,22 +297,10 @@ struct SQLiteEventPredicate: Sendable {
             return source ? extracted.sourcePort : extracted.destinationPort
         }
 
-        static func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte + 32 : byte }
-
-        /// Whether the token at `range` is `token` (or starts with it, with `prefix`).
-        func token(_ range: Range<Int>, in bytes: [UInt8], is token: [UInt8], prefix: Bool) -> Bool {
-            guard prefix ? range.count >= token.count : range.count == token.count else { return false }
-            for (i, byte) in token.enumerated() where Subject.lower(bytes[range.lowerBound + i]) != byte { return false }
-            return true
-        }
-
         /// Whether the message holds the phrase as consecutive tokens (`FullTextTokens.contains`).
         func contains(_ phrase: [[UInt8]], prefix: Bool) -> Bool? {
             guard let (bytes, ranges) = tokens else { return nil }
-            let last = phrase.count - 1
-            return FullTextTokens.phraseStart(tokens: ranges.count, phrase: phrase.count) { t, i in
-                token(ranges[t], in: bytes, is: phrase[i], prefix: prefix && i == last)
-            } != nil
+            return bytes.withUnsafeBufferPointer { FullTextTokens.asciiPhraseFound(phrase, prefix: prefix, in: $0, tokens: ranges) }
         }
     }
 
