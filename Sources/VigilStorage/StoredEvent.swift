@@ -164,21 +164,64 @@ public struct StoredEvent: Sendable, Equatable {
 
     /// Encodes flat fields (`FlatFields`): the event the initializer taking their nested
     /// document (`FlatFields.object()` with `appending` added) makes, without building it.
+    ///
+    /// Each column is read from its field as `IndexedColumns(values:)` reads the document's
+    /// value (a text column takes a scalar's text, a port an integer or a string of digits),
+    /// without making a `JSONValue` per field: a text is made once, as the column's String.
     public init(tenant: TenantName, key: EventKey, timestamp: EpochMillis, ingested: EpochMillis, flat: FlatFields,
                 appending: [(key: String, value: JSONValue)]) {
         let schema = flat.schema
         let positions = Self.flatPaths.positions(in: schema)
-        let values = positions.dropLast().map { $0.flatMap { flat.value($0) } }
-        let columns = IndexedColumns(values: values)
-        // A field goes where the nested document's would: only an exact copy of its column.
+        // A field goes where the nested document's would: only an exact copy of its column
+        // (`IndexedColumns.omitted`), so a string in a port column, or a number in a text
+        // column, stays in the document.
         var omitting = [Bool](repeating: false, count: schema.paths.count)
-        for (index, expected) in columns.values.enumerated() {
-            if let position = positions[index], let value = values[index], value == expected { omitting[position] = true }
+        func text(_ column: Int) -> String? {
+            guard let position = positions[column] else { return nil }
+            if let text = flat.text(position) {
+                omitting[position] = true
+                return text
+            }
+            if let number = flat.int(position) { return String(number) }
+            guard let value = flat.value(position) else { return nil }
+            if case .string = value { omitting[position] = true }
+            return value.scalarText
         }
+        func int(_ column: Int) -> Int64? {
+            guard let position = positions[column] else { return nil }
+            if let number = flat.int(position) {
+                omitting[position] = true
+                return number
+            }
+            if let text = flat.text(position) { return Int64(text) }
+            switch flat.value(position) {
+            case .int(let number)?:
+                omitting[position] = true
+                return number
+            case .string(let text)?: return Int64(text)
+            default: return nil
+            }
+        }
+        var columns = IndexedColumns()
+        columns.dataset = text(0)
+        columns.hostName = text(1)
+        columns.sourceIP = text(2)
+        columns.sourcePort = int(3)
+        columns.destinationIP = text(4)
+        columns.destinationPort = int(5)
+        columns.networkTransport = text(6)
+        columns.userName = text(7)
+        columns.eventAction = text(8)
+        columns.eventOutcome = text(9)
+        columns.observerVendor = text(10)
         var message: String?
-        if let position = positions[positions.count - 1], case .string(let text)? = flat.value(position) {
-            message = text
-            omitting[position] = true
+        if let position = positions[positions.count - 1] {
+            if let text = flat.text(position) {
+                message = text
+            } else if case .string(let text)? = flat.value(position) {
+                message = text
+            }
+            if message != nil { omitting[position] = true }
         }
         self.init(tenant: tenant, key: key, timestamp: timestamp, ingested: ingested,
                   columns: columns, message: message, document: flat.write(omitting: omitting, appending: appending))
@@ -250,21 +293,28 @@ public struct BinaryWriter {
     public mutating func raw(_ bytes: [UInt8]) { out.append(contentsOf: bytes) }
     public mutating func raw(_ bytes: UnsafeRawBufferPointer) { out.append(contentsOf: bytes) }
 
+    // Fixed-width values are appended as one run of bytes, not byte by byte (each append
+    // checked the array's uniqueness and capacity again).
+
     public mutating func int64(_ value: Int64) {
-        let bits = UInt64(bitPattern: value)
-        for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift))) }
+        withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
+    }
+
+    mutating func length(_ count: Int) {
+        withUnsafeBytes(of: UInt32(count).littleEndian) { out.append(contentsOf: $0) }
     }
 
     public mutating func bytes(_ bytes: [UInt8]) {
-        let count = UInt32(bytes.count)
-        for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8(truncatingIfNeeded: count >> UInt32(shift))) }
+        length(bytes.count)
         out.append(contentsOf: bytes)
     }
 
     public mutating func string(_ text: String) {
-        let count = UInt32(text.utf8.count)
-        for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8(truncatingIfNeeded: count >> UInt32(shift))) }
-        out.append(contentsOf: text.utf8)
+        var text = text
+        text.withUTF8 { utf8 in
+            length(utf8.count)
+            out.append(contentsOf: utf8)
+        }
     }
 
     public mutating func optionalString(_ text: String?) {
