@@ -651,12 +651,18 @@ public final class SQLiteEventStore: EventStore {
     /// An event's row in the token index: its message's tokens and one token per address
     /// (`SQLiteDialect.tokenColumns`); nil when it has neither.
     static func indexedText(message: String?, sourceIP: String?, destinationIP: String?) -> String? {
-        var text = message
+        guard sourceIP != nil || destinationIP != nil else { return message }
+        // Grown once to its final size: `text + " " + token` copied the message twice per address.
+        var text = message ?? ""
+        var empty = message == nil
+        text.reserveCapacity(text.utf8.count + 2 + 2 * SQLiteDialect.sourceAddressMarker.utf8.count
+                             + 2 * ((sourceIP?.utf8.count ?? 0) + (destinationIP?.utf8.count ?? 0)))
         // One by one: an array literal of the pairs would be an allocation per event.
         func add(_ marker: String, _ value: String?) {
             guard let value else { return }
-            let token = SQLiteDialect.fieldToken(marker, value)
-            text = text.map { $0 + " " + token } ?? token
+            if !empty { text.append(" ") }
+            text.append(SQLiteDialect.fieldToken(marker, value))
+            empty = false
         }
         add(SQLiteDialect.sourceAddressMarker, sourceIP)
         add(SQLiteDialect.destinationAddressMarker, destinationIP)

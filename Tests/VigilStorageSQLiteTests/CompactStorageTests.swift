@@ -359,4 +359,32 @@ struct CompactStorageTests {
             }
         }
     }
+
+    /// An address's token is its marker and its bytes in hex, as the v6 migration builds it in
+    /// SQL (`lower(hex(value))`), and a row's indexed text is the message, then each address's
+    /// token, one space apart.
+    @Test func addressTokensAreTheMarkerAndTheValuesHexAsTheMigrationWritesThem() throws {
+        let values = ["10.1.2.3", "2001:db8::1", "", "ünïcode", "日本", "255.255.255.255"]
+        let queue = try DatabaseQueue()
+        try queue.read { db in
+            for value in values {
+                let theirs = try String.fetchOne(db, sql: "SELECT 'vsip' || lower(hex(?))", arguments: [value])
+                #expect(SQLiteDialect.fieldToken(SQLiteDialect.sourceAddressMarker, value) == theirs, "\(value)")
+            }
+        }
+        for message in [nil, "", "Failed password for root"] as [String?] {
+            for source in [nil, "10.1.2.3"] as [String?] {
+                for destination in [nil, "203.0.113.9", "::1"] as [String?] {
+                    // Each address appended as its own piece, as the text was built before.
+                    var expected = message
+                    for (marker, value) in [("vsip", source), ("vdip", destination)] {
+                        guard let value else { continue }
+                        let token = marker + value.utf8.map { String(format: "%02x", $0) }.joined()
+                        expected = expected.map { $0 + " " + token } ?? token
+                    }
+                    #expect(SQLiteEventStore.indexedText(message: message, sourceIP: source, destinationIP: destination) == expected)
+                }
+            }
+        }
+    }
 }
