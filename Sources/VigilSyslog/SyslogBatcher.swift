@@ -33,19 +33,17 @@ public struct SyslogDecoded: Sendable {
 /// spool pushes back on the sender through the TCP window. UDP cannot push back: its frames are
 /// admitted without waiting and, beyond `maxPendingFrames`, dropped and counted.
 public actor SyslogBatcher {
-    struct Entry {
-        var tenant: TenantName
-        var decoded: SyslogDecoded
-    }
-
     let intake: IntakeService
     let clock: any VigilClock
     let logger: Logger
     public let maxPendingFrames: Int
     let maxBatchFrames: Int
 
-    var pending: [Entry] = []
-    /// Frames of the batch being submitted, taken out of `pending` meanwhile.
+    /// Frames waiting, in order: each one's tenant and item, in two arrays so that a batch of
+    /// one tenant (the usual case) is handed to admission as it is, without a copy of its items.
+    var pendingTenants: [TenantName] = []
+    var pendingItems: [DecodedItem] = []
+    /// Frames of the batch being submitted, taken out of the backlog meanwhile.
     var submitting = 0
     /// Frames ever appended, and ever admitted: a waiter is released once `admitted` reaches
     /// the `appended` count it saw, whatever arrives after it.
@@ -105,11 +103,11 @@ public actor SyslogBatcher {
     }
 
     /// Frames waiting to be admitted.
-    public var backlog: Int { pending.count + submitting }
+    public var backlog: Int { pendingItems.count + submitting }
 
     /// Returns once everything handed over so far is admitted (used at shutdown).
     public func drain() async {
-        guard flushing || !pending.isEmpty else { return }
+        guard flushing || !pendingItems.isEmpty else { return }
         let target = appended
         await withCheckedContinuation { continuation in
             waiters.append((target, continuation))
@@ -133,7 +131,8 @@ public actor SyslogBatcher {
                 if candidate.defaultTimestamp == nil { candidate.defaultTimestamp = now }
                 decoded.item = .candidate(candidate)
             }
-            pending.append(Entry(tenant: tenant, decoded: decoded))
+            pendingTenants.append(tenant)
+            pendingItems.append(decoded.item)
             appended += 1
             if decoded.parseFailure { SyslogMetrics.parseFailure(dataset: decoded.dataset) }
         }
@@ -147,17 +146,19 @@ public actor SyslogBatcher {
 
     func flushLoop() async {
         var backoff: Duration = .milliseconds(50)
-        while !pending.isEmpty {
-            let count = min(pending.count, maxBatchFrames)
-            // Taken out of `pending` (usually all of it, with no copy and no shifting) while it
-            // is submitted: frames appended meanwhile queue behind it.
-            var batch: [Entry]
-            if count == pending.count {
-                batch = []
-                swap(&batch, &pending)
+        while !pendingItems.isEmpty {
+            let count = min(pendingItems.count, maxBatchFrames)
+            // Taken out of the backlog (usually all of it, with no copy and no shifting) while
+            // it is submitted: frames appended meanwhile queue behind it.
+            var batch: Batch
+            if count == pendingItems.count {
+                batch = Batch(tenants: [], items: [])
+                swap(&batch.tenants, &pendingTenants)
+                swap(&batch.items, &pendingItems)
             } else {
-                batch = Array(pending.prefix(count))
-                pending.removeFirst(count)
+                batch = Batch(tenants: Array(pendingTenants.prefix(count)), items: Array(pendingItems.prefix(count)))
+                pendingTenants.removeFirst(count)
+                pendingItems.removeFirst(count)
             }
             submitting = count
             do {
@@ -170,12 +171,13 @@ public actor SyslogBatcher {
             } catch let error as IntakeError where error.code == .closed {
                 // The spool is closed (the process is stopping): nothing more can be kept.
                 submitting = 0
-                let dropped = batch.count + pending.count
+                let dropped = batch.items.count + pendingItems.count
                 logger.error("Syslog frames dropped: the intake spool is closed", metadata: ["frames": "\(dropped)"])
                 SyslogMetrics.drop("shutdown", count: dropped)
-                admitted += count + carried + pending.count
+                admitted += count + carried + pendingItems.count
                 carried = 0
-                pending.removeAll()
+                pendingTenants.removeAll()
+                pendingItems.removeAll()
                 releaseWaiters()
                 break
             } catch {
@@ -186,9 +188,10 @@ public actor SyslogBatcher {
                 // store would not recognise them a second time. They count as admitted once
                 // the rest of their batch is, so waiters are released in order.
                 submitting = 0
-                carried += count - batch.count
-                pending.insert(contentsOf: batch, at: 0)
-                logger.warning("Syslog batch refused by the intake spool; retrying", metadata: ["error": "\(error)", "frames": "\(batch.count)"])
+                carried += count - batch.items.count
+                pendingTenants.insert(contentsOf: batch.tenants, at: 0)
+                pendingItems.insert(contentsOf: batch.items, at: 0)
+                logger.warning("Syslog batch refused by the intake spool; retrying", metadata: ["error": "\(error)", "frames": "\(batch.items.count)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(2))
                 continue
@@ -206,22 +209,37 @@ public actor SyslogBatcher {
         waiters = kept
     }
 
+    /// Frames taken out of the backlog, in order: each one's tenant and item.
+    struct Batch {
+        var tenants: [TenantName]
+        var items: [DecodedItem]
+    }
+
     /// Submits the batch one tenant's share at a time; when one throws, `batch` is left with
     /// the frames not admitted (that share's and the ones after it), in order.
-    func submit(_ batch: inout [Entry]) async throws {
+    func submit(_ batch: inout Batch) async throws {
+        // One tenant (a listener's, or one sender's): its items as they are.
+        if let first = batch.tenants.first, batch.tenants.allSatisfy({ $0 == first }) {
+            _ = try await intake.submit(tenant: first, source: "syslog", items: batch.items)
+            return
+        }
         var byTenant: [TenantName: [DecodedItem]] = [:]
         var order: [TenantName] = []
-        for entry in batch {
-            let item = entry.decoded.item
-            if byTenant[entry.tenant] == nil { order.append(entry.tenant) }
-            byTenant[entry.tenant, default: []].append(item)
+        for (tenant, item) in zip(batch.tenants, batch.items) {
+            if byTenant[tenant] == nil { order.append(tenant) }
+            byTenant[tenant, default: []].append(item)
         }
         for (index, tenant) in order.enumerated() {
             do {
                 _ = try await intake.submit(tenant: tenant, source: "syslog", items: byTenant[tenant] ?? [])
             } catch {
                 let admitted = Set(order[..<index])
-                batch.removeAll { admitted.contains($0.tenant) }
+                var kept = Batch(tenants: [], items: [])
+                for (tenant, item) in zip(batch.tenants, batch.items) where !admitted.contains(tenant) {
+                    kept.tenants.append(tenant)
+                    kept.items.append(item)
+                }
+                batch = kept
                 throw error
             }
         }
