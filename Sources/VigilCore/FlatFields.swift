@@ -167,7 +167,12 @@ public struct FlatFields: Sendable {
     /// Appends `text` to `bytes`; returns its range there.
     public mutating func append(_ text: some Collection<UInt8>) -> Range<Int> {
         let start = bytes.count
-        bytes.append(contentsOf: text)
+        // Called from the packs' module, this is the unspecialized generic: `append(contentsOf:)`
+        // on the collection itself then found its type at run time and copied byte by byte
+        // through witness calls. Its contiguous bytes (a String's, an array's) are one copy.
+        if text.withContiguousStorageIfAvailable({ bytes.append(contentsOf: UnsafeRawBufferPointer($0)) }) == nil {
+            bytes.append(contentsOf: text)
+        }
         return start..<bytes.count
     }
 

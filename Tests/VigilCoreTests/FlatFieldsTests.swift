@@ -109,6 +109,26 @@ struct FlatFieldsTests {
         #expect(schema.path("destination.ip") == nil)
     }
 
+    /// Texts copied in from any collection of bytes land after the line, in order: contiguous
+    /// ones (a String's bytes, an array, a slice) and others (a lazy map, a reversed view).
+    @Test func copiesTextsFromAnyCollectionOfBytes() throws {
+        let schema = try FlatSchema(paths: ["a", "b", "c", "d", "e"])
+        var fields = FlatFields(schema: schema, bytes: Array("line ".utf8))
+        let bridgedLike = "Zoë and a text longer than sixteen bytes"
+        fields.set(0, copying: bridgedLike.utf8)
+        fields.set(1, copying: Array("array".utf8))
+        fields.set(2, copying: Array("a slice!".utf8)[2...])
+        fields.set(3, copying: "LAZY".utf8.lazy.map { $0 | 0x20 })
+        fields.set(4, copying: "desrever".utf8.reversed())
+        #expect(fields.text(0) == bridgedLike)
+        #expect(fields.text(1) == "array")
+        #expect(fields.text(2) == "slice!")
+        #expect(fields.text(3) == "lazy")
+        #expect(fields.text(4) == "reversed")
+        #expect(fields.textRange(0) == 5..<(5 + bridgedLike.utf8.count))
+        #expect(fields.bytes.count == 5 + bridgedLike.utf8.count + 5 + 6 + 4 + 8)
+    }
+
     @Test(arguments: [
         (["a.b", "c", "a.d"], "contiguous"),
         (["a.b", "a.b.c"], "both a value and an object"),
