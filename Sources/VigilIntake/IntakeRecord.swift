@@ -38,7 +38,14 @@ public enum IntakeRecord: Sendable, Equatable {
     /// The record of an event, without wrapping (copying) it in a record first.
     public static func encoded(_ event: borrowing StoredEvent) -> [UInt8] {
         var out: [UInt8] = [(event.matched.isEmpty ? eventKind : matchedEventKind) + (event.keyIsUnique ? uniqueKeyOffset : 0)]
-        out.reserveCapacity(event.document.count + (event.message?.utf8.count ?? 0) + 168 + 8 * event.matched.count)
+        // The whole record, columns' texts included: a record grown past its first capacity
+        // was copied whole.
+        func size(_ text: String?) -> Int { text?.utf8.count ?? 0 }
+        let texts = size(event.columns.dataset) + size(event.columns.hostName) + size(event.columns.sourceIP)
+            + size(event.columns.destinationIP) + size(event.columns.networkTransport) + size(event.columns.userName)
+            + size(event.columns.eventAction) + size(event.columns.eventOutcome) + size(event.columns.observerVendor)
+        out.reserveCapacity(event.document.count + (event.message?.utf8.count ?? 0) + event.tenant.rawValue.utf8.count + texts
+                            + 168 + 8 * event.matched.count)
         event.encode(into: &out)
         guard !event.matched.isEmpty else { return out }
         var writer = BinaryWriter(out: consume out)

@@ -618,15 +618,24 @@ public final class SQLiteEventStore: EventStore {
         // Fields read by index: an event passed or iterated as a whole is a copy.
         let bodies = order.map { EventBody.encode(message: events[$0].message, document: events[$0].document) }
         var values = Set<String>()
+        // Each column's value in the event before: the same again (a pack's literal, the
+        // sender's host) is not hashed into the set again.
+        var previous = (dataset: String?.none, host: String?.none, transport: String?.none,
+                        action: String?.none, outcome: String?.none, vendor: String?.none)
+        func add(_ value: String?, _ last: inout String?) {
+            guard let value, value != last else { return }
+            values.insert(value)
+            last = value
+        }
         for index in events.indices {
             // One by one, by index: an array literal here would be an allocation per event, and
             // a copy of the event or its columns a retain of every string they hold.
-            if let value = events[index].columns.dataset { values.insert(value) }
-            if let value = events[index].columns.hostName { values.insert(value) }
-            if let value = events[index].columns.networkTransport { values.insert(value) }
-            if let value = events[index].columns.eventAction { values.insert(value) }
-            if let value = events[index].columns.eventOutcome { values.insert(value) }
-            if let value = events[index].columns.observerVendor { values.insert(value) }
+            add(events[index].columns.dataset, &previous.dataset)
+            add(events[index].columns.hostName, &previous.host)
+            add(events[index].columns.networkTransport, &previous.transport)
+            add(events[index].columns.eventAction, &previous.action)
+            add(events[index].columns.eventOutcome, &previous.outcome)
+            add(events[index].columns.observerVendor, &previous.vendor)
         }
         // Under the partition's writer lock, so concurrent writers agree on one dictionary
         // and one id per value. Readers learn both before any row using them is visible.
