@@ -12,30 +12,11 @@ struct FlatFieldsTests {
     /// Texts that need escaping, non-ASCII ones, and empty ones.
     static let texts = ["10.0.0.1", "", "a \"quoted\" \\ path", "tab\there\nnewline", "\u{1}ctl", "née", "日本語", "fourteen chars", "exactly sixteen!", "a text longer than sixteen bytes"]
 
+    /// Integers from both ends of the range and between.
+    static let integers: [Int64] = [0, 1, -1, 443, 65_535, 1_234_567_890_123, Int64.max, Int64.min]
+
     static func randomFields(_ schema: FlatSchema, _ generator: inout SplitMix64) -> FlatFields {
-        var line: [UInt8] = []
-        var ranges: [Range<Int>] = []
-        for text in texts {
-            let start = line.count
-            line += Array(text.utf8)
-            ranges.append(start..<line.count)
-            line.append(UInt8(ascii: " "))
-        }
-        var fields = FlatFields(schema: schema, bytes: line)
-        for path in schema.paths.indices where Bool.random(using: &generator) {
-            switch Int.random(in: 0..<6, using: &generator) {
-            case 0: fields.set(path, text: ranges.randomElement(using: &generator)!)
-            case 1: fields.set(path, int: Int64.random(in: Int64.min...Int64.max, using: &generator))
-            case 2: fields.set(path, literal: Int.random(in: 0..<literals.count, using: &generator))
-            case 3: fields.set(path, texts: (0..<Int.random(in: 0...3, using: &generator)).map { _ in ranges.randomElement(using: &generator)! })
-            case 4:
-                // Distinct texts as keys (an object's keys are distinct), any as values.
-                let keys = ranges.shuffled(using: &generator).prefix(Int.random(in: 0...3, using: &generator))
-                fields.set(path, members: keys.map { ($0, ranges.randomElement(using: &generator)!) })
-            default: fields.set(path, copying: Array(texts.randomElement(using: &generator)!.utf8))
-            }
-        }
-        return fields
+        FlatFields.random(schema, texts: texts, integers: integers, density: 0.5, using: &generator)
     }
 
     @Test func writesTheDocumentThatSettingEachPathInOrderBuilds() throws {
