@@ -95,19 +95,19 @@ struct FlatFieldsTests {
     @Test func copiesTextsFromAnyCollectionOfBytes() throws {
         let schema = try FlatSchema(paths: ["a", "b", "c", "d", "e"])
         var fields = FlatFields(schema: schema, bytes: Array("line ".utf8))
-        let bridgedLike = "Zoë and a text longer than sixteen bytes"
-        fields.set(0, copying: bridgedLike.utf8)
+        let long = "Zoë and a text longer than sixteen bytes"
+        fields.set(0, copying: long.utf8)
         fields.set(1, copying: Array("array".utf8))
         fields.set(2, copying: Array("a slice!".utf8)[2...])
         fields.set(3, copying: "LAZY".utf8.lazy.map { $0 | 0x20 })
         fields.set(4, copying: "desrever".utf8.reversed())
-        #expect(fields.text(0) == bridgedLike)
+        #expect(fields.text(0) == long)
         #expect(fields.text(1) == "array")
         #expect(fields.text(2) == "slice!")
         #expect(fields.text(3) == "lazy")
         #expect(fields.text(4) == "reversed")
-        #expect(fields.textRange(0) == 5..<(5 + bridgedLike.utf8.count))
-        #expect(fields.bytes.count == 5 + bridgedLike.utf8.count + 5 + 6 + 4 + 8)
+        #expect(fields.textRange(0) == 5..<(5 + long.utf8.count))
+        #expect(fields.bytes.count == 5 + long.utf8.count + 5 + 6 + 4 + 8)
     }
 
     @Test(arguments: [
