@@ -67,16 +67,7 @@ public struct EventKey: Hashable, Sendable, Comparable, CustomStringConvertible 
     }
 
     public var description: String {
-        let hex: StaticString = "0123456789abcdef"
-        return withUnsafeBytes { bytes in
-            String(unsafeUninitializedCapacity: 32) { out in
-                for (i, b) in bytes.enumerated() {
-                    out[2 * i] = hex.utf8Start[Int(b >> 4)]
-                    out[2 * i + 1] = hex.utf8Start[Int(b & 0xF)]
-                }
-                return 32
-            }
-        }
+        withUnsafeBytes { Hex.string($0) }
     }
 
     public static func < (lhs: EventKey, rhs: EventKey) -> Bool {

@@ -796,7 +796,6 @@ public enum JSONWriter {
         copy.withUTF8 { out.append(UnsafeRawBufferPointer($0)) }
     }
 
-    static let hexDigits: StaticString = "0123456789abcdef"
 
     /// The string's bytes in quotes, with `"`, `\` and control characters escaped. The bytes
     /// are tested eight at a time (the last few padded with spaces): a clean word is copied
@@ -842,8 +841,8 @@ public enum JSONWriter {
             case 0x09: out.append(0x5C); out.append(UInt8(ascii: "t"))
             default:
                 out.append("\\u00")
-                out.append(hexDigits.utf8Start[Int(byte >> 4)])
-                out.append(hexDigits.utf8Start[Int(byte & 0xF)])
+                out.append(Hex.digit(byte >> 4))
+                out.append(Hex.digit(byte & 0xF))
             }
         }
         out.append(UInt8(ascii: "\""))

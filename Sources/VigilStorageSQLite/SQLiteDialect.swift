@@ -40,24 +40,7 @@ struct SQLiteDialect: SQLDialect {
     /// bytes in hex (one token whatever the value holds; the tokenizer would cut `10.1.2.3`
     /// into four). The partition migration builds the same with `lower(hex(value))`.
     static func fieldToken(_ marker: String, _ value: String) -> String {
-        // Written straight into the string's storage: no array of bytes first.
-        String(unsafeUninitializedCapacity: marker.utf8.count + value.utf8.count * 2) { out in
-            var n = 0
-            for byte in marker.utf8 {
-                out[n] = byte
-                n += 1
-            }
-            for byte in value.utf8 {
-                out[n] = hexDigit(byte >> 4)
-                out[n + 1] = hexDigit(byte & 15)
-                n += 2
-            }
-            return n
-        }
-    }
-
-    @inline(__always) static func hexDigit(_ nibble: UInt8) -> UInt8 {
-        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+        Hex.string(prefix: marker, value.utf8)
     }
 
     /// A token column's equality as an FTS5 expression and the check of the column itself;

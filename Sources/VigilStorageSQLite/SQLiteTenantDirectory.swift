@@ -35,11 +35,11 @@ public final class SQLiteTenantDirectory: TenantDirectory {
     public static func generateKey() -> String {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        return "vgl_" + bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        return Hex.string(prefix: "vgl_", bytes)
     }
 
     static func hash(_ key: String) -> String {
-        SHA256.hash(data: Array(key.utf8)).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        SHA256.hash(data: Array(key.utf8)).withUnsafeBytes { Hex.string($0) }
     }
 
     /// Makes sure an admin key and the `default` tenant exist. On first start the admin key is
@@ -151,11 +151,5 @@ extension SQLiteTenantDirectory {
                 }
             }
         }
-    }
-}
-
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
