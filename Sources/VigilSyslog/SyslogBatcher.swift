@@ -39,10 +39,8 @@ public actor SyslogBatcher {
     public let maxPendingFrames: Int
     let maxBatchFrames: Int
 
-    /// Frames waiting, in order: each one's tenant and item, in two arrays so that a batch of
-    /// one tenant (the usual case) is handed to admission as it is, without a copy of its items.
-    var pendingTenants: [TenantName] = []
-    var pendingItems: [DecodedItem] = []
+    /// Frames waiting, in order.
+    var pending = Frames()
     /// Frames of the batch being submitted, taken out of the backlog meanwhile.
     var submitting = 0
     /// Frames ever appended, and ever admitted: a waiter is released once `admitted` reaches
@@ -103,11 +101,11 @@ public actor SyslogBatcher {
     }
 
     /// Frames waiting to be admitted.
-    public var backlog: Int { pendingItems.count + submitting }
+    public var backlog: Int { pending.count + submitting }
 
     /// Returns once everything handed over so far is admitted (used at shutdown).
     public func drain() async {
-        guard flushing || !pendingItems.isEmpty else { return }
+        guard flushing || pending.count > 0 else { return }
         let target = appended
         await withCheckedContinuation { continuation in
             waiters.append((target, continuation))
@@ -131,8 +129,7 @@ public actor SyslogBatcher {
                 if candidate.defaultTimestamp == nil { candidate.defaultTimestamp = now }
                 decoded.item = .candidate(candidate)
             }
-            pendingTenants.append(tenant)
-            pendingItems.append(decoded.item)
+            pending.append(tenant, decoded.item)
             appended += 1
             if decoded.parseFailure { SyslogMetrics.parseFailure(dataset: decoded.dataset) }
         }
@@ -146,20 +143,11 @@ public actor SyslogBatcher {
 
     func flushLoop() async {
         var backoff: Duration = .milliseconds(50)
-        while !pendingItems.isEmpty {
-            let count = min(pendingItems.count, maxBatchFrames)
-            // Taken out of the backlog (usually all of it, with no copy and no shifting) while
-            // it is submitted: frames appended meanwhile queue behind it.
-            var batch: Batch
-            if count == pendingItems.count {
-                batch = Batch(tenants: [], items: [])
-                swap(&batch.tenants, &pendingTenants)
-                swap(&batch.items, &pendingItems)
-            } else {
-                batch = Batch(tenants: Array(pendingTenants.prefix(count)), items: Array(pendingItems.prefix(count)))
-                pendingTenants.removeFirst(count)
-                pendingItems.removeFirst(count)
-            }
+        while pending.count > 0 {
+            let count = min(pending.count, maxBatchFrames)
+            // Taken out of the backlog while it is submitted: frames appended meanwhile queue
+            // behind it.
+            var batch = pending.takeFirst(count)
             submitting = count
             do {
                 try await submit(&batch)
@@ -171,13 +159,12 @@ public actor SyslogBatcher {
             } catch let error as IntakeError where error.code == .closed {
                 // The spool is closed (the process is stopping): nothing more can be kept.
                 submitting = 0
-                let dropped = batch.items.count + pendingItems.count
+                let dropped = batch.count + pending.count
                 logger.error("Syslog frames dropped: the intake spool is closed", metadata: ["frames": "\(dropped)"])
                 SyslogMetrics.drop("shutdown", count: dropped)
-                admitted += count + carried + pendingItems.count
+                admitted += count + carried + pending.count
                 carried = 0
-                pendingTenants.removeAll()
-                pendingItems.removeAll()
+                pending = Frames()
                 releaseWaiters()
                 break
             } catch {
@@ -188,10 +175,9 @@ public actor SyslogBatcher {
                 // store would not recognise them a second time. They count as admitted once
                 // the rest of their batch is, so waiters are released in order.
                 submitting = 0
-                carried += count - batch.items.count
-                pendingTenants.insert(contentsOf: batch.tenants, at: 0)
-                pendingItems.insert(contentsOf: batch.items, at: 0)
-                logger.warning("Syslog batch refused by the intake spool; retrying", metadata: ["error": "\(error)", "frames": "\(batch.items.count)"])
+                carried += count - batch.count
+                pending.insertInFront(batch)
+                logger.warning("Syslog batch refused by the intake spool; retrying", metadata: ["error": "\(error)", "frames": "\(batch.count)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(2))
                 continue
@@ -209,15 +195,45 @@ public actor SyslogBatcher {
         waiters = kept
     }
 
-    /// Frames taken out of the backlog, in order: each one's tenant and item.
-    struct Batch {
-        var tenants: [TenantName]
-        var items: [DecodedItem]
+    /// Frames in order: each one's tenant and item, in two arrays so that a batch of one
+    /// tenant (the usual case) is handed to admission as it is, without a copy of its items.
+    struct Frames {
+        private(set) var tenants: [TenantName] = []
+        private(set) var items: [DecodedItem] = []
+
+        var count: Int { items.count }
+
+        mutating func append(_ tenant: TenantName, _ item: DecodedItem) {
+            tenants.append(tenant)
+            items.append(item)
+        }
+
+        /// Takes the first `count` frames out: all of them with no copy and no shifting.
+        mutating func takeFirst(_ count: Int) -> Frames {
+            guard count < self.count else { return exchange(&self, with: Frames()) }
+            let first = Frames(tenants: Array(tenants.prefix(count)), items: Array(items.prefix(count)))
+            tenants.removeFirst(count)
+            items.removeFirst(count)
+            return first
+        }
+
+        /// Puts `frames` back before these.
+        mutating func insertInFront(_ frames: Frames) {
+            tenants.insert(contentsOf: frames.tenants, at: 0)
+            items.insert(contentsOf: frames.items, at: 0)
+        }
+
+        /// The frames whose tenant `keep` accepts, in order.
+        func filter(_ keep: (TenantName) -> Bool) -> Frames {
+            var kept = Frames()
+            for (tenant, item) in zip(tenants, items) where keep(tenant) { kept.append(tenant, item) }
+            return kept
+        }
     }
 
     /// Submits the batch one tenant's share at a time; when one throws, `batch` is left with
     /// the frames not admitted (that share's and the ones after it), in order.
-    func submit(_ batch: inout Batch) async throws {
+    func submit(_ batch: inout Frames) async throws {
         // One tenant (a listener's, or one sender's): its items as they are.
         if let first = batch.tenants.first, batch.tenants.allSatisfy({ $0 == first }) {
             _ = try await intake.submit(tenant: first, source: "syslog", items: batch.items)
@@ -234,12 +250,7 @@ public actor SyslogBatcher {
                 _ = try await intake.submit(tenant: tenant, source: "syslog", items: byTenant[tenant] ?? [])
             } catch {
                 let admitted = Set(order[..<index])
-                var kept = Batch(tenants: [], items: [])
-                for (tenant, item) in zip(batch.tenants, batch.items) where !admitted.contains(tenant) {
-                    kept.tenants.append(tenant)
-                    kept.items.append(item)
-                }
-                batch = kept
+                batch = batch.filter { !admitted.contains($0) }
                 throw error
             }
         }
