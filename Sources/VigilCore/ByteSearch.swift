@@ -42,23 +42,13 @@ public enum ByteScan {
         }
         return nil
     }
-}
 
-/// Byte-level (UTF-8) searching and splitting for the parsing hot paths.
-///
-/// `String.contains(_:)` and `range(of:)` from Foundation convert to UTF-16 and compare
-/// characters with canonical equivalence; `split(separator:)` on a `Character` walks grapheme
-/// clusters. On the syslog path those were most of a pack's time. Log formats are defined on
-/// bytes: an ASCII separator or marker can only match ASCII bytes in UTF-8 (continuation bytes
-/// are all ≥ 0x80), so these give the same results on scalar boundaries, much faster.
-extension StringProtocol {
-    /// The IPv4 address this text spells, as a number: four dot-separated decimal parts of one
-    /// to three ASCII digits, each at most 255 (leading zeros allowed), read by byte. Parsing
-    /// (`IPAddress`) and recognising (`ECSBuilder.isIP`) addresses both use it: one reading.
+    /// The IPv4 address `bytes` spell, as a number: four dot-separated decimal parts of one to
+    /// three ASCII digits, each at most 255 (leading zeros allowed). Nil for anything else.
     @inlinable
-    public var ipv4Value: UInt32? {
+    public static func ipv4(_ bytes: some Sequence<UInt8>) -> UInt32? {
         var value: UInt32 = 0, part: UInt32 = 0, digits = 0, dots = 0
-        for byte in utf8 {
+        for byte in bytes {
             if byte == UInt8(ascii: ".") {
                 guard digits > 0, dots < 3 else { return nil }
                 value = value << 8 | part
@@ -77,6 +67,21 @@ extension StringProtocol {
         guard digits > 0, dots == 3 else { return nil }
         return value << 8 | part
     }
+}
+
+/// Byte-level (UTF-8) searching and splitting for the parsing hot paths.
+///
+/// `String.contains(_:)` and `range(of:)` from Foundation convert to UTF-16 and compare
+/// characters with canonical equivalence; `split(separator:)` on a `Character` walks grapheme
+/// clusters. On the syslog path those were most of a pack's time. Log formats are defined on
+/// bytes: an ASCII separator or marker can only match ASCII bytes in UTF-8 (continuation bytes
+/// are all ≥ 0x80), so these give the same results on scalar boundaries, much faster.
+extension StringProtocol {
+    /// The IPv4 address this text spells, as a number: four dot-separated decimal parts of one
+    /// to three ASCII digits, each at most 255 (leading zeros allowed), read by byte. Parsing
+    /// (`IPAddress`) and recognising (`ECSBuilder.isIP`) addresses both use it: one reading.
+    @inlinable
+    public var ipv4Value: UInt32? { ByteScan.ipv4(utf8) }
 
     /// Every `byte` (ASCII) replaced by `replacement` (ASCII), by byte: `replacingOccurrences`
     /// without Foundation, for the separators of device timestamps (`2018/11/30` → `2018-11-30`).

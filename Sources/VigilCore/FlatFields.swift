@@ -213,6 +213,25 @@ public struct FlatFields: Sendable {
         return Int(value.start)..<Int(value.start + value.count)
     }
 
+    /// Whether `body` returns true for the bytes of the text at `path`, or of any text of the
+    /// list there (tried in order); false when `path` is not set. Nil when it holds a number, a
+    /// literal or an object: read those through `value`.
+    public func containsText(_ path: Int, where body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool? {
+        let value = values[path]
+        switch value.kind {
+        case .none:
+            return false
+        case .text:
+            return bytes.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[Int(value.start)..<Int(value.start + value.count)])) }
+        case .texts:
+            return bytes.withUnsafeBufferPointer { bytes in
+                lists[Int(value.start)..<Int(value.start + value.count)].contains { body(UnsafeBufferPointer(rebasing: bytes[Int($0.lowerBound)..<Int($0.upperBound)])) }
+            }
+        case .int, .literal, .members:
+            return nil
+        }
+    }
+
     public func text(_ path: Int) -> String? {
         textRange(path).map { range in bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[range]), as: UTF8.self) } }
     }

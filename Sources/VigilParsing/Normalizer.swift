@@ -11,11 +11,31 @@ public import VigilCore
 /// event.dataset // "cisco.asa"
 /// ```
 public struct Normalizer: Sendable {
-    public var packs: [any ProtocolPack]
+    public var packs: [any ProtocolPack] {
+        didSet { flatPacks = FlatPackPositions(packs) }
+    }
     public var syslogParser = SyslogParser()
+    /// Where the packs the flat paths stand for are in `packs`: found when they are set, not
+    /// by a run-time type check of each pack for every line.
+    private var flatPacks: FlatPackPositions
 
     public init(packs: [any ProtocolPack] = Normalizer.defaultPacks) {
         self.packs = packs
+        flatPacks = FlatPackPositions(packs)
+    }
+
+    /// The positions of the packs `normalizeFlat` needs in a list of packs.
+    struct FlatPackPositions: Sendable {
+        var panosFirst: Bool
+        var linux, asa, fortinet, f5: Int?
+
+        init(_ packs: [any ProtocolPack]) {
+            panosFirst = packs.first is PANOSPack
+            linux = packs.firstIndex { $0 is LinuxAuthPack }
+            asa = packs.firstIndex { $0 is CiscoASAPack }
+            fortinet = packs.firstIndex { $0 is FortiGatePack }
+            f5 = packs.firstIndex { $0 is F5BigIPPack }
+        }
     }
 
     /// Vendor packs first (most specific), then the generic formats.
@@ -108,20 +128,20 @@ public struct Normalizer: Sendable {
     func normalizeFlat(frame: [UInt8], line: String, syslog: SyslogMessage, peer: String, receivedAt: EpochMillis) -> FlatNormalizedEvent? {
         func earlier(_ pack: Int) -> ArraySlice<any ProtocolPack> { packs[..<pack] }
         if line.containsBytes(",TRAFFIC,") {
-            guard packs.first is PANOSPack else { return nil }
+            guard flatPacks.panosFirst else { return nil }
             return PANOSFlatTraffic.normalize(frame: frame, syslog: syslog, peer: peer)
         }
         if line.containsBytes(" sshd["), line.containsBytes(": Accepted ") || line.containsBytes(": Failed "),
-           let linux = packs.firstIndex(where: { $0 is LinuxAuthPack }) {
+           let linux = flatPacks.linux {
             return SSHDFlatLogin.normalize(frame: frame, line: line, syslog: syslog, peer: peer, receivedAt: receivedAt, earlierPacks: earlier(linux))
         }
-        if line.containsBytes("%ASA-"), line.containsBytes("-30201"), let asa = packs.firstIndex(where: { $0 is CiscoASAPack }) {
+        if line.containsBytes("%ASA-"), line.containsBytes("-30201"), let asa = flatPacks.asa {
             return ASAFlatConnection.normalize(frame: frame, line: line, syslog: syslog, peer: peer, receivedAt: receivedAt, earlierPacks: earlier(asa))
         }
-        if line.containsBytes("devid="), line.containsBytes("traffic"), let fortinet = packs.firstIndex(where: { $0 is FortiGatePack }) {
+        if line.containsBytes("devid="), line.containsBytes("traffic"), let fortinet = flatPacks.fortinet {
             return FortiGateFlatTraffic.normalize(frame: frame, line: line, syslog: syslog, peer: peer, receivedAt: receivedAt, earlierPacks: earlier(fortinet))
         }
-        if let app = syslog.appName, F5BigIPPack.tags.contains(app), let f5 = packs.firstIndex(where: { $0 is F5BigIPPack }) {
+        if let app = syslog.appName, F5BigIPPack.tags.contains(app), let f5 = flatPacks.f5 {
             return F5FlatLTM.normalize(frame: frame, line: line, syslog: syslog, peer: peer, receivedAt: receivedAt, earlierPacks: earlier(f5))
         }
         return nil

@@ -174,17 +174,45 @@ public enum Enrichment {
     public static func matches(_ fields: FlatFields, with set: IndicatorSet) -> Bool {
         guard set.count > 0 else { return false }
         var missedIPs: [String] = []
+        var missedV4: [UInt32] = []
         for (index, position) in flatPaths.positions(in: fields.schema).enumerated() {
-            guard let position, let value = fields.value(position) else { continue }
-            switch value {
-            case .string(let text):
-                if match(text, split[index].kind, in: set, missedIPs: &missedIPs) != nil { return true }
-            case .array(let items):
-                for case .string(let text) in items where match(text, split[index].kind, in: set, missedIPs: &missedIPs) != nil { return true }
+            guard let position else { continue }
+            let kind = split[index].kind
+            if let found = fields.containsText(position, where: { match($0, kind, in: set, missedV4: &missedV4, missedIPs: &missedIPs) }) {
+                if found { return true }
+                continue
+            }
+            // A literal of the schema (a number or an object matches nothing).
+            switch fields.value(position) {
+            case .string(let text)?:
+                if match(text, kind, in: set, missedIPs: &missedIPs) != nil { return true }
+            case .array(let items)?:
+                for case .string(let text) in items where match(text, kind, in: set, missedIPs: &missedIPs) != nil { return true }
             default: continue
             }
         }
         return false
+    }
+
+    /// Whether the text `bytes` matches an indicator as a field of `kind`, as `match` on its
+    /// `String` would. An IPv4 address is read from the bytes (most of an event's texts here),
+    /// and a text of a kind the set holds none of is not read at all.
+    static func match(_ bytes: UnsafeBufferPointer<UInt8>, _ kind: FieldKind, in set: IndicatorSet,
+                      missedV4: inout [UInt32], missedIPs: inout [String]) -> Bool {
+        switch kind {
+        case .ip:
+            if set.ips.isEmpty, set.networks.isEmpty { return false }
+            if set.networks.isEmpty, let v4 = ByteScan.ipv4(bytes) {
+                guard !missedV4.contains(v4) else { return false }
+                if set.ips[IndicatorSet.AddressKey(v4: v4)] != nil { return true }
+                missedV4.append(v4)
+                return false
+            }
+        case .domain: if set.domains.isEmpty { return false }
+        case .url: if set.urls.isEmpty { return false }
+        case .hash: if set.hashes.isEmpty { return false }
+        }
+        return match(String(decoding: bytes, as: UTF8.self), kind, in: set, missedIPs: &missedIPs) != nil
     }
 
     /// The indicator `text` matches as a field of `kind`. Addresses already looked up without
