@@ -131,7 +131,9 @@ public struct Normalizer: Sendable {
             guard flatPacks.panosFirst else { return nil }
             return PANOSFlatTraffic.normalize(frame: frame, syslog: syslog, peer: peer)
         }
-        if line.containsBytes(" sshd["), line.containsBytes(": Accepted ") || line.containsBytes(": Failed "),
+        // Read from the parsed header, not searched for in the line: `" sshd["` matched at every
+        // space of every other kind's line. `SSHDFlatLogin` asks for both anyway.
+        if syslog.appName == "sshd", syslog.message.hasPrefix("Accepted ") || syslog.message.hasPrefix("Failed "),
            let linux = flatPacks.linux {
             return SSHDFlatLogin.normalize(frame: frame, line: line, syslog: syslog, peer: peer, receivedAt: receivedAt, earlierPacks: earlier(linux))
         }
