@@ -141,7 +141,7 @@ let package = Package(
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
         .testTarget(name: "VigilQueryTests", dependencies: ["VigilQuery", "VigilCore"]),
         .testTarget(name: "VigilStorageSQLiteTests", dependencies: ["VigilStorageSQLite", "VigilStorage", "VigilCore", "VigilQuery", "VigilIntake"]),
-        .testTarget(name: "VigilIntakeTests", dependencies: ["VigilIntake", "VigilStorage", "VigilCore"]),
+        .testTarget(name: "VigilIntakeTests", dependencies: ["VigilIntake", "VigilStorage", "VigilCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "VigilParsingTests", dependencies: ["VigilParsing", "VigilCore"]),
         .testTarget(name: "VigilThreatIntelTests", dependencies: ["VigilThreatIntel", "VigilCore"]),
         .testTarget(name: "VigilSigmaTests", dependencies: ["VigilSigma", "VigilParsing", "VigilCore"]),
