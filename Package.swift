@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "VigilSyslog",
             dependencies: [
-                "VigilCore", "VigilQuery", "VigilIntake", "VigilParsing",
+                "VigilCore", "VigilQuery", "VigilIntake", "VigilParsing", "VigilStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

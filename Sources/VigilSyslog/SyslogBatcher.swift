@@ -2,6 +2,7 @@ import Logging
 import Metrics
 import VigilCore
 import VigilIntake
+import VigilStorage
 
 /// Turns a syslog frame into an item for admission (the protocol packs live behind this).
 public protocol SyslogDecoding: Sendable {
@@ -53,6 +54,8 @@ public actor SyslogBatcher {
     var flushing = false
     var sequence: UInt64 = 0
     let bootID: String
+    /// `syslog-<bootID>-`: each frame's id is this and its sequence number in base 36.
+    let idPrefix: String
 
     public init(intake: IntakeService, clock: any VigilClock, logger: Logger, maxPendingFrames: Int = 100_000, maxBatchFrames: Int = 5_000) {
         self.intake = intake
@@ -62,25 +65,26 @@ public actor SyslogBatcher {
         self.maxBatchFrames = maxBatchFrames
         var generator = SystemRandomNumberGenerator()
         bootID = String(generator.next() as UInt64, radix: 36)
+        idPrefix = "syslog-\(bootID)-"
     }
 
     /// Admits frames from a TCP connection: returns at once while the backlog is below
     /// `highWater` (so reading overlaps the previous batch's fsync), else once these frames
     /// are durable — which stops reading and pushes back on the sender through the TCP window.
-    public func admitFromStream(_ entries: [(TenantName, SyslogDecoded)], highWater: Int = 20_000) async {
+    public func admitFromStream(_ entries: consuming [(TenantName, SyslogDecoded)], highWater: Int = 20_000) async {
         guard !entries.isEmpty else { return }
         if backlog + entries.count <= highWater {
-            append(entries)
+            append(consume entries)
             startFlushing()
             return
         }
-        await admitAndWait(entries)
+        await admitAndWait(consume entries)
     }
 
     /// Admits frames and returns once they are durable in the spool.
-    public func admitAndWait(_ entries: [(TenantName, SyslogDecoded)]) async {
+    public func admitAndWait(_ entries: consuming [(TenantName, SyslogDecoded)]) async {
         guard !entries.isEmpty else { return }
-        append(entries)
+        append(consume entries)
         let target = appended
         await withCheckedContinuation { continuation in
             waiters.append((target, continuation))
@@ -90,12 +94,12 @@ public actor SyslogBatcher {
 
     /// Admits frames without waiting (UDP); returns false when the backlog is full and the
     /// frames were dropped.
-    public func admit(_ entries: [(TenantName, SyslogDecoded)]) -> Bool {
+    public func admit(_ entries: consuming [(TenantName, SyslogDecoded)]) -> Bool {
         guard backlog + entries.count <= maxPendingFrames else {
             SyslogMetrics.drop("queue_full", count: entries.count)
             return false
         }
-        append(entries)
+        append(consume entries)
         startFlushing()
         return true
     }
@@ -113,25 +117,30 @@ public actor SyslogBatcher {
         }
     }
 
-    func append(_ entries: [(TenantName, SyslogDecoded)]) {
+    func append(_ entries: consuming [(TenantName, SyslogDecoded)]) {
         let now = clock.now()
-        for (tenant, var decoded) in entries {
-            // Every frame is its own event: syslog has no retries that content keys would
-            // catch, and two identical lines in one second are two events (think repeated
-            // denies). The id is unique per server start and frame, and given here, once, so a
-            // batch retried after a partial failure is recognised as the same events. So is
-            // the time a line without one takes: the id's key leads with the event's second
-            // (`Candidate.idIsServers`), and a retry must make the same key.
-            if case .candidate(var candidate) = decoded.item, candidate.transportID == nil {
+        var entries = entries
+        for index in entries.indices {
+            // Moved out of the array, not copied: a copy retained every buffer of the event.
+            let item = exchange(&entries[index].1.item, with: .rejected(.unparseable, detail: "", raw: []))
+            switch consume item {
+            case .candidate(var candidate) where candidate.transportID == nil:
+                // Every frame is its own event: syslog has no retries that content keys would
+                // catch, and two identical lines in one second are two events (think repeated
+                // denies). The id is unique per server start and frame, and given here, once, so
+                // a batch retried after a partial failure is recognised as the same events. So
+                // is the time a line without one takes: the id's key leads with the event's
+                // second (`Candidate.idIsServers`), and a retry must make the same key.
                 sequence &+= 1
-                candidate.transportID = "syslog-\(bootID)-\(String(sequence, radix: 36))"
+                candidate.transportID = idPrefix + String(sequence, radix: 36)
                 candidate.idIsServers = true
                 if candidate.defaultTimestamp == nil { candidate.defaultTimestamp = now }
-                decoded.item = .candidate(candidate)
+                pending.append(entries[index].0, .candidate(candidate))
+            case let other:
+                pending.append(entries[index].0, other)
             }
-            pending.append(tenant, decoded.item)
             appended += 1
-            if decoded.parseFailure { SyslogMetrics.parseFailure(dataset: decoded.dataset) }
+            if entries[index].1.parseFailure { SyslogMetrics.parseFailure(dataset: entries[index].1.dataset) }
         }
     }
 

@@ -231,7 +231,7 @@ public final class SyslogListeners: Service, Sendable {
         }
         // Once per read, not per frame: looking a counter up costs a lock and a hash.
         if frames > 0 { SyslogMetrics.frames(frames, transport: transport, bytes: bytesFramed) }
-        await batcher.admitFromStream(entries)
+        await batcher.admitFromStream(consume entries)
     }
 
     func serveUDP(_ channel: NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>) async {

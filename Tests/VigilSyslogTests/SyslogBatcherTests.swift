@@ -118,4 +118,52 @@ struct SyslogBatcherTests {
         }
         #expect(stored == ["acme": Array(frames[0..<3]), "beta": Array(frames[3...])])
     }
+
+    /// Each frame without an id of its own gets the next `syslog-<boot>-<n>` (n in base 36), in
+    /// order; an id a frame already has is kept, and an item that can only be quarantined goes
+    /// through as it is.
+    @Test func framesGetTheNextServerIDAndKeepTheirOwn() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("batcher-\(UUID().uuidString)", isDirectory: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let spool = try Spool(configuration: SpoolConfiguration(directory: dir.appendingPathComponent("spool")))
+        let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"))
+        let intake = IntakeService(queue: spool, store: store, clock: ManualClock(now), limits: IntakeLimits(), logger: Logger(label: "test"))
+        let batcher = SyslogBatcher(intake: intake, clock: ManualClock(now), logger: Logger(label: "test"))
+        func decoded(_ json: String) -> SyslogDecoded {
+            SyslogDecoded(item: NativeDecoder.decode(Array(json.utf8), limits: IntakeLimits())[0], dataset: "test", parseFailure: false)
+        }
+        var own = decoded("{\"message\":\"own\"}")
+        if case .candidate(var candidate) = own.item {
+            candidate.transportID = "sender-7"
+            own.item = .candidate(candidate)
+        }
+        let count = 40
+        var entries = (0..<count).map { (tenant, decoded("{\"message\":\"frame \($0)\"}")) }
+        entries.insert((tenant, own), at: 5)
+        entries.insert((tenant, decoded("not json")), at: 9)
+
+        await batcher.admitAndWait(entries)
+
+        let boot = await batcher.bootID
+        var ids: [String: String] = [:]
+        var quarantined = 0
+        while let batch = try await spool.nextBatch(maxRecords: 100, drainOnly: true) {
+            for record in batch.records {
+                switch IntakeRecord.decode(record) {
+                case .event(let event)?:
+                    let document = try JSONParser.parse(event.document)
+                    ids[event.message ?? ""] = document.value(atPath: "vigil.event_id")?.stringValue
+                case .quarantine?: quarantined += 1
+                case nil: Issue.record("a record that does not decode")
+                }
+            }
+            try spool.commit(batch)
+        }
+        #expect(quarantined == 1)
+        #expect(ids["own"] == "sender-7")
+        for n in 0..<count {
+            #expect(ids["frame \(n)"] == "syslog-\(boot)-\(String(n + 1, radix: 36))", "frame \(n)")
+        }
+        #expect(ids.count == count + 1)
+    }
 }
