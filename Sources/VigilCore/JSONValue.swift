@@ -796,7 +796,6 @@ public enum JSONWriter {
         copy.withUTF8 { out.append(UnsafeRawBufferPointer($0)) }
     }
 
-
     /// The string's bytes in quotes, with `"`, `\` and control characters escaped. The bytes
     /// are tested eight at a time (the last few padded with spaces): a clean word is copied
     /// with the run it belongs to, and a word that is not names its first byte to escape, so
