@@ -150,7 +150,7 @@ struct PacksBench: AsyncParsableCommand {
             let intake = IntakeService(queue: spool, store: try SQLiteEventStore(dataDirectory: directory, logger: logger), clock: SystemClock(),
                                        limits: IntakeLimits(), steps: [PackDocumentStep(), IntelStep(feeds: feeds)], logger: logger)
             let batcher = SyslogBatcher(intake: intake, clock: SystemClock(), logger: logger)
-            let start = processCPUSeconds()
+            let start = CPUClock.process()
             // In the listener's chunks: a read of a TCP connection's frames.
             for chunk in stride(from: 0, to: frames.count, by: 1_000) {
                 let received = Int64(Date().timeIntervalSince1970 * 1000)
@@ -160,15 +160,8 @@ struct PacksBench: AsyncParsableCommand {
                 await batcher.admitFromStream(entries)
             }
             await batcher.drain()
-            fastest = min(fastest, processCPUSeconds() - start)
+            fastest = min(fastest, CPUClock.process() - start)
         }
         return fastest * 1_000_000 / Double(lines.count)
-    }
-
-    /// User and system CPU of this process so far, every thread.
-    static func processCPUSeconds() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1_000_000_000
     }
 }

@@ -173,6 +173,7 @@ struct SyslogBench: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(2_500))
         }
         let cpuBefore = process.cpuSeconds()
+        let writerBefore = try await Self.writerCPUSeconds(client)
         let start = Date()
         let sender = try TCPSender(host: tcpAddress.host, port: tcpAddress.port)
         try sender.send(payload)
@@ -186,6 +187,9 @@ struct SyslogBench: AsyncParsableCommand {
         // The server's CPU per line (both cores): steadier than the rate when the VM's speed
         // drifts, and what the ratio to rsyslog follows while both cores are busy.
         let serverCPU: Double? = if let before = cpuBefore, let after = process.cpuSeconds() { after - before } else { nil }
+        // The partition's one SQLite writer: its CPU per line bounds the rate at 1 / that
+        // however cheap the rest becomes, and its share of the run says how near that bound is.
+        let writerCPU: Double? = if let before = writerBefore, let after = try await Self.writerCPUSeconds(client) { after - before } else { nil }
 
         let result: [String: Any] = [
             "benchmark": "syslog", "events": events, "raw_bytes": rawBytes, "indicators": indicators, "sigma_rules": loaded.sigma, "native_rules": loaded.native,
@@ -196,14 +200,29 @@ struct SyslogBench: AsyncParsableCommand {
             "ratio_to_rsyslog": rsyslogRate.map { (vigilRate / $0 * 1000).rounded() / 1000 } ?? -1,
             "peak_rss_mib": process.peakRSSBytes().map { Int($0 / 1_048_576) } ?? -1,
             "server_cpu_us_per_line": serverCPU.map { ($0 * 1_000_000 / Double(events) * 10).rounded() / 10 } ?? -1,
+            "writer_cpu_us_per_line": writerCPU.map { ($0 * 1_000_000 / Double(events) * 10).rounded() / 10 } ?? -1,
+            "writer_busy_share": writerCPU.map { ($0 / searchable * 100).rounded() / 100 } ?? -1,
+            "writer_bound_eps": writerCPU.map { Int(Double(events) / $0) } ?? -1,
             "machine": "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB",
             "date": ISO8601DateFormatter().string(from: Date()),
         ]
         print("| metric | value |\n|---|---|")
-        for key in ["events", "indicators", "sigma_rules", "native_rules", "vigil_searchable_eps", "rsyslog_file_eps", "ratio_to_rsyslog", "peak_rss_mib", "server_cpu_us_per_line", "machine"] {
+        for key in ["events", "indicators", "sigma_rules", "native_rules", "vigil_searchable_eps", "rsyslog_file_eps", "ratio_to_rsyslog", "peak_rss_mib", "server_cpu_us_per_line", "writer_cpu_us_per_line", "writer_busy_share", "writer_bound_eps", "machine"] {
             print("| \(key) | \(result[key] ?? "") |")
         }
         try writeBenchResult(result, to: output)
+    }
+
+    /// The server's `vigil_store_writer_cpu_seconds_total`: CPU its SQLite writers spent in
+    /// write transactions (0 before the first).
+    static func writerCPUSeconds(_ client: VigilHTTPClient) async throws -> Double? {
+        let reply = try await client.send("GET", "/metrics")
+        guard reply.status == 200, let text = String(data: reply.body, encoding: .utf8) else { return nil }
+        let name = "vigil_store_writer_cpu_seconds_total"
+        for line in text.split(separator: "\n") where line.hasPrefix(name) {
+            if let value = line.split(separator: " ").last.flatMap({ Double($0) }) { return value }
+        }
+        return 0
     }
 
     /// Sends the payload to a fresh rsyslogd (imtcp → omfile) working in `dir` (removed

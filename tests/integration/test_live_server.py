@@ -188,6 +188,17 @@ def test_bad_input_gets_clear_errors_never_5xx(server):
     metrics = requests.get(server.url + "/metrics").text
     assert 'vigil_events_quarantined_total{reason="malformed_json"}' in metrics
     assert "vigil_http_requests_total" in metrics and "vigil_events_stored_total" in metrics
+    # The accepted event's write transaction is counted in the writer's CPU.
+    deadline = time.monotonic() + 30
+    writer_cpu = 0.0
+    while time.monotonic() < deadline:  # polling until the event is stored, not a timed wait
+        for line in requests.get(server.url + "/metrics").text.splitlines():
+            if line.startswith("vigil_store_writer_cpu_seconds_total "):
+                writer_cpu = float(line.split()[1])
+        if writer_cpu > 0:
+            break
+        time.sleep(0.05)
+    assert writer_cpu > 0
 
 
 def test_tenants_are_isolated_and_admin_must_name_one(server):
