@@ -173,7 +173,11 @@ struct PacksBench: AsyncParsableCommand {
             fastest.admit = min(fastest.admit, admitted - start)
             let pipeline = Task { try await PipelineService(queue: spool, store: store, intake: intake, logger: logger).run() }
             // Every admitted line is stored once the intake has none left unstored.
-            while !intake.isIdle(forMillis: 0) { try await Task.sleep(for: .milliseconds(1)) }  // polling for the pipeline
+            let deadline = Date().addingTimeInterval(600)
+            while !intake.isIdle(forMillis: 0) {
+                guard Date() < deadline else { throw GateFailure("the pipeline did not store the admitted lines in 600 s") }
+                try await Task.sleep(for: .milliseconds(1))  // polling for the pipeline
+            }
             fastest.store = min(fastest.store, CPUClock.process() - admitted)
             pipeline.cancel()
             do { try await pipeline.value } catch is CancellationError {}

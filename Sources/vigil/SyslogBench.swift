@@ -189,7 +189,7 @@ struct SyslogBench: AsyncParsableCommand {
         let serverCPU: Double? = if let before = cpuBefore, let after = process.cpuSeconds() { after - before } else { nil }
         // The partition's one SQLite writer: its CPU per line bounds the rate at 1 / that
         // however cheap the rest becomes, and its share of the run says how near that bound is.
-        let writerCPU: Double? = if let before = writerBefore, let after = try await Self.writerCPUSeconds(client) { after - before } else { nil }
+        let writerCPU: Double? = if let before = writerBefore, let after = try await Self.writerCPUSeconds(client), after > before { after - before } else { nil }
 
         let result: [String: Any] = [
             "benchmark": "syslog", "events": events, "raw_bytes": rawBytes, "indicators": indicators, "sigma_rules": loaded.sigma, "native_rules": loaded.native,
