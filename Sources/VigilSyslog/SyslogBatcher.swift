@@ -119,7 +119,7 @@ public actor SyslogBatcher {
 
     func append(_ entries: consuming [(TenantName, SyslogDecoded)]) {
         let now = clock.now()
-        var entries = entries
+        // The consumed array is this function's own: its items are moved out of it in place.
         for index in entries.indices {
             // Moved out of the array, not copied: a copy retained every buffer of the event.
             let item = exchange(&entries[index].1.item, with: .rejected(.unparseable, detail: "", raw: []))
