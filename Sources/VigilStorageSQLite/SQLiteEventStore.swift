@@ -23,6 +23,9 @@ import VigilStorage
 public final class SQLiteEventStore: EventStore {
     public let directory: URL
     private let logger: Logger
+    /// Row ids a millisecond takes before its events spill into the next (`insert`): all of
+    /// them (`1 << positionBits`) but in tests, which fill a millisecond with a few events.
+    let positionsPerMillisecond: Int64
     private let partitions = Mutex<[String: Partition]>([:])
     private let tenantDatabases = Mutex<[TenantName: DatabasePool]>([:])
     /// Databases written since the writer was last idle, by path.
@@ -39,9 +42,15 @@ public final class SQLiteEventStore: EventStore {
     }
 
     /// Creates the store rooted at `<dataDirectory>/events`.
-    public init(dataDirectory: URL, logger: Logger) throws {
+    public convenience init(dataDirectory: URL, logger: Logger) throws {
+        try self.init(dataDirectory: dataDirectory, logger: logger, positionsPerMillisecond: 1 << Self.positionBits)
+    }
+
+    init(dataDirectory: URL, logger: Logger, positionsPerMillisecond: Int64) throws {
+        precondition((1...(1 << Self.positionBits)).contains(positionsPerMillisecond))
         directory = dataDirectory.appendingPathComponent("events", isDirectory: true)
         self.logger = logger
+        self.positionsPerMillisecond = positionsPerMillisecond
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
@@ -54,13 +63,15 @@ public final class SQLiteEventStore: EventStore {
         let codec: BodyCodec
         let terms: TermTable
         let day: Int64
+        let positionsPerMillisecond: Int64
         let writer = Mutex(WriterState())
 
-        init(pool: DatabasePool, codec: BodyCodec, terms: TermTable, day: Int64) {
+        init(pool: DatabasePool, codec: BodyCodec, terms: TermTable, day: Int64, positionsPerMillisecond: Int64) {
             self.pool = pool
             self.codec = codec
             self.terms = terms
             self.day = day
+            self.positionsPerMillisecond = positionsPerMillisecond
         }
 
         struct WriterState {
@@ -136,7 +147,7 @@ public final class SQLiteEventStore: EventStore {
                     terms.add(id: row["id"], value: row["value"])
                 }
             }
-            let partition = Partition(pool: pool, codec: codec, terms: terms, day: day)
+            let partition = Partition(pool: pool, codec: codec, terms: terms, day: day, positionsPerMillisecond: positionsPerMillisecond)
             cache[key] = partition
             return partition
         }
@@ -701,7 +712,8 @@ public final class SQLiteEventStore: EventStore {
                     addTerm.bind(2, value)
                     try addTerm.run(db)
                 }
-                stored = try insert(rows.events, order: rows.order, bodies: rows.bodies, texts: rows.texts, terms: rows.terms, into: db)
+                stored = try insert(rows.events, order: rows.order, bodies: rows.bodies, texts: rows.texts, terms: rows.terms,
+                                    positionsPerMillisecond: rows.partition.positionsPerMillisecond, into: db)
                 return .commit
             }
             return stored
@@ -709,7 +721,15 @@ public final class SQLiteEventStore: EventStore {
     }
 
     /// The SQLite part of `insert`: this is the hot path of the pipeline.
-    static func insert(_ events: [StoredEvent], order: [Int], bodies: [[UInt8]], texts: [String?], terms: [String: Int64], into db: Database) throws -> Int {
+    ///
+    /// A row id is the event's millisecond in the day and its position in that millisecond
+    /// (`positionBits`). A tenant's events past `positionsPerMillisecond` in one millisecond
+    /// (a million and more of lines stamped to the second, or dated to the day, imported at
+    /// once) go to the next millisecond with room, and read back with that timestamp: a
+    /// millisecond later per 1,048,576 of them. Refusing them instead would fail the batch
+    /// on every retry and hold up the pipeline behind it.
+    static func insert(_ events: [StoredEvent], order: [Int], bodies: [[UInt8]], texts: [String?], terms: [String: Int64],
+                       positionsPerMillisecond: Int64 = 1 << positionBits, into db: Database) throws -> Int {
         /// A low-cardinality column: its term id, or its text past the term table's capacity.
         func bindTerm(_ statement: RawStatement, _ index: Int32, _ value: String?) {
             if let value, let id = terms[value] { statement.bind(index, id) } else { statement.bind(index, value) }
@@ -734,6 +754,15 @@ public final class SQLiteEventStore: EventStore {
         var rollup: [RollupKey: Int64] = [:]
         // The next free row id of each millisecond this batch touches.
         var next: [Int64: Int64] = [:]
+        /// `id`, or the next millisecond's first id when `id` is past its millisecond's room.
+        func room(at id: Int64) throws -> Int64 {
+            guard id & ((1 << positionBits) - 1) >= positionsPerMillisecond else { return id }
+            let spilled = (id >> positionBits + 1) << positionBits
+            guard spilled < Timestamp.millisPerDay << positionBits else {
+                throw StoreError(.unavailable, "the day partition has no row id left after \(id)")
+            }
+            return spilled
+        }
         var stored = 0
         // By index, reading fields in place: a copy of each event would retain a dozen strings.
         for (row, index) in order.enumerated() {
@@ -757,20 +786,21 @@ public final class SQLiteEventStore: EventStore {
             bindTerm(insertEvent, 14, events[index].columns.observerVendor)
             insertEvent.bindBlob(15, bodies[row])
             // The first event of a millisecond tries the millisecond's first id; only when
-            // that is taken (an earlier batch wrote the same millisecond) is the last id looked up.
-            var id = next[base] ?? base
+            // that is taken (an earlier batch wrote the same millisecond, or events spilled
+            // into it) is the last id looked up. A full millisecond spills into the next.
+            var id = try room(at: next[base] ?? base)
             insertEvent.bind(1, id)
             try insertEvent.runKeepingBindings(db)
-            if db.changesCount == 0 {
-                lastInMillisecond.bind(1, base)
-                lastInMillisecond.bind(2, base + (1 << positionBits))
-                id = try lastInMillisecond.int64(db).map { $0 + 1 } ?? base
-                guard id < base + (1 << positionBits) else {
-                    throw StoreError(.unavailable, "more than \(1 << positionBits) events in one millisecond for one tenant")
+            while db.changesCount == 0 {
+                let millisecond = (id >> positionBits) << positionBits
+                lastInMillisecond.bind(1, millisecond)
+                lastInMillisecond.bind(2, millisecond + (1 << positionBits))
+                guard let last = try lastInMillisecond.int64(db), last >= id else {
+                    throw StoreError(.unavailable, "row id \(id) is taken")
                 }
+                id = try room(at: last + 1)
                 insertEvent.bind(1, id)
                 try insertEvent.runKeepingBindings(db)
-                guard db.changesCount > 0 else { throw StoreError(.unavailable, "row id \(id) is taken") }
             }
             sqlite3_clear_bindings(insertEvent.handle)
             next[base] = id + 1

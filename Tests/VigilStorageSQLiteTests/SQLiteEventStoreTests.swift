@@ -149,6 +149,39 @@ struct SQLiteEventStoreTests {
         }
     }
 
+    @Test func eventsPastAMillisecondsRoomSpillIntoTheNextOnesInsteadOfFailingTheBatch() async throws {
+        // Three row ids per millisecond here, 1,048,576 in the server: a batch that fills one
+        // used to fail on every retry and hold up the pipeline behind it.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)", isDirectory: true)
+        let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"), positionsPerMillisecond: 3)
+        let words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+        // Five events in day+7's millisecond, then one in day+8's: two of the five spill into
+        // day+8, before the one that belongs there.
+        let first = (0..<5).map { event(acme, UInt64($0), at: day + 7, words[$0]) } + [event(acme, 5, at: day + 8, words[5])]
+        #expect(try await store.write(events: first.map(StoredEvent.init), quarantined: []) == 6)
+        // A later batch finds both milliseconds full (one by its own events, one by spilled
+        // ones) and goes on to day+9.
+        let second = (6..<9).map { event(acme, UInt64($0), at: day + 7, words[$0]) } + [event(acme, 9, at: day + 8, words[9])]
+        #expect(try await store.write(events: second.map(StoredEvent.init), quarantined: []) == 4)
+
+        let all = try await search(store, acme, "*")
+        #expect(all.total == 10)
+        let stamps = Dictionary(uniqueKeysWithValues: all.events.map { ($0.key.low, $0.timestamp - day) })
+        #expect(stamps == [0: 7, 1: 7, 2: 7, 3: 8, 4: 8, 5: 8, 6: 9, 7: 9, 8: 9, 9: 10])
+        // Newest first, arrival order within a millisecond kept.
+        #expect(all.events.map(\.key.low) == [9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
+        // Every row keeps its own body and token-index text, and the per-minute counts see them all.
+        for (n, word) in words.enumerated() {
+            let hits = try await search(store, acme, word)
+            #expect(hits.events.map(\.key.low) == [UInt64(n)], "\(word)")
+            #expect(hits.events.first?.fields["message"] == .string(word))
+        }
+        #expect(try await search(store, acme, "* | stats count()").table?.rows.first?.first == .int(10))
+        // The same batch again adds nothing.
+        #expect(try await store.write(events: second.map(StoredEvent.init), quarantined: []) == 0)
+        #expect(try await search(store, acme, "*").total == 10)
+    }
+
     @Test func theKeyFilterLoadsTheKeysStoredBeforeItAndLearnsEveryNewClaim() async throws {
         let (store, dir) = try makeStore()
         let first = (1...50).map { event(acme, UInt64($0), at: day + Int64($0), "e\($0)") }.map(StoredEvent.init)
