@@ -26,7 +26,9 @@ public final class SQLiteEventStore: EventStore {
     /// Row ids a millisecond takes before its events spill into the next (`insert`): all of
     /// them (`1 << positionBits`) but in tests, which fill a millisecond with a few events.
     let positionsPerMillisecond: Int64
-    private let partitions = Mutex<[String: Partition]>([:])
+    /// Day partitions kept open when no one uses them (`PartitionCache`).
+    let maxOpenPartitions: Int
+    private let partitions = Mutex(PartitionCache())
     private let tenantDatabases = Mutex<[TenantName: DatabasePool]>([:])
     /// Databases written since the writer was last idle, by path.
     private let dirty = Mutex<[String: DatabasePool]>([:])
@@ -43,11 +45,12 @@ public final class SQLiteEventStore: EventStore {
 
     /// Creates the store rooted at `<dataDirectory>/events`.
     public convenience init(dataDirectory: URL, logger: Logger) throws {
-        try self.init(dataDirectory: dataDirectory, logger: logger, positionsPerMillisecond: 1 << Self.positionBits)
+        try self.init(dataDirectory: dataDirectory, logger: logger, positionsPerMillisecond: 1 << Self.positionBits, maxOpenPartitions: 64)
     }
 
-    init(dataDirectory: URL, logger: Logger, positionsPerMillisecond: Int64) throws {
-        precondition((1...(1 << Self.positionBits)).contains(positionsPerMillisecond))
+    init(dataDirectory: URL, logger: Logger, positionsPerMillisecond: Int64 = 1 << positionBits, maxOpenPartitions: Int = 64) throws {
+        precondition((1...(1 << Self.positionBits)).contains(positionsPerMillisecond) && maxOpenPartitions >= 1)
+        self.maxOpenPartitions = maxOpenPartitions
         directory = dataDirectory.appendingPathComponent("events", isDirectory: true)
         self.logger = logger
         self.positionsPerMillisecond = positionsPerMillisecond
@@ -125,6 +128,46 @@ public final class SQLiteEventStore: EventStore {
         tenantDirectory(tenant).appendingPathComponent("\(Timestamp.dayStamp(day)).sqlite")
     }
 
+    /// Open day partitions, and when each was last asked for.
+    ///
+    /// Every open partition holds file descriptors (the database, its log and shared memory,
+    /// per connection) and page caches: a tenant with a year of retention, or a year of old
+    /// logs imported at once, would otherwise keep hundreds open and run out of descriptors
+    /// (the pipeline then retried its batch forever and searches failed). Past
+    /// `maxOpenPartitions`, opening one closes the least recently used partitions that no one
+    /// holds: only the cache references them, so no search, claim or insert is using them
+    /// (searches hold the partition, not only its pool, for that; closing the last
+    /// connection checkpoints the log). Partitions in use are never closed,
+    /// so the bound is soft: a batch spanning more days holds them all until it is written.
+    struct PartitionCache: ~Copyable {
+        var open: [String: Partition] = [:]
+        var lastUse: [String: UInt64] = [:]
+        var tick: UInt64 = 0
+
+        mutating func use(_ key: String) {
+            tick += 1
+            lastUse[key] = tick
+        }
+
+        /// Closes idle partitions, least recently used first, until at most `limit` are open.
+        mutating func closeIdle(keepingAtMost limit: Int, closing: (Partition) -> Void) {
+            guard open.count > limit else { return }
+            for (key, _) in lastUse.sorted(by: { $0.value < $1.value }) {
+                guard open.count > limit else { return }
+                guard var partition = open.removeValue(forKey: key) else { continue }
+                if isKnownUniquelyReferenced(&partition) {
+                    lastUse[key] = nil
+                    closing(partition)
+                } else {
+                    open[key] = partition
+                }
+            }
+        }
+    }
+
+    /// Partitions open now (tests).
+    var openPartitionCount: Int { partitions.withLock { $0.open.count } }
+
     /// The partition of a tenant and day, created when `create` is set; nil if it does not exist.
     ///
     /// Opening happens under one lock, so a search and the pipeline never open the same file
@@ -132,9 +175,21 @@ public final class SQLiteEventStore: EventStore {
     func partition(_ tenant: TenantName, day: Int64, create: Bool) throws -> Partition? {
         let key = "\(tenant.rawValue)/\(day)"
         return try partitions.withLock { cache throws -> Partition? in
-            if let partition = cache[key] { return partition }
+            // Dropped, not closed: the pool closes its connections when its last holder lets
+            // go of it (an idle checkpoint may be running on it now).
+            func close(_ partition: Partition) {
+                _ = dirty.withLock { $0.removeValue(forKey: partition.pool.path) }
+            }
+            if let partition = cache.open[key] {
+                // Held here, so not closed itself; the others a wide batch or search left
+                // open are closed as soon as they are idle.
+                cache.use(key)
+                cache.closeIdle(keepingAtMost: maxOpenPartitions, closing: close)
+                return partition
+            }
             let url = partitionURL(tenant, day: day)
             if !create, !FileManager.default.fileExists(atPath: url.path) { return nil }
+            cache.closeIdle(keepingAtMost: maxOpenPartitions - 1, closing: close)
             let codec = BodyCodec()
             let terms = TermTable()
             let pool = try Self.openPool(url, migrator: Self.partitionMigrator(day: day), codec: codec, terms: terms, secureDelete: false)
@@ -148,7 +203,8 @@ public final class SQLiteEventStore: EventStore {
                 }
             }
             let partition = Partition(pool: pool, codec: codec, terms: terms, day: day, positionsPerMillisecond: positionsPerMillisecond)
-            cache[key] = partition
+            cache.open[key] = partition
+            cache.use(key)
             return partition
         }
     }
@@ -928,7 +984,10 @@ public final class SQLiteEventStore: EventStore {
         let expired = existingDays(tenant).filter { $0 < day }
         for expiredDay in expired {
             // Forget the cached pool first so nothing writes to the file being unlinked.
-            let partition = partitions.withLock { $0.removeValue(forKey: "\(tenant.rawValue)/\(expiredDay)") }
+            let partition = partitions.withLock { cache in
+                cache.lastUse["\(tenant.rawValue)/\(expiredDay)"] = nil
+                return cache.open.removeValue(forKey: "\(tenant.rawValue)/\(expiredDay)")
+            }
             if let partition { _ = dirty.withLock { $0.removeValue(forKey: partition.pool.path) } }
             try partition?.pool.close()
             let path = partitionURL(tenant, day: expiredDay).path

@@ -31,7 +31,10 @@ extension SQLiteEventStore {
     /// handler: a query past its deadline, or whose client left, is interrupted mid-statement.
     func read<T: Sendable>(_ tenant: TenantName, day: Int64, budget: QueryBudget, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T? {
         try budget.check()
-        guard let pool = try partition(tenant, day: day, create: false)?.pool else { return nil }
+        guard let partition = try partition(tenant, day: day, create: false) else { return nil }
+        // Held, not only its pool, so the cache does not drop it while it is read.
+        defer { withExtendedLifetime(partition) {} }
+        let pool = partition.pool
         do {
             return try await pool.read { db in
                 let context = Unmanaged.passUnretained(budget).toOpaque()

@@ -90,6 +90,11 @@ struct Serve: AsyncParsableCommand {
             return logger
         }()
         logger.debug("allocator", metadata: ["malloc": "\(Allocator.description ?? "not jemalloc")"])
+        let files = OpenFileLimit.raise()
+        logger.debug("open files", metadata: ["limit": "\(files.after)", "was": "\(files.before)"])
+        if files.after < 4_096 {
+            logger.warning("The open-file limit is low: each day partition in use holds a few descriptors", metadata: ["limit": "\(files.after)"])
+        }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
@@ -252,3 +257,21 @@ struct IntelReloader: Service {
 }
 
 extension InlineDetection: PipelineObserver {}
+
+/// The process's limit of open files. Each day partition in use holds descriptors (its
+/// database, log and shared memory, per connection), and a batch or a search spanning many
+/// days holds them all at once: the soft limit is raised to the hard one at start, as
+/// databases commonly do (many systems start services at a soft limit of 1,024 and a hard
+/// limit hundreds of times that).
+enum OpenFileLimit {
+    static func raise() -> (before: UInt64, after: UInt64) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return (0, 0) }
+        let before = UInt64(limit.rlim_cur)
+        guard limit.rlim_cur < limit.rlim_max else { return (before, before) }
+        var raised = limit
+        raised.rlim_cur = limit.rlim_max
+        guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 else { return (before, before) }
+        return (before, UInt64(raised.rlim_cur))
+    }
+}

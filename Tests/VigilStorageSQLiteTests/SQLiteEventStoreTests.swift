@@ -182,6 +182,33 @@ struct SQLiteEventStoreTests {
         #expect(try await search(store, acme, "*").total == 10)
     }
 
+    @Test func idleDayPartitionsAreClosedPastTheLimitAndOnesInUseStayOpen() async throws {
+        // Three open partitions at most here, 64 in the server: a year of days written or
+        // searched used to keep every one open, until the process ran out of descriptors.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)", isDirectory: true)
+        let store = try SQLiteEventStore(dataDirectory: dir, logger: Logger(label: "test"), maxOpenPartitions: 3)
+        let days = 0..<10
+        for k in days {
+            let written = try await store.write(events: [StoredEvent(event(acme, UInt64(k), at: day + Int64(k) * 86_400_000 + 5, "day\(k) entry"))], quarantined: [])
+            #expect(written == 1)
+            #expect(store.openPartitionCount <= 3)
+        }
+        // Every day reopens and answers; a batch spanning all of them writes to each.
+        let spanning = days.map { StoredEvent(event(acme, 100 + UInt64($0), at: day + Int64($0) * 86_400_000 + 9, "day\($0) again")) }
+        #expect(try await store.write(events: spanning, quarantined: []) == days.count)
+        for k in days {
+            let from = day + Int64(k) * 86_400_000, to = from + 86_400_000
+            let found = try await store.search(SearchRequest(tenant: acme, query: try QueryParser().parse("day\(k)"), from: from, to: to, limit: 10, budget: patientBudget()))
+            #expect(found.events.map(\.key.low).sorted() == [UInt64(k), 100 + UInt64(k)], "day \(k)")
+            #expect(store.openPartitionCount <= 3)
+        }
+        // A partition someone holds is not closed however many others open after it.
+        let held = try #require(try store.partition(acme, day: Timestamp.day(of: day), create: false))
+        for k in 1...6 { _ = try store.partition(acme, day: Timestamp.day(of: day) + Int64(k), create: false) }
+        #expect(try store.partition(acme, day: Timestamp.day(of: day), create: false) === held)
+        #expect(try await search(store, acme, "entry").total == 2)
+    }
+
     @Test func theKeyFilterLoadsTheKeysStoredBeforeItAndLearnsEveryNewClaim() async throws {
         let (store, dir) = try makeStore()
         let first = (1...50).map { event(acme, UInt64($0), at: day + Int64($0), "e\($0)") }.map(StoredEvent.init)

@@ -4,6 +4,7 @@ Both drive a live server through its public API only."""
 import json
 import os
 import random
+import resource
 import signal
 import socket
 import subprocess
@@ -202,5 +203,60 @@ def test_a_full_spool_answers_503_with_retry_after_in_every_format_and_keeps_not
             r = requests.post(server.url + "/api/v1/ingest", data='{"message":"spool full small"}', headers={"Authorization": "Bearer " + key})
             assert r.status_code == 200
             server.wait_total(key, 1, query="spool")
+        finally:
+            assert server.stop() == 0
+
+
+def test_a_year_of_old_logs_at_a_low_open_file_limit_is_stored_and_searchable_and_partitions_close():
+    """Every day partition in use holds file descriptors. At a soft limit of 256 (many systems
+    start services at 1,024) a year of old logs in one request used to exhaust them: the
+    pipeline retried its batch forever and searches answered 500. The server raises its soft
+    limit to the hard one and closes idle partitions past 64."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"the hard open-file limit here is {hard}")
+    days, per_day = 300, 3
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = Server(data_dir, extra=("--max-event-age-secs", str(400 * 86400)),
+                        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+        try:
+            limits = open(f"/proc/{server.proc.pid}/limits").read()
+            files = next(line for line in limits.splitlines() if line.startswith("Max open files")).split()
+            assert files[3] == files[4], limits  # soft raised to hard
+            name, key = server.named_tenant()
+            admin = {"Authorization": "Bearer " + server.admin}
+            r = requests.put(f"{server.url}/api/v1/tenants/{name}/retention", json={"days": days + 10}, headers=admin)
+            assert r.status_code == 200, r.text
+            now = int(time.time() * 1000)
+            body = "".join(json.dumps({"@timestamp": now - d * 86_400_000 - 60_000, "message": f"import day{d} n{i}", "event_id": f"imp-{d}-{i}"}) + "\n"
+                           for d in range(days) for i in range(per_day))
+            r = requests.post(server.url + "/api/v1/ingest", data=body, headers={"Authorization": "Bearer " + key})
+            assert r.status_code == 200 and r.json()["accepted"] == days * per_day, r.text
+
+            def count(lo, hi, query="* | stats count()"):
+                r = requests.post(server.url + "/api/v1/search", json={"query": query, "from": lo, "to": hi}, headers={"Authorization": "Bearer " + key})
+                assert r.status_code == 200, r.text
+                return r.json()
+
+            windows = [(now - (w + 30) * 86_400_000, now - w * 86_400_000) for w in range(0, days + 30, 30)]
+            deadline = time.monotonic() + 180
+            while True:  # stored asynchronously: poll until every window counts its events
+                total = sum(count(lo, hi)["rows"][0][0] for lo, hi in windows)
+                if total == days * per_day or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert total == days * per_day
+            for d in range(0, days, 13):
+                lo, hi = now - (d + 1) * 86_400_000, now - (d - 1) * 86_400_000
+                assert count(lo, hi, f"day{d}")["total"] == per_day, d
+            # Idle partitions are closed: at most 64 day files stay open, whatever was touched.
+            def target(fd):
+                try:
+                    return os.readlink(f"/proc/{server.proc.pid}/fd/{fd}")
+                except FileNotFoundError:  # closed between the listing and the look
+                    return ""
+            open_days = {target(fd) for fd in os.listdir(f"/proc/{server.proc.pid}/fd")}
+            open_days = {path for path in open_days if path.endswith(".sqlite") and os.path.basename(path)[:8].isdigit()}
+            assert 0 < len(open_days) <= 64, len(open_days)
         finally:
             assert server.stop() == 0

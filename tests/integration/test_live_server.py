@@ -19,14 +19,14 @@ VIGIL = os.environ.get("VIGIL_BIN", ".build/debug/vigil")
 
 
 class Server:
-    def __init__(self, data_dir, admin="vgl_admin_" + uuid.uuid4().hex, extra=()):
+    def __init__(self, data_dir, admin="vgl_admin_" + uuid.uuid4().hex, extra=(), preexec_fn=None):
         self.data_dir = data_dir
         self.admin = admin
         env = dict(os.environ, VIGIL_ADMIN_TOKEN=admin)
         self.proc = subprocess.Popen(
             [VIGIL, "serve", "--data-dir", data_dir, "--http-address", "127.0.0.1:0", "--syslog-tcp-address", "127.0.0.1:0",
              "--syslog-udp-address", "127.0.0.1:0", "--log-level", "warning", *extra],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec_fn)
         addresses = os.path.join(data_dir, "run", "addresses.json")
         deadline = time.monotonic() + 60
         self.url = None
