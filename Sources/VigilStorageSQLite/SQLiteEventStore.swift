@@ -984,12 +984,16 @@ public final class SQLiteEventStore: EventStore {
         let expired = existingDays(tenant).filter { $0 < day }
         for expiredDay in expired {
             // Forget the cached pool first so nothing writes to the file being unlinked.
-            let partition = partitions.withLock { cache in
+            var partition = partitions.withLock { cache in
                 cache.lastUse["\(tenant.rawValue)/\(expiredDay)"] = nil
                 return cache.open.removeValue(forKey: "\(tenant.rawValue)/\(expiredDay)")
             }
-            if let partition { _ = dirty.withLock { $0.removeValue(forKey: partition.pool.path) } }
-            try partition?.pool.close()
+            if let open = partition { _ = dirty.withLock { $0.removeValue(forKey: open.pool.path) } }
+            // Out of the cache, no one new can take it. A search still reading it keeps its
+            // connections (and the unlinked file) until it is done, and the pool closes then:
+            // closing a pool under a reader crashes SQLite (seen with idle partitions).
+            if partition != nil, isKnownUniquelyReferenced(&partition!) { try partition?.pool.close() }
+            partition = nil
             let path = partitionURL(tenant, day: expiredDay).path
             for suffix in ["-wal", "-shm", ""] { unlink(path + suffix) }
         }
