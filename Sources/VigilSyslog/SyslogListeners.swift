@@ -161,6 +161,9 @@ public final class SyslogListeners: Service, Sendable {
             if let tcp { group.addTask { await self.serve(tcp, transport: "tcp") } }
             if let tls { group.addTask { await self.serve(tls, transport: "tls") } }
             if let udp { group.addTask { await self.serveUDP(udp) } }
+            if let port = udp?.channel.localAddress?.port {
+                group.addTask { await self.countReceiveDrops(port: port) }
+            }
             group.addTask {
                 // On graceful shutdown stop accepting; open connections end with the listener task.
                 try? await gracefulShutdown()
@@ -232,6 +235,18 @@ public final class SyslogListeners: Service, Sendable {
         // Once per read, not per frame: looking a counter up costs a lock and a hash.
         if frames > 0 { SyslogMetrics.frames(frames, transport: transport, bytes: bytesFramed) }
         await batcher.admitFromStream(consume entries)
+    }
+
+    /// Turns the kernel's count of datagrams it dropped for the UDP socket into
+    /// `vigil_syslog_dropped_total{reason="receive_buffer"}`, once a second until shutdown.
+    func countReceiveDrops(port: Int) async {
+        var counted = UDPReceiveDrops.count(port: port) ?? 0
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            guard let now = UDPReceiveDrops.count(port: port) else { continue }
+            if now > counted { SyslogMetrics.drop("receive_buffer", count: Int(now - counted)) }
+            counted = max(counted, now)
+        }
     }
 
     func serveUDP(_ channel: NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>) async {

@@ -215,3 +215,35 @@ def test_rsyslog_forwards_over_tls():
             if relay:
                 relay.stop()
             assert server.stop() == 0
+
+
+def test_udp_datagrams_the_kernel_drops_are_counted_and_every_one_read_is_stored(server):
+    """A UDP sender faster than the server loses datagrams in the kernel, before Vigil reads
+    them; the listener counts them from the kernel's own count for its socket, so sent =
+    read + dropped, and everything read is stored."""
+    nonce = uuid.uuid4().hex[:8]
+    udp = port(server.addresses["syslog_udp"])
+    names = ["vigil_syslog_frames_total{transport=\"udp\"}", "vigil_syslog_dropped_total{reason=\"receive_buffer\"}",
+             "vigil_syslog_dropped_total{reason=\"queue_full\"}"]
+    before = [metric(server, name) for name in names]
+    sent = 100_000
+    padding = "p" * 900  # 100 MB in about a second: more than any receive buffer the kernel grants here
+    stamp = time.strftime("%b %e %H:%M:%S", time.gmtime())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for i in range(sent):
+            s.sendto(f"<13>{stamp} host-{i % 7} app[1]: udpflood{nonce} {i} {padding}".encode(), ("127.0.0.1", udp))
+    deadline = time.monotonic() + 60
+    while True:  # the drop count is read once a second: poll until the books balance
+        read, dropped, queue_full = (metric(server, name) - b for name, b in zip(names, before))
+        if read + dropped + queue_full == sent or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert read + dropped + queue_full == sent, (read, dropped, queue_full)
+    assert dropped > 0
+    deadline = time.monotonic() + 60
+    while True:  # stored asynchronously
+        stored = admin_search(server, f"udpflood{nonce} | stats count()")["rows"][0][0]
+        if stored >= read or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert stored == read
