@@ -134,11 +134,12 @@ public final class SQLiteEventStore: EventStore {
     /// per connection) and page caches: a tenant with a year of retention, or a year of old
     /// logs imported at once, would otherwise keep hundreds open and run out of descriptors
     /// (the pipeline then retried its batch forever and searches failed). Past
-    /// `maxOpenPartitions`, opening one closes the least recently used partitions that no one
-    /// holds: only the cache references them, so no search, claim or insert is using them
-    /// (searches hold the partition, not only its pool, for that; closing the last
-    /// connection checkpoints the log). Partitions in use are never closed,
-    /// so the bound is soft: a batch spanning more days holds them all until it is written.
+    /// `maxOpenPartitions`, asking for one drops the least recently used partitions that no
+    /// one holds: only the cache references them, so no search, claim or insert is using them
+    /// (searches hold the partition, not only its pool, for that). A dropped partition's pool
+    /// closes its connections as it is freed, which checkpoints its log. Partitions in use
+    /// are never dropped, so the bound is soft: a batch spanning more days holds them all
+    /// until it is written.
     struct PartitionCache: ~Copyable {
         var open: [String: Partition] = [:]
         var lastUse: [String: UInt64] = [:]
@@ -149,7 +150,8 @@ public final class SQLiteEventStore: EventStore {
             lastUse[key] = tick
         }
 
-        /// Closes idle partitions, least recently used first, until at most `limit` are open.
+        /// Hands idle partitions to `closing`, least recently used first, and forgets them,
+        /// until at most `limit` are open.
         mutating func closeIdle(keepingAtMost limit: Int, closing: (Partition) -> Void) {
             guard open.count > limit else { return }
             for (key, _) in lastUse.sorted(by: { $0.value < $1.value }) {
@@ -174,11 +176,16 @@ public final class SQLiteEventStore: EventStore {
     /// twice or see it before its schema exists.
     func partition(_ tenant: TenantName, day: Int64, create: Bool) throws -> Partition? {
         let key = "\(tenant.rawValue)/\(day)"
+        // Freed when this returns, outside the lock: freeing a pool closes its connections,
+        // and the last one checkpoints its log.
+        var dropped: [Partition] = []
+        defer { dropped.removeAll() }
         return try partitions.withLock { cache throws -> Partition? in
-            // Dropped, not closed: the pool closes its connections when its last holder lets
-            // go of it (an idle checkpoint may be running on it now).
+            // Not closed explicitly: the pool closes its connections when its last holder
+            // lets go of it (an idle checkpoint may be running on it now).
             func close(_ partition: Partition) {
                 _ = dirty.withLock { $0.removeValue(forKey: partition.pool.path) }
+                dropped.append(partition)
             }
             if let partition = cache.open[key] {
                 // Held here, so not closed itself; the others a wide batch or search left

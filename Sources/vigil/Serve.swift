@@ -270,7 +270,9 @@ enum OpenFileLimit {
         let before = UInt64(limit.rlim_cur)
         guard limit.rlim_cur < limit.rlim_max else { return (before, before) }
         var raised = limit
-        raised.rlim_cur = limit.rlim_max
+        // An unlimited hard limit cannot be the soft one for files (the kernel caps it at
+        // `fs.nr_open`, 1,048,576 by default).
+        raised.rlim_cur = limit.rlim_max == rlim_t.max ? 1_048_576 : limit.rlim_max
         guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 else { return (before, before) }
         return (before, UInt64(raised.rlim_cur))
     }
