@@ -45,10 +45,15 @@ public final class SQLiteEventStore: EventStore {
 
     /// Creates the store rooted at `<dataDirectory>/events`.
     public convenience init(dataDirectory: URL, logger: Logger) throws {
-        try self.init(dataDirectory: dataDirectory, logger: logger, positionsPerMillisecond: 1 << Self.positionBits, maxOpenPartitions: 64)
+        try self.init(dataDirectory: dataDirectory, logger: logger, positionsPerMillisecond: Self.positionsPerMillisecond, maxOpenPartitions: Self.maxOpenPartitions)
     }
 
-    init(dataDirectory: URL, logger: Logger, positionsPerMillisecond: Int64 = 1 << positionBits, maxOpenPartitions: Int = 64) throws {
+    /// Every row id of a millisecond, and the open partitions kept: what the server uses.
+    static let positionsPerMillisecond: Int64 = 1 << positionBits
+    static let maxOpenPartitions = 64
+
+    init(dataDirectory: URL, logger: Logger, positionsPerMillisecond: Int64 = SQLiteEventStore.positionsPerMillisecond,
+         maxOpenPartitions: Int = SQLiteEventStore.maxOpenPartitions) throws {
         precondition((1...(1 << Self.positionBits)).contains(positionsPerMillisecond) && maxOpenPartitions >= 1)
         self.maxOpenPartitions = maxOpenPartitions
         directory = dataDirectory.appendingPathComponent("events", isDirectory: true)
@@ -66,15 +71,13 @@ public final class SQLiteEventStore: EventStore {
         let codec: BodyCodec
         let terms: TermTable
         let day: Int64
-        let positionsPerMillisecond: Int64
         let writer = Mutex(WriterState())
 
-        init(pool: DatabasePool, codec: BodyCodec, terms: TermTable, day: Int64, positionsPerMillisecond: Int64) {
+        init(pool: DatabasePool, codec: BodyCodec, terms: TermTable, day: Int64) {
             self.pool = pool
             self.codec = codec
             self.terms = terms
             self.day = day
-            self.positionsPerMillisecond = positionsPerMillisecond
         }
 
         struct WriterState {
@@ -150,16 +153,16 @@ public final class SQLiteEventStore: EventStore {
             lastUse[key] = tick
         }
 
-        /// Hands idle partitions to `closing`, least recently used first, and forgets them,
+        /// Forgets idle partitions, least recently used first, handing each to `dropping`,
         /// until at most `limit` are open.
-        mutating func closeIdle(keepingAtMost limit: Int, closing: (Partition) -> Void) {
+        mutating func dropIdle(keepingAtMost limit: Int, dropping: (Partition) -> Void) {
             guard open.count > limit else { return }
             for (key, _) in lastUse.sorted(by: { $0.value < $1.value }) {
                 guard open.count > limit else { return }
                 guard var partition = open.removeValue(forKey: key) else { continue }
                 if isKnownUniquelyReferenced(&partition) {
                     lastUse[key] = nil
-                    closing(partition)
+                    dropping(partition)
                 } else {
                     open[key] = partition
                 }
@@ -183,7 +186,7 @@ public final class SQLiteEventStore: EventStore {
         return try partitions.withLock { cache throws -> Partition? in
             // Not closed explicitly: the pool closes its connections when its last holder
             // lets go of it (an idle checkpoint may be running on it now).
-            func close(_ partition: Partition) {
+            func drop(_ partition: Partition) {
                 _ = dirty.withLock { $0.removeValue(forKey: partition.pool.path) }
                 dropped.append(partition)
             }
@@ -191,12 +194,12 @@ public final class SQLiteEventStore: EventStore {
                 // Held here, so not closed itself; the others a wide batch or search left
                 // open are closed as soon as they are idle.
                 cache.use(key)
-                cache.closeIdle(keepingAtMost: maxOpenPartitions, closing: close)
+                cache.dropIdle(keepingAtMost: maxOpenPartitions, dropping: drop)
                 return partition
             }
             let url = partitionURL(tenant, day: day)
             if !create, !FileManager.default.fileExists(atPath: url.path) { return nil }
-            cache.closeIdle(keepingAtMost: maxOpenPartitions - 1, closing: close)
+            cache.dropIdle(keepingAtMost: maxOpenPartitions - 1, dropping: drop)
             let codec = BodyCodec()
             let terms = TermTable()
             let pool = try Self.openPool(url, migrator: Self.partitionMigrator(day: day), codec: codec, terms: terms, secureDelete: false)
@@ -209,7 +212,7 @@ public final class SQLiteEventStore: EventStore {
                     terms.add(id: row["id"], value: row["value"])
                 }
             }
-            let partition = Partition(pool: pool, codec: codec, terms: terms, day: day, positionsPerMillisecond: positionsPerMillisecond)
+            let partition = Partition(pool: pool, codec: codec, terms: terms, day: day)
             cache.open[key] = partition
             cache.use(key)
             return partition
@@ -607,7 +610,7 @@ public final class SQLiteEventStore: EventStore {
         var stored = 0
         for part in rows {
             markDirty(part.partition.pool)
-            stored += try await Self.insert(part)
+            stored += try await Self.insert(part, positionsPerMillisecond: positionsPerMillisecond)
         }
         return stored
     }
@@ -754,7 +757,7 @@ public final class SQLiteEventStore: EventStore {
     }
 
     /// Inserts a day's new events into its partition: compressed bodies, token index, rollups.
-    static func insert(_ rows: PartitionRows) async throws -> Int {
+    static func insert(_ rows: PartitionRows, positionsPerMillisecond: Int64) async throws -> Int {
         // `write` spelled out (a transaction inside `writeWithoutTransaction`) so that the
         // writer's CPU below includes the commit, which writes the pages to the log.
         return try await rows.partition.pool.writeWithoutTransaction { db in
@@ -776,7 +779,7 @@ public final class SQLiteEventStore: EventStore {
                     try addTerm.run(db)
                 }
                 stored = try insert(rows.events, order: rows.order, bodies: rows.bodies, texts: rows.texts, terms: rows.terms,
-                                    positionsPerMillisecond: rows.partition.positionsPerMillisecond, into: db)
+                                    positionsPerMillisecond: positionsPerMillisecond, into: db)
                 return .commit
             }
             return stored
@@ -792,7 +795,7 @@ public final class SQLiteEventStore: EventStore {
     /// millisecond later per 1,048,576 of them. Refusing them instead would fail the batch
     /// on every retry and hold up the pipeline behind it.
     static func insert(_ events: [StoredEvent], order: [Int], bodies: [[UInt8]], texts: [String?], terms: [String: Int64],
-                       positionsPerMillisecond: Int64 = 1 << positionBits, into db: Database) throws -> Int {
+                       positionsPerMillisecond: Int64, into db: Database) throws -> Int {
         /// A low-cardinality column: its term id, or its text past the term table's capacity.
         func bindTerm(_ statement: RawStatement, _ index: Int32, _ value: String?) {
             if let value, let id = terms[value] { statement.bind(index, id) } else { statement.bind(index, value) }
